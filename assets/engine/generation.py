@@ -1,0 +1,109 @@
+"""Benchmark generation over the OpenAI API: k separate requests per item, bounded concurrency, written as
+they finish so a crash loses at most one unflushed batch and a rerun skips every finished sample."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import openai
+
+FLUSH_EVERY = 8
+
+
+class GenerationError(RuntimeError):
+    """Generation stopped: the engine failed or became unreachable. Finished samples were kept."""
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    benchmark: str
+    item_id: str
+    sample_index: int
+    messages: list[dict[str, str]]
+
+
+def reasoning_of(message: object) -> str | None:
+    """The reasoning an engine returned beside the content (`reasoning_content`, or vLLM's newer `reasoning`)."""
+    extra = getattr(message, "model_extra", None) or {}
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(message, name, None) or extra.get(name)
+        if value:
+            return str(value)
+    return None
+
+
+async def _one(client: openai.AsyncOpenAI, model: str, request: SampleRequest, sampling: dict) -> dict:
+    started = time.perf_counter()
+    completion = await client.chat.completions.create(model=model, messages=request.messages, **sampling)
+    latency = time.perf_counter() - started
+    choice = completion.choices[0]
+    usage = completion.usage
+    return {
+        "benchmark": request.benchmark,
+        "item_id": request.item_id,
+        "sample_index": request.sample_index,
+        "response": choice.message.content or "",
+        "reasoning_content": reasoning_of(choice.message),
+        "finish_reason": choice.finish_reason,
+        "prompt_tokens": usage.prompt_tokens if usage else None,
+        "completion_tokens": usage.completion_tokens if usage else None,
+        "latency_seconds": latency,
+        "sampling": json.dumps(sampling, sort_keys=True),
+        "created_at": datetime.now(timezone.utc).replace(tzinfo=None),
+    }
+
+
+async def generate(
+    client: openai.AsyncOpenAI,
+    model: str,
+    requests: Sequence[SampleRequest],
+    sampling: dict,
+    concurrency: int,
+    write_batch: Callable[[list[dict]], None],
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Run every request; `write_batch` receives finished rows in small batches. Returns how many finished.
+
+    On the first failed request the rest are cancelled, what finished is written, and GenerationError is
+    raised, so a rerun resumes from there.
+    """
+    semaphore = asyncio.Semaphore(concurrency)
+    pending_rows: list[dict] = []
+    finished = 0
+
+    def flush() -> None:
+        if pending_rows:
+            write_batch(list(pending_rows))
+            pending_rows.clear()
+
+    async def bounded(request: SampleRequest) -> dict:
+        async with semaphore:
+            return await _one(client, model, request, sampling)
+
+    tasks = [asyncio.create_task(bounded(request)) for request in requests]
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            try:
+                row = await next_done
+            except (openai.APIError, openai.APIConnectionError, openai.APITimeoutError) as error:
+                raise GenerationError(
+                    f"generation stopped after {finished} of {len(requests)} samples: {error}; "
+                    "finished samples are saved and a rerun resumes from them"
+                ) from error
+            pending_rows.append(row)
+            finished += 1
+            if len(pending_rows) >= FLUSH_EVERY:
+                flush()
+            if progress:
+                progress(finished, len(requests))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        flush()
+    return finished

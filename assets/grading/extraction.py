@@ -1,0 +1,90 @@
+"""From a model's whole output to its final answer: reasoning split off, answer extracted per format."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+THINK_CLOSE = "</think>"
+THINK_OPEN = "<think>"
+BOXED_COMMANDS = ("\\boxed", "\\fbox")
+NUMBER_PATTERN = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+GSM8K_MARKER_PATTERN = re.compile(r"####\s*(-?[\d,]*\.?\d+)")
+
+
+@dataclass(frozen=True)
+class SplitResponse:
+    reasoning: str
+    answer: str
+    terminated: bool  # False when the reasoning block never closed: there is no answer to grade
+
+
+def split_reasoning(
+    response: str,
+    reasoning_content: str | None = None,
+    reasoning_prefilled: bool = True,
+    finish_reason: str | None = None,
+) -> SplitResponse:
+    """Everything up to the last </think> (or the engine's separate reasoning_content) is reasoning.
+
+    With a prefilled "<think>\\n" the reply starts inside the reasoning block, so text without </think>
+    is all reasoning. An engine that split reasoning itself returns an empty answer when </think> never came.
+    """
+    if THINK_CLOSE in response:
+        before, after = response.rsplit(THINK_CLOSE, 1)
+        return SplitResponse((reasoning_content or "") + before, after, True)
+    if reasoning_content:
+        terminated = bool(response.strip()) or finish_reason not in ("length", None)
+        return SplitResponse(reasoning_content, response, terminated)
+    if reasoning_prefilled or response.lstrip().startswith(THINK_OPEN):
+        return SplitResponse(response, "", False)
+    return SplitResponse("", response, True)
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last \\boxed{...} (nested braces allowed) or \\boxed x; None when there is none."""
+    best_start = max(text.rfind(command) for command in BOXED_COMMANDS)
+    if best_start < 0:
+        return None
+    command = next(c for c in BOXED_COMMANDS if text.startswith(c, best_start))
+    rest = text[best_start + len(command):]
+    if rest.startswith(" "):
+        match = re.match(r"\s+([^\s$]+)", rest)
+        return match.group(1) if match else None
+    if not rest.startswith("{"):
+        return None
+    depth = 0
+    for index, char in enumerate(rest):
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return rest[1:index].strip()
+    return None
+
+
+def extract_answer(answer_text: str, answer_format: str) -> str | None:
+    """The final answer in the answer part of a response, per the benchmark's gold format."""
+    boxed = last_boxed(answer_text)
+    if answer_format == "latex":
+        return boxed
+    if boxed is not None:
+        return boxed
+    if answer_format == "number":
+        marked = GSM8K_MARKER_PATTERN.findall(answer_text)
+        if marked:
+            return marked[-1]
+        numbers = NUMBER_PATTERN.findall(answer_text)
+        return numbers[-1] if numbers else None
+    return None
+
+
+def as_number(text: str) -> float | None:
+    """A plain number written the usual ways ('1,450', '$18', '27.0', '10,\\!000', '\\$5'); else None."""
+    cleaned = text.strip().strip("$").replace("\\!", "").replace("{,}", "").replace(",", "")
+    cleaned = re.sub(r"^\\\$|\\%$|%$|\\text\{[^}]*\}$", "", cleaned).strip()
+    try:
+        return float(cleaned)
+    except ValueError:
+        return None

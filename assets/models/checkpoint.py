@@ -1,0 +1,60 @@
+"""Facts about a checkpoint on disk, read without loading weights: size, parameter count, architecture."""
+
+from __future__ import annotations
+
+import json
+import struct
+from math import prod
+from pathlib import Path
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+
+
+class CheckpointError(ValueError):
+    """The directory is not a checkpoint an engine can load."""
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def safetensors_parameters(path: Path) -> int:
+    """Element count of every tensor in a .safetensors file, from its JSON header alone.
+
+    Packed quantized tensors count as stored, so this is the stored element count, not the logical one.
+    """
+    with path.open("rb") as handle:
+        (header_size,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(header_size))
+    return sum(prod(meta["shape"]) for name, meta in header.items() if name != "__metadata__")
+
+
+def describe_checkpoint(path: str | Path) -> dict:
+    """Bytes, parameters and the config facts a memory plan needs (layers, heads, head dim, context)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"model path {path} does not exist or is not a directory")
+    config_file = path / "config.json"
+    if not config_file.exists():
+        raise CheckpointError(f"model path {path} has no config.json; is it a Hugging Face checkpoint?")
+    config = json.loads(config_file.read_text())
+    weights = [f for f in path.iterdir() if f.suffix in WEIGHT_SUFFIXES]
+    if not weights:
+        raise CheckpointError(f"model path {path} has no weight files ({', '.join(WEIGHT_SUFFIXES)})")
+    text_config = config.get("text_config", config)
+    heads = text_config.get("num_attention_heads")
+    hidden = text_config.get("hidden_size")
+    return {
+        "bytes": directory_bytes(path),
+        "parameters": sum(safetensors_parameters(f) for f in weights if f.suffix == ".safetensors"),
+        "architecture": (config.get("architectures") or [None])[0],
+        "model_type": config.get("model_type"),
+        "torch_dtype": config.get("dtype") or config.get("torch_dtype"),
+        "num_layers": text_config.get("num_hidden_layers"),
+        "hidden_size": hidden,
+        "num_attention_heads": heads,
+        "num_kv_heads": text_config.get("num_key_value_heads", heads),
+        "head_dim": text_config.get("head_dim") or (hidden // heads if hidden and heads else None),
+        "max_position_embeddings": text_config.get("max_position_embeddings"),
+        "vocab_size": text_config.get("vocab_size"),
+    }

@@ -1,0 +1,141 @@
+"""The offline stand-in for DeepSeek-R1-Distill-Qwen: a few-MB qwen2 model with the same chat conventions.
+
+It is built here, deterministically, because nothing can be downloaded: a byte-level BPE tokenizer with the
+R1 special tokens and chat template (the generation prompt ends in "<think>\\n"), a `response_template` so
+servers split reasoning from the answer, and a qwen2 model with seeded random weights. The offline chain
+runs exactly the code the real models run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+TINY_MODEL_NAME = "tiny-r1-qwen2"
+TINY_BUILD_VERSION = "1"
+
+BOS_TOKEN = "<｜begin▁of▁sentence｜>"
+EOS_TOKEN = "<｜end▁of▁sentence｜>"
+USER_TOKEN = "<｜User｜>"
+ASSISTANT_TOKEN = "<｜Assistant｜>"
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+PAD_TOKEN = "<｜▁pad▁｜>"
+SPECIAL_TOKENS = [BOS_TOKEN, EOS_TOKEN, USER_TOKEN, ASSISTANT_TOKEN, THINK_OPEN, THINK_CLOSE, PAD_TOKEN]
+
+# Same conventions as the DeepSeek-R1-Distill chat template: system text first, no role markers for it,
+# and a generation prompt that opens the reasoning block.
+R1_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ message['content'] }}"
+    "{% elif message['role'] == 'user' %}" + USER_TOKEN + "{{ message['content'] }}"
+    "{% elif message['role'] == 'assistant' %}" + ASSISTANT_TOKEN + "{{ message['content'] }}" + EOS_TOKEN +
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}" + ASSISTANT_TOKEN + THINK_OPEN + "\n{% endif %}"
+)
+
+# Declarative parser for `transformers serve`: everything up to </think> is reasoning_content.
+R1_RESPONSE_TEMPLATE = {
+    "defaults": {"role": "assistant"},
+    "start_anchor": ASSISTANT_TOKEN,
+    "fields": {
+        "thinking": {"open": THINK_OPEN, "close": THINK_CLOSE, "content": "text"},
+        "content": {"close": EOS_TOKEN, "content": "text"},
+    },
+}
+
+MODEL_SHAPE = {
+    "hidden_size": 128,
+    "intermediate_size": 384,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 4096,
+}
+VOCAB_SIZE = 1024
+
+
+def _tokenizer_corpus(seed: int) -> list[str]:
+    """Text in the shape the model will read and write: problems, reasoning and boxed answers."""
+    rng = random.Random(seed)
+    words = (
+        "the of and to a in is that for it as with was on be by at this are from or an which one all "
+        "find compute what how many total each number sum product answer step reason let so then we "
+        "therefore value equal equals more less than twice half times plus minus divided remainder "
+        "integer positive real solution problem please final within put boxed"
+    ).split()
+    lines = []
+    for _ in range(3000):
+        a, b = rng.randint(0, 999), rng.randint(0, 999)
+        op = rng.choice(["+", "-", "*"])
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(4, 14)))
+        lines.append(f"{text} ${a} {op} {b}$ = \\frac{{{a}}}{{{b + 1}}} \\sqrt{{{a}}} \\boxed{{{a}}} #### {b}")
+    return lines
+
+
+def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
+    """Write the tiny model to `out_dir` (tokenizer, config, weights, generation config) and return it."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_tokenizer_corpus(seed), trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token=BOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        chat_template=R1_CHAT_TEMPLATE,
+        response_template=R1_RESPONSE_TEMPLATE,
+        model_max_length=MODEL_SHAPE["max_position_embeddings"],
+    )
+    tokenizer.save_pretrained(out_dir)
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+        dtype="bfloat16",
+        **MODEL_SHAPE,
+    )
+    model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(out_dir)
+    GenerationConfig(
+        do_sample=True,
+        temperature=0.6,
+        top_p=0.95,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    ).save_pretrained(out_dir)
+    (out_dir / "yardstick_build.json").write_text(
+        json.dumps({"name": TINY_MODEL_NAME, "build_version": TINY_BUILD_VERSION, "seed": seed}, indent=2)
+    )
+    return out_dir
+
+
+def ensure_tiny_model(out_dir: Path, seed: int = 0) -> Path:
+    """Build the tiny model unless an identical build is already in `out_dir`."""
+    marker = Path(out_dir) / "yardstick_build.json"
+    if marker.exists():
+        built = json.loads(marker.read_text())
+        if built.get("build_version") == TINY_BUILD_VERSION and built.get("seed") == seed:
+            return Path(out_dir)
+    return build_tiny_model(out_dir, seed)

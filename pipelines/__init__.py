@@ -1,0 +1,1 @@
+"""Wiring: the evaluation matrix, the Dagster definitions and the `yardstick` command."""

@@ -1,0 +1,235 @@
+"""The evaluation matrix: which variants (model × quantization × engine × hardware) run which benchmarks.
+
+Plain Python over a YAML file, so the command line, the tests and the Dagster definitions read it the same
+way. A `defaults` block is merged under every variant; a variant's own keys win.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_MATRIX = Path(__file__).parent / "matrix.yaml"
+R1_PROMPT_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
+
+# Named protocols: what a run records so two scores are only compared when they were produced alike.
+PROTOCOL_PRESETS: dict[str, dict[str, Any]] = {
+    "deepseek-r1": {
+        "temperature": 0.6,
+        "top_p": 0.95,
+        "max_tokens": 32768,
+        "k": 4,
+        "system_prompt": None,
+        "prompt_suffix": R1_PROMPT_SUFFIX,
+        "reasoning_prefilled": True,
+    },
+    "greedy": {
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "max_tokens": 32768,
+        "k": 1,
+        "system_prompt": None,
+        "prompt_suffix": R1_PROMPT_SUFFIX,
+        "reasoning_prefilled": True,
+    },
+}
+ENGINE_KINDS = ("transformers", "vllm", "external")
+# Engine options that change how fast samples come back but never what they are.
+_RUNTIME_ONLY_ENGINE_OPTIONS = {"concurrency", "startup_timeout_s", "port"}
+
+
+class MatrixError(ValueError):
+    """The matrix file is missing, malformed, or names something that does not exist."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    repo: str | None = None
+    revision: str | None = None
+    path: str | None = None
+    generate: str | None = None
+    trust_remote_code: bool = False
+    allow_patterns: tuple[str, ...] = ("*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken")
+
+    @property
+    def source(self) -> str:
+        return "hub" if self.repo else "local" if self.path else "generated"
+
+
+@dataclass(frozen=True)
+class QuantizationSpec:
+    scheme: str = "none"
+    method: str = "rtn"
+    calibration: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def concurrency(self) -> int:
+        return int(self.options.get("concurrency", 8))
+
+    @property
+    def startup_timeout_s(self) -> float:
+        return float(self.options.get("startup_timeout_s", 600))
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    temperature: float
+    top_p: float
+    max_tokens: int
+    k: int
+    system_prompt: str | None
+    prompt_suffix: str
+    reasoning_prefilled: bool
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    concurrency: tuple[int, ...] = (1, 4)
+    requests_per_level: int = 8
+    warmup_requests: int = 1
+    input_len: int = 64
+    output_len: int = 32
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    model: ModelSpec
+    quantization: QuantizationSpec
+    engine: EngineSpec
+    hardware: str
+    protocol: Protocol
+    benchmarks: dict[str, int | None]
+    serving: ServingSpec
+
+    @property
+    def config_hash(self) -> str:
+        """Identity of what produces a sample: model, quantization, engine settings and protocol."""
+        engine_options = {k: v for k, v in self.engine.options.items() if k not in _RUNTIME_ONLY_ENGINE_OPTIONS}
+        identity = {
+            "model": asdict(self.model),
+            "quantization": asdict(self.quantization),
+            "engine": {"kind": self.engine.kind, "options": engine_options},
+            "protocol": asdict(self.protocol),
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Matrix:
+    path: Path
+    variants: dict[str, Variant]
+    benchmark_mirror: str | None
+
+    def variant(self, name: str) -> Variant:
+        if name not in self.variants:
+            known = ", ".join(sorted(self.variants)) or "(none)"
+            raise MatrixError(f"variant '{name}' not in {self.path}; known: {known}")
+        return self.variants[name]
+
+
+def matrix_path() -> Path:
+    return Path(os.environ.get("YARDSTICK_MATRIX", DEFAULT_MATRIX))
+
+
+def load_matrix(path: str | Path | None = None) -> Matrix:
+    path = Path(path) if path else matrix_path()
+    if not path.exists():
+        raise MatrixError(f"matrix file {path} does not exist; set YARDSTICK_MATRIX or pass --matrix")
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise MatrixError(f"matrix file {path} is not valid YAML: {error}") from error
+    raw_variants = document.get("variants")
+    if not isinstance(raw_variants, dict) or not raw_variants:
+        raise MatrixError(f"matrix file {path} has no 'variants' mapping")
+    defaults = document.get("defaults") or {}
+    variants = {
+        name: _parse_variant(name, _merge(defaults, body or {}), path) for name, body in raw_variants.items()
+    }
+    return Matrix(path=path, variants=variants, benchmark_mirror=document.get("benchmark_mirror"))
+
+
+def _merge(base: dict, override: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _parse_variant(name: str, body: dict, path: Path) -> Variant:
+    where = f"variant '{name}' in {path}"
+    for required in ("model", "engine", "hardware", "benchmarks"):
+        if required not in body:
+            raise MatrixError(f"{where} has no '{required}'")
+
+    model_body = body["model"]
+    sources = [key for key in ("repo", "path", "generate") if model_body.get(key)]
+    if len(sources) != 1:
+        raise MatrixError(f"{where}: model needs exactly one of 'repo', 'path' or 'generate', got {sources}")
+    if model_body.get("repo") and not model_body.get("revision"):
+        raise MatrixError(f"{where}: model 'repo' needs a pinned 'revision' (a commit sha or tag)")
+    if "allow_patterns" in model_body:
+        model_body = {**model_body, "allow_patterns": tuple(model_body["allow_patterns"])}
+    model = ModelSpec(**model_body)
+
+    quantization_body = body.get("quantization", "none")
+    if isinstance(quantization_body, str):
+        quantization_body = {"scheme": quantization_body}
+    quantization = QuantizationSpec(**quantization_body)
+
+    engine_body = dict(body["engine"])
+    kind = engine_body.pop("kind", None)
+    if kind not in ENGINE_KINDS:
+        raise MatrixError(f"{where}: engine kind '{kind}' unknown; known: {', '.join(ENGINE_KINDS)}")
+    engine = EngineSpec(kind=kind, options=engine_body)
+
+    protocol_body = dict(body.get("protocol") or {})
+    preset_name = protocol_body.pop("preset", "deepseek-r1")
+    if preset_name not in PROTOCOL_PRESETS:
+        raise MatrixError(f"{where}: protocol preset '{preset_name}' unknown; known: {', '.join(PROTOCOL_PRESETS)}")
+    unknown = set(protocol_body) - set(PROTOCOL_PRESETS[preset_name])
+    if unknown:
+        raise MatrixError(f"{where}: protocol has unknown keys {sorted(unknown)}")
+    protocol = Protocol(name=preset_name, **{**PROTOCOL_PRESETS[preset_name], **protocol_body})
+    if protocol.k < 1:
+        raise MatrixError(f"{where}: protocol k must be at least 1, got {protocol.k}")
+
+    benchmarks = body["benchmarks"]
+    if isinstance(benchmarks, list):
+        benchmarks = {benchmark: None for benchmark in benchmarks}
+    if not isinstance(benchmarks, dict) or not benchmarks:
+        raise MatrixError(f"{where}: 'benchmarks' must map benchmark names to item counts (or null for all)")
+
+    serving_body = dict(body.get("serving") or {})
+    if "concurrency" in serving_body:
+        serving_body["concurrency"] = tuple(int(c) for c in serving_body["concurrency"])
+    serving = ServingSpec(**serving_body)
+
+    return Variant(
+        name=name,
+        model=model,
+        quantization=quantization,
+        engine=engine,
+        hardware=str(body["hardware"]),
+        protocol=protocol,
+        benchmarks={str(k): (int(v) if v is not None else None) for k, v in benchmarks.items()},
+        serving=serving,
+    )

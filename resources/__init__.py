@@ -1,0 +1,1 @@
+"""Resources: the outside world (model hub, engines, warehouse, price catalog)."""

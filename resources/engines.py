@@ -1,0 +1,270 @@
+"""Inference engines behind one interface: each yields an OpenAI-compatible endpoint for the life of a block.
+
+- `transformers`: `transformers serve` on the CPU (the offline default) or any torch device.
+- `vllm`: `vllm serve` on GPU hosts; its command is configurable because vLLM pins its own torch and often
+  lives in its own environment or container.
+- `external`: an endpoint that already runs (a vLLM cluster, a paid API as a baseline); nothing is started.
+
+A started server lives in its own process group, logs to a file, and is stopped (group-wide, TERM then KILL)
+when the block exits, however it exits. It is also asked to die with its parent, so a killed step leaves no
+server behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import dagster as dg
+import httpx
+
+from pipelines.matrix import EngineSpec
+
+LOG_TAIL_LINES = 40
+_PR_SET_PDEATHSIG = 1
+# Loaded before any fork: the child may only make plain calls between fork and exec.
+_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+
+
+class EngineError(RuntimeError):
+    """An engine did not start, died, or cannot be reached."""
+
+
+@dataclass
+class Deployment:
+    """What actually ran: recorded with every result it served."""
+
+    engine: str
+    engine_version: str | None
+    base_url: str
+    served_model: str
+    api_key: str = "not-needed"
+    argv: list[str] = field(default_factory=list)
+    startup_seconds: float = 0.0
+    pid: int | None = None
+    log_path: Path | None = None
+    peak_rss_bytes: int | None = None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def log_tail(path: Path | None, lines: int = LOG_TAIL_LINES) -> str:
+    if path is None or not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: own process group, and SIGTERM when the parent dies."""
+    os.setsid()
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _peak_rss_bytes(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """TERM the whole group, wait, then KILL whatever is left."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()
+
+
+def wait_until_ready(
+    process: subprocess.Popen, url: str, timeout_s: float, log_path: Path, what: str
+) -> float:
+    """Poll `url` until it answers 200; fail fast with the log tail if the process dies or time runs out."""
+    started = time.monotonic()
+    while True:
+        if process.poll() is not None:
+            raise EngineError(
+                f"{what} exited with code {process.returncode} before it was ready; "
+                f"last lines of {log_path}:\n{log_tail(log_path)}"
+            )
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() - started > timeout_s:
+            raise EngineError(
+                f"{what} was not ready at {url} after {timeout_s:.0f} s; last lines of {log_path}:\n"
+                f"{log_tail(log_path)}"
+            )
+        time.sleep(0.25)
+
+
+@contextmanager
+def server_process(
+    argv: list[str], log_path: Path, ready_url: str, timeout_s: float, env: dict[str, str], what: str
+) -> Iterator[tuple[subprocess.Popen, float]]:
+    """Start a server, wait until it is ready, yield it, and always stop its whole process group."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        try:
+            process = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **env}, preexec_fn=_die_with_parent,
+            )
+        except FileNotFoundError as error:
+            raise EngineError(f"cannot start {what}: command {argv[0]!r} not found ({error})") from error
+    try:
+        startup = wait_until_ready(process, ready_url, timeout_s, log_path, what)
+        yield process, startup
+    finally:
+        stop_process_group(process)
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def transformers_argv(command: str, model_path: str, options: dict, host: str, port: int) -> list[str]:
+    argv = [*shlex.split(command), "serve", model_path, "--host", host, "--port", str(port),
+            "--device", str(options.get("device", "cpu")), "--dtype", str(options.get("dtype", "auto"))]
+    if options.get("continuous_batching", True):
+        argv += ["--continuous-batching",
+                 "--cb-num-blocks", str(options.get("cb_num_blocks", 512)),
+                 "--cb-block-size", str(options.get("cb_block_size", 32)),
+                 "--cb-max-batch-tokens", str(options.get("cb_max_batch_tokens", 2048))]
+    if options.get("seed") is not None:
+        argv += ["--default-seed", str(options["seed"])]
+    if options.get("trust_remote_code"):
+        argv.append("--trust-remote-code")
+    return argv
+
+
+def vllm_argv(command: str, model_path: str, served_name: str, options: dict, host: str, port: int,
+              trust_remote_code: bool) -> list[str]:
+    argv = [*shlex.split(command), "serve", model_path, "--host", host, "--port", str(port),
+            "--served-model-name", served_name,
+            "--tensor-parallel-size", str(options.get("tensor_parallel_size", 1)),
+            "--pipeline-parallel-size", str(options.get("pipeline_parallel_size", 1)),
+            "--dtype", str(options.get("dtype", "auto")),
+            "--gpu-memory-utilization", str(options.get("gpu_memory_utilization", 0.9)),
+            "--seed", str(options.get("seed", 0))]
+    if options.get("max_model_len"):
+        argv += ["--max-model-len", str(options["max_model_len"])]
+    if options.get("max_num_seqs"):
+        argv += ["--max-num-seqs", str(options["max_num_seqs"])]
+    if options.get("distributed_executor_backend"):
+        argv += ["--distributed-executor-backend", str(options["distributed_executor_backend"])]
+    if options.get("quantization"):
+        argv += ["--quantization", str(options["quantization"])]
+    if options.get("reasoning_parser", "deepseek_r1"):
+        argv += ["--reasoning-parser", str(options.get("reasoning_parser", "deepseek_r1"))]
+    if options.get("enable_prefix_caching", True):
+        argv.append("--enable-prefix-caching")
+    if trust_remote_code:
+        argv.append("--trust-remote-code")
+    return argv + [str(arg) for arg in options.get("extra_args", [])]
+
+
+class EngineResource(dg.ConfigurableResource):
+    """Starts the engine a variant names and hands back its endpoint; machine-level settings live here."""
+
+    bind_host: str = "127.0.0.1"
+    log_dir: str = ".yardstick/logs"
+    transformers_command: str = "transformers"
+    vllm_command: str = "vllm"
+    cpu_threads: int = 1
+
+    @contextmanager
+    def deploy(
+        self, spec: EngineSpec, model_path: str, served_name: str, log_name: str,
+        trust_remote_code: bool = False, warmup_sampling: dict | None = None,
+    ) -> Iterator[Deployment]:
+        """Yield a ready endpoint for `model_path`; a server started here is stopped when the block exits."""
+        log_path = Path(self.log_dir).resolve() / f"{log_name}.log"
+        if spec.kind == "external":
+            yield self._external(spec, served_name)
+            return
+        if not Path(model_path).exists():
+            raise EngineError(f"model path {model_path} does not exist; materialize model_snapshot first")
+        port = int(spec.options.get("port") or free_port(self.bind_host))
+        base = f"http://{self.bind_host}:{port}"
+        if spec.kind == "transformers":
+            argv = transformers_argv(self.transformers_command, model_path,
+                                     {**spec.options, "trust_remote_code": trust_remote_code}, self.bind_host, port)
+            env = {"OMP_NUM_THREADS": str(self.cpu_threads), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+            served, version, what = model_path, _version("transformers"), "transformers serve"
+        else:
+            argv = vllm_argv(self.vllm_command, model_path, served_name, spec.options, self.bind_host, port,
+                             trust_remote_code)
+            env, served, version, what = {}, served_name, _version("vllm"), "vllm serve"
+        with server_process(argv, log_path, f"{base}/health", spec.startup_timeout_s, env, what) as (process, startup):
+            deployment = Deployment(engine=spec.kind, engine_version=version, base_url=f"{base}/v1",
+                                    served_model=served, argv=argv, startup_seconds=startup, pid=process.pid,
+                                    log_path=log_path)
+            if warmup_sampling is not None:
+                self._warm_up(deployment, warmup_sampling, process, log_path)
+            try:
+                yield deployment
+            finally:
+                deployment.peak_rss_bytes = _peak_rss_bytes(process.pid)
+
+    @staticmethod
+    def _warm_up(deployment: Deployment, sampling: dict, process: subprocess.Popen, log_path: Path) -> None:
+        """One request first: it loads the weights and, under continuous batching, fixes the sampling settings
+        every later request shares (transformers' batch manager takes them from its first request)."""
+        started = time.monotonic()
+        body = {"model": deployment.served_model, "messages": [{"role": "user", "content": "warm-up"}],
+                "max_tokens": 1, **sampling}
+        try:
+            response = httpx.post(f"{deployment.base_url}/chat/completions", json=body, timeout=600)
+            response.raise_for_status()
+        except httpx.HTTPError as error:
+            raise EngineError(
+                f"{deployment.engine} started but failed its first request ({error}); process "
+                f"{'alive' if process.poll() is None else 'exited'}; last lines of {log_path}:\n{log_tail(log_path)}"
+            ) from error
+        deployment.startup_seconds += time.monotonic() - started
+
+    @staticmethod
+    def _external(spec: EngineSpec, served_name: str) -> Deployment:
+        base_url = spec.options.get("base_url")
+        if not base_url:
+            raise EngineError("engine kind 'external' needs 'base_url' in the variant's engine settings")
+        key_variable = spec.options.get("api_key_env")
+        api_key = "not-needed"
+        if key_variable:
+            api_key = dg.EnvVar(key_variable).get_value() or ""
+            if not api_key:
+                raise EngineError(f"environment variable {key_variable} (the API key for {base_url}) is not set")
+        return Deployment(engine="external", engine_version=None, base_url=str(base_url).rstrip("/"),
+                          served_model=str(spec.options.get("model", served_name)), api_key=api_key)

@@ -1,0 +1,94 @@
+"""The DuckDB warehouse as a Dagster resource: short transactions, one writer, read-only readers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from warehouse import apply_schema
+
+DEFAULT_WAREHOUSE = ".yardstick/warehouse.duckdb"
+
+
+def default_warehouse_path() -> str:
+    return os.environ.get("YARDSTICK_WAREHOUSE", DEFAULT_WAREHOUSE)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """Opens the DuckDB file for one short unit of work at a time.
+
+    A connection is never held across model calls: callers open one, write a batch, and close it, so SQL
+    users and the UI can read the file between writes.
+    """
+
+    path: str = DEFAULT_WAREHOUSE
+
+    @property
+    def resolved_path(self) -> Path:
+        return Path(self.path).expanduser().resolve()
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        path = self.resolved_path
+        if read_only and not path.exists():
+            raise FileNotFoundError(f"warehouse {path} does not exist yet; run `make run` to create it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = duckdb.connect(str(path), read_only=read_only)
+        try:
+            if not read_only:
+                apply_schema(connection)
+            yield connection
+        finally:
+            connection.close()
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
+        with self.connect() as connection:
+            return connection.execute(sql, list(params)).df()
+
+    def replace_partition(self, table: str, variant: str, frame: pd.DataFrame) -> int:
+        """Replace every row of `variant` in `table` with `frame`, in one transaction."""
+        with self.connect() as connection:
+            connection.execute("BEGIN TRANSACTION")
+            connection.execute(f"DELETE FROM {table} WHERE variant = ?", [variant])
+            if len(frame):
+                _insert(connection, table, frame, on_conflict="")
+            connection.execute("COMMIT")
+        return len(frame)
+
+    def insert_new(self, table: str, frame: pd.DataFrame) -> int:
+        """Insert rows whose primary key is not there yet; existing rows are kept as they are."""
+        if not len(frame):
+            return 0
+        with self.connect() as connection:
+            before = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            _insert(connection, table, frame, on_conflict="ON CONFLICT DO NOTHING")
+            after = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        return after - before
+
+    def upsert(self, table: str, frame: pd.DataFrame) -> int:
+        """Insert rows, replacing those with the same primary key."""
+        if not len(frame):
+            return 0
+        with self.connect() as connection:
+            _insert(connection, table, frame, on_conflict="OR REPLACE")
+        return len(frame)
+
+
+def _insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, on_conflict: str) -> None:
+    columns = ", ".join(frame.columns)
+    connection.register("incoming_rows", frame)
+    try:
+        if on_conflict == "OR REPLACE":
+            connection.execute(f"INSERT OR REPLACE INTO {table} ({columns}) SELECT {columns} FROM incoming_rows")
+        else:
+            connection.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming_rows {on_conflict}"
+            )
+    finally:
+        connection.unregister("incoming_rows")

@@ -1,0 +1,165 @@
+-- yardstick warehouse schema. Applied on every connection that writes; every statement is idempotent.
+-- Natural keys are primary keys so a re-run replaces or skips rows instead of duplicating them.
+
+CREATE TABLE IF NOT EXISTS benchmark_items (
+    variant        VARCHAR NOT NULL,
+    benchmark      VARCHAR NOT NULL,
+    item_id        VARCHAR NOT NULL,
+    position       INTEGER NOT NULL,   -- order in the source split; "first N items" means position < N
+    problem        VARCHAR NOT NULL,
+    gold           VARCHAR NOT NULL,   -- normalised gold answer
+    gold_raw       VARCHAR NOT NULL,   -- as the dataset writes it
+    answer_format  VARCHAR NOT NULL,   -- integer | number | latex
+    source         VARCHAR NOT NULL,   -- hub id@revision or mirror file path
+    loaded_at      TIMESTAMP NOT NULL,
+    PRIMARY KEY (variant, benchmark, item_id)
+);
+
+CREATE TABLE IF NOT EXISTS model_snapshots (
+    variant            VARCHAR PRIMARY KEY,
+    source             VARCHAR NOT NULL,   -- hub | local | generated
+    repo               VARCHAR,
+    revision           VARCHAR,
+    commit_sha         VARCHAR,
+    local_path         VARCHAR NOT NULL,
+    bytes              BIGINT NOT NULL,
+    parameters         BIGINT NOT NULL,
+    architecture       VARCHAR,
+    model_type         VARCHAR,
+    torch_dtype        VARCHAR,
+    num_layers         INTEGER,
+    hidden_size        INTEGER,
+    num_attention_heads INTEGER,
+    num_kv_heads       INTEGER,
+    head_dim           INTEGER,
+    max_position_embeddings INTEGER,
+    vocab_size         INTEGER,
+    recorded_at        TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS quantized_models (
+    variant          VARCHAR PRIMARY KEY,
+    scheme           VARCHAR NOT NULL,     -- none | W8A16 | ...
+    method           VARCHAR NOT NULL,     -- passthrough | rtn | ...
+    local_path       VARCHAR NOT NULL,
+    bytes_before     BIGINT NOT NULL,
+    bytes_after      BIGINT NOT NULL,
+    seconds          DOUBLE NOT NULL,
+    tool             VARCHAR,
+    tool_version     VARCHAR,
+    recipe           VARCHAR,
+    calibration      VARCHAR,
+    recorded_at      TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS engine_deployments (
+    variant          VARCHAR NOT NULL,
+    run_id           VARCHAR NOT NULL,
+    engine           VARCHAR NOT NULL,
+    engine_version   VARCHAR,
+    argv             VARCHAR,
+    base_url         VARCHAR NOT NULL,
+    served_model     VARCHAR NOT NULL,
+    startup_seconds  DOUBLE,
+    peak_rss_bytes   BIGINT,
+    started_at       TIMESTAMP NOT NULL,
+    stopped_at       TIMESTAMP,
+    status           VARCHAR NOT NULL,     -- running | stopped | failed
+    PRIMARY KEY (variant, run_id)
+);
+
+CREATE TABLE IF NOT EXISTS benchmark_generations (
+    variant            VARCHAR NOT NULL,
+    config_hash        VARCHAR NOT NULL,   -- model, quantization, engine, protocol: what makes a sample comparable
+    benchmark          VARCHAR NOT NULL,
+    item_id            VARCHAR NOT NULL,
+    sample_index       INTEGER NOT NULL,
+    response           VARCHAR NOT NULL,   -- content as returned (reasoning inline when the engine keeps it there)
+    reasoning_content  VARCHAR,            -- reasoning the engine returned separately
+    finish_reason      VARCHAR,
+    prompt_tokens      INTEGER,
+    completion_tokens  INTEGER,
+    latency_seconds    DOUBLE NOT NULL,
+    sampling           VARCHAR NOT NULL,   -- JSON of the request's sampling parameters
+    run_id             VARCHAR NOT NULL,
+    created_at         TIMESTAMP NOT NULL,
+    PRIMARY KEY (variant, config_hash, benchmark, item_id, sample_index)
+);
+
+CREATE TABLE IF NOT EXISTS graded_answers (
+    variant          VARCHAR NOT NULL,
+    config_hash      VARCHAR NOT NULL,
+    benchmark        VARCHAR NOT NULL,
+    item_id          VARCHAR NOT NULL,
+    sample_index     INTEGER NOT NULL,
+    extracted        VARCHAR,
+    correct          BOOLEAN NOT NULL,
+    reason           VARCHAR NOT NULL,   -- correct | wrong | no_answer | truncated | parse_error | timeout
+    graded_at        TIMESTAMP NOT NULL,
+    PRIMARY KEY (variant, config_hash, benchmark, item_id, sample_index)
+);
+
+CREATE TABLE IF NOT EXISTS benchmark_scores (
+    variant          VARCHAR NOT NULL,
+    benchmark        VARCHAR NOT NULL,
+    config_hash      VARCHAR NOT NULL,
+    protocol         VARCHAR NOT NULL,
+    k                INTEGER NOT NULL,
+    n_items          INTEGER NOT NULL,
+    n_samples        INTEGER NOT NULL,
+    pass_at_1        DOUBLE NOT NULL,
+    pass_at_1_low    DOUBLE NOT NULL,   -- 95% interval, seeded bootstrap over items
+    pass_at_1_high   DOUBLE NOT NULL,
+    cons_at_k        DOUBLE NOT NULL,
+    correct_samples  INTEGER NOT NULL,
+    output_tokens    BIGINT NOT NULL,
+    scored_at        TIMESTAMP NOT NULL,
+    PRIMARY KEY (variant, benchmark)
+);
+
+CREATE TABLE IF NOT EXISTS serving_requests (
+    variant          VARCHAR NOT NULL,
+    concurrency      INTEGER NOT NULL,
+    request_index    INTEGER NOT NULL,
+    ok               BOOLEAN NOT NULL,
+    error            VARCHAR,
+    prompt_tokens    INTEGER,
+    output_tokens    INTEGER,
+    ttft_ms          DOUBLE,
+    e2el_ms          DOUBLE,
+    tpot_ms          DOUBLE,
+    PRIMARY KEY (variant, concurrency, request_index)
+);
+
+CREATE TABLE IF NOT EXISTS serving_levels (
+    variant             VARCHAR NOT NULL,
+    concurrency         INTEGER NOT NULL,
+    completed           INTEGER NOT NULL,
+    failed              INTEGER NOT NULL,
+    duration_s          DOUBLE NOT NULL,
+    request_throughput  DOUBLE NOT NULL,   -- requests/s
+    output_throughput   DOUBLE NOT NULL,   -- output tokens/s
+    ttft_ms_p50         DOUBLE,
+    ttft_ms_p99         DOUBLE,
+    tpot_ms_p50         DOUBLE,
+    tpot_ms_p99         DOUBLE,
+    e2el_ms_p50         DOUBLE,
+    e2el_ms_p99         DOUBLE,
+    measured_at         TIMESTAMP NOT NULL,
+    PRIMARY KEY (variant, concurrency)
+);
+
+CREATE TABLE IF NOT EXISTS cost_rollup (
+    variant                     VARCHAR PRIMARY KEY,
+    hardware                    VARCHAR NOT NULL,
+    usd_per_hour                DOUBLE NOT NULL,
+    price_date                  DATE NOT NULL,
+    price_source                VARCHAR NOT NULL,
+    best_concurrency            INTEGER NOT NULL,
+    output_tokens_per_s         DOUBLE NOT NULL,
+    usd_per_million_output_tokens DOUBLE NOT NULL,
+    output_tokens_spent         BIGINT NOT NULL,
+    correct_answers             INTEGER NOT NULL,
+    usd_per_correct_answer      DOUBLE,             -- NULL when nothing was answered correctly
+    computed_at                 TIMESTAMP NOT NULL
+);

@@ -1,0 +1,26 @@
+-- Views over the warehouse tables. CREATE OR REPLACE keeps them idempotent.
+
+CREATE OR REPLACE VIEW leaderboard AS
+SELECT
+    s.variant,
+    s.benchmark,
+    s.protocol,
+    s.k,
+    s.n_items,
+    round(s.pass_at_1, 4)        AS pass_at_1,
+    round(s.pass_at_1_low, 4)    AS pass_at_1_low,
+    round(s.pass_at_1_high, 4)   AS pass_at_1_high,
+    round(s.cons_at_k, 4)        AS cons_at_k,
+    q.scheme                     AS quantization,
+    d.engine,
+    c.hardware,
+    round(c.output_tokens_per_s, 2)             AS output_tokens_per_s,
+    round(c.usd_per_million_output_tokens, 4)   AS usd_per_million_output_tokens,
+    round(s.output_tokens * c.usd_per_million_output_tokens / 1e6
+          / nullif(s.correct_samples, 0), 6)    AS usd_per_correct_answer
+FROM benchmark_scores s
+LEFT JOIN quantized_models q USING (variant)
+LEFT JOIN (
+    SELECT variant, arg_max(engine, started_at) AS engine FROM engine_deployments GROUP BY variant
+) d USING (variant)
+LEFT JOIN cost_rollup c USING (variant);
