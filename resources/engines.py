@@ -18,6 +18,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -154,6 +155,12 @@ def _version(distribution: str) -> str | None:
         return None
 
 
+def _sibling_command(name: str) -> str:
+    """A console script installed next to the running interpreter, else `name` on PATH."""
+    candidate = Path(sys.executable).with_name(name)
+    return shlex.quote(str(candidate)) if candidate.exists() else name
+
+
 def transformers_argv(command: str, model_path: str, options: dict, host: str, port: int) -> list[str]:
     argv = [*shlex.split(command), "serve", model_path, "--host", host, "--port", str(port),
             "--device", str(options.get("device", "cpu")), "--dtype", str(options.get("dtype", "auto"))]
@@ -200,7 +207,7 @@ class EngineResource(dg.ConfigurableResource):
 
     bind_host: str = "127.0.0.1"
     log_dir: str = ".yardstick/logs"
-    transformers_command: str = "transformers"
+    transformers_command: str = ""  # empty: the `transformers` command of this Python environment
     vllm_command: str = "vllm"
     cpu_threads: int = 1
 
@@ -219,7 +226,7 @@ class EngineResource(dg.ConfigurableResource):
         port = int(spec.options.get("port") or free_port(self.bind_host))
         base = f"http://{self.bind_host}:{port}"
         if spec.kind == "transformers":
-            argv = transformers_argv(self.transformers_command, model_path,
+            argv = transformers_argv(self.transformers_command or _sibling_command("transformers"), model_path,
                                      {**spec.options, "trust_remote_code": trust_remote_code}, self.bind_host, port)
             env = {"OMP_NUM_THREADS": str(self.cpu_threads), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
             served, version, what = model_path, _version("transformers"), "transformers serve"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,10 @@ DEFAULT_WAREHOUSE = ".yardstick/warehouse.duckdb"
 
 
 def default_warehouse_path() -> str:
-    return os.environ.get("YARDSTICK_WAREHOUSE", DEFAULT_WAREHOUSE)
+    """YARDSTICK_WAREHOUSE, else warehouse.duckdb under YARDSTICK_HOME (default .yardstick)."""
+    if os.environ.get("YARDSTICK_WAREHOUSE"):
+        return os.environ["YARDSTICK_WAREHOUSE"]
+    return os.path.join(os.environ.get("YARDSTICK_HOME", ".yardstick"), "warehouse.duckdb")
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -28,6 +32,7 @@ class WarehouseResource(dg.ConfigurableResource):
     """
 
     path: str = DEFAULT_WAREHOUSE
+    lock_timeout_s: float = 300.0
 
     @property
     def resolved_path(self) -> Path:
@@ -39,7 +44,7 @@ class WarehouseResource(dg.ConfigurableResource):
         if read_only and not path.exists():
             raise FileNotFoundError(f"warehouse {path} does not exist yet; run `make run` to create it")
         path.parent.mkdir(parents=True, exist_ok=True)
-        connection = duckdb.connect(str(path), read_only=read_only)
+        connection = _open_when_free(path, read_only, self.lock_timeout_s)
         try:
             if not read_only:
                 apply_schema(connection)
@@ -78,6 +83,23 @@ class WarehouseResource(dg.ConfigurableResource):
         with self.connect() as connection:
             _insert(connection, table, frame, on_conflict="OR REPLACE")
         return len(frame)
+
+
+def _open_when_free(path: Path, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
+    """DuckDB lets one process write a file at a time; steps running side by side take turns.
+
+    Writers hold the file only for a short transaction, so waiting for the lock is brief.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 def _insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, on_conflict: str) -> None:

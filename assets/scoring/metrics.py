@@ -70,7 +70,7 @@ def score_benchmark(grades: pd.DataFrame) -> BenchmarkScore:
     pass_rates = per_item["correct"].mean().to_numpy(dtype=float)
     low, high = bootstrap_interval(pass_rates)
     consensus = [
-        consensus_correct(list(group["extracted"].where(group["extracted"].notna(), None)), list(group["correct"]))
+        consensus_correct([a if isinstance(a, str) else None for a in group["extracted"]], list(group["correct"]))
         for _, group in per_item
     ]
     return BenchmarkScore(

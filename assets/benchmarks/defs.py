@@ -1,0 +1,29 @@
+"""benchmark_items: the items a variant is evaluated on, in the warehouse."""
+
+from datetime import datetime, timezone
+
+import dagster as dg
+import pandas as pd
+
+from assets.benchmarks.catalog import load_items
+from assets.variants import benchmark_mirror, variant_named
+from pipelines.partitions import variant_partitions
+from resources.warehouse import WarehouseResource
+
+
+@dg.asset(partitions_def=variant_partitions, group_name="benchmarks", kinds={"huggingface", "duckdb"})
+def benchmark_items(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Benchmark problems with normalised gold answers, loaded from the hub at a recorded commit or from the
+    offline mirror folder; the first N items of each benchmark the variant names."""
+    variant = variant_named(context.partition_key)
+    mirror = benchmark_mirror()
+    context.log.info(f"loading {list(variant.benchmarks)} from {mirror or 'the Hugging Face hub'}")
+    rows = [item for name, limit in variant.benchmarks.items() for item in load_items(name, mirror, limit)]
+    frame = pd.DataFrame(rows).assign(variant=variant.name, loaded_at=datetime.now(timezone.utc).replace(tzinfo=None))
+    warehouse.replace_partition("benchmark_items", variant.name, frame)
+    counts = frame.groupby("benchmark").size()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(frame),
+        "items_per_benchmark": dg.MetadataValue.md(counts.to_frame("items").to_markdown()),
+        "sources": dg.MetadataValue.json(sorted(frame["source"].unique().tolist())),
+    })

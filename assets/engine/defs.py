@@ -1,0 +1,162 @@
+"""One step, one engine: deploy the variant's engine, generate every benchmark sample, load-test it, stop it.
+
+Loading a large model takes minutes, so the three assets come from one step that holds the engine for its
+whole life; the step runs in the `engine` pool so two never share an accelerator.
+"""
+
+import asyncio
+from datetime import datetime, timezone
+
+import dagster as dg
+import openai
+import pandas as pd
+
+from assets.benchmarks.defs import benchmark_items
+from assets.benchmarks.prompts import build_messages
+from assets.engine.generation import SampleRequest, generate
+from assets.engine.loadtest import run_level, summarise_level
+from assets.models.defs import quantized_model
+from assets.variants import variant_named
+from pipelines.matrix import Variant
+from pipelines.partitions import variant_partitions
+from resources.engines import Deployment, EngineResource
+from resources.warehouse import WarehouseResource
+
+ENGINE_POOL = "engine"
+REQUEST_TIMEOUT_S = 1800.0
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def pending_requests(variant: Variant, items: pd.DataFrame, finished: pd.DataFrame) -> list[SampleRequest]:
+    """Every (item, sample) of the variant that has no stored generation for its config yet."""
+    done = set(zip(finished["benchmark"], finished["item_id"], finished["sample_index"]))
+    return [
+        SampleRequest(row.benchmark, row.item_id, sample, build_messages(row.problem, variant.protocol))
+        for row in items.itertuples()
+        for sample in range(variant.protocol.k)
+        if (row.benchmark, row.item_id, sample) not in done
+    ]
+
+
+def _client(deployment: Deployment) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=deployment.base_url, api_key=deployment.api_key,
+                              timeout=REQUEST_TIMEOUT_S, max_retries=1)
+
+
+async def _generate(context, warehouse, variant, deployment, requests, sampling, run_id) -> int:
+    def write_batch(rows: list[dict]) -> None:
+        frame = pd.DataFrame(rows).assign(variant=variant.name, config_hash=variant.config_hash, run_id=run_id)
+        warehouse.insert_new("benchmark_generations", frame)
+
+    step = max(1, len(requests) // 10)
+
+    def progress(finished: int, total: int) -> None:
+        if finished % step == 0 or finished == total:
+            context.log.info(f"generated {finished}/{total} samples")
+
+    async with _client(deployment) as client:
+        return await generate(client, deployment.served_model, requests, sampling,
+                              variant.engine.concurrency, write_batch, progress)
+
+
+async def _load_test(variant: Variant, deployment: Deployment, sampling: dict) -> tuple[list[dict], list[dict]]:
+    serving = variant.serving
+    levels, requests = [], []
+    async with _client(deployment) as client:
+        for concurrency in serving.concurrency:
+            timings, duration = await run_level(client, deployment.served_model, concurrency,
+                                                serving.requests_per_level, serving.input_len, serving.output_len,
+                                                sampling, warmup=serving.warmup_requests)
+            levels.append(summarise_level(concurrency, timings, duration))
+            requests += [
+                {"concurrency": concurrency, "request_index": index, "ok": t.ok, "error": t.error,
+                 "prompt_tokens": t.prompt_tokens, "output_tokens": t.output_tokens, "ttft_ms": t.ttft_ms,
+                 "e2el_ms": t.e2el_ms, "tpot_ms": t.tpot_ms}
+                for index, t in enumerate(timings)
+            ]
+    return levels, requests
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("engine_deployment", group_name="serving", kinds={"vllm", "duckdb"}, deps=[quantized_model],
+                     description="The engine that served the variant: engine, version, argv, endpoint, startup "
+                                 "time and memory, one row per run. Started and stopped inside this step."),
+        dg.AssetSpec("benchmark_generations", group_name="generation", kinds={"openai", "duckdb"},
+                     deps=["engine_deployment", benchmark_items],
+                     description="k samples per benchmark item through the OpenAI API, with sampling "
+                                 "parameters, token counts and latency; resumes where a crashed run stopped."),
+        dg.AssetSpec("serving_benchmark", group_name="serving", kinds={"openai", "duckdb"},
+                     deps=["engine_deployment"],
+                     description="Closed-loop load test per concurrency level: TTFT, TPOT, end-to-end latency "
+                                 "percentiles and throughput."),
+    ],
+    partitions_def=variant_partitions,
+    pool=ENGINE_POOL,
+    can_subset=False,
+)
+def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource, engine: EngineResource):
+    variant = variant_named(context.partition_key)
+    model = warehouse.query("SELECT local_path FROM quantized_models WHERE variant = ?", [variant.name])
+    if model.empty:
+        raise dg.Failure(f"no quantized_model for variant '{variant.name}'; materialize quantized_model first")
+    items = warehouse.query(
+        "SELECT benchmark, item_id, problem FROM benchmark_items WHERE variant = ? ORDER BY benchmark, position",
+        [variant.name])
+    finished = warehouse.query(
+        "SELECT benchmark, item_id, sample_index FROM benchmark_generations WHERE variant = ? AND config_hash = ?",
+        [variant.name, variant.config_hash])
+    requests = pending_requests(variant, items, finished)
+    expected = len(items) * variant.protocol.k
+    context.log.info(f"{expected} samples in all, {expected - len(requests)} already stored, {len(requests)} to go")
+
+    protocol = variant.protocol
+    shared_sampling = {"temperature": protocol.temperature, "top_p": protocol.top_p}
+    run_id = context.run.run_id
+    with engine.deploy(variant.engine, model.iloc[0]["local_path"], served_name=variant.name,
+                       log_name=f"{variant.name}-{run_id[:8]}", trust_remote_code=variant.model.trust_remote_code,
+                       warmup_sampling=shared_sampling) as deployment:
+        context.log.info(f"{deployment.engine} ready at {deployment.base_url} after {deployment.startup_seconds:.1f} s")
+        record = {"variant": variant.name, "run_id": run_id, "engine": deployment.engine,
+                  "engine_version": deployment.engine_version, "argv": " ".join(deployment.argv),
+                  "base_url": deployment.base_url, "served_model": deployment.served_model,
+                  "startup_seconds": deployment.startup_seconds, "peak_rss_bytes": None,
+                  "started_at": _now(), "stopped_at": None, "status": "running"}
+        warehouse.upsert("engine_deployments", pd.DataFrame([record]))
+        try:
+            generated = asyncio.run(_generate(context, warehouse, variant, deployment, requests,
+                                              {**shared_sampling, "max_tokens": protocol.max_tokens}, run_id))
+            levels, timings = asyncio.run(_load_test(variant, deployment, shared_sampling))
+            record["status"] = "stopped"
+        except BaseException:
+            record["status"] = "failed"
+            raise
+        finally:
+            record["stopped_at"] = _now()
+            record["peak_rss_bytes"] = deployment.peak_rss_bytes
+            warehouse.upsert("engine_deployments", pd.DataFrame([record]))
+
+    now = _now()
+    warehouse.replace_partition("serving_levels", variant.name,
+                                pd.DataFrame(levels).assign(variant=variant.name, measured_at=now))
+    warehouse.replace_partition("serving_requests", variant.name, pd.DataFrame(timings).assign(variant=variant.name))
+    stored = warehouse.query(
+        "SELECT count(*) AS n FROM benchmark_generations WHERE variant = ? AND config_hash = ?",
+        [variant.name, variant.config_hash]).iloc[0]["n"]
+
+    yield dg.MaterializeResult(asset_key="engine_deployment", metadata={
+        "dagster/row_count": 1, "engine": deployment.engine, "engine_version": deployment.engine_version or "",
+        "argv": " ".join(deployment.argv), "startup_seconds": round(deployment.startup_seconds, 2),
+        "peak_rss_bytes": deployment.peak_rss_bytes or 0,
+    })
+    yield dg.MaterializeResult(asset_key="benchmark_generations", metadata={
+        "dagster/row_count": int(stored), "generated_this_run": generated, "reused": expected - len(requests),
+        "config_hash": variant.config_hash,
+    })
+    yield dg.MaterializeResult(asset_key="serving_benchmark", metadata={
+        "dagster/row_count": len(levels),
+        "levels": dg.MetadataValue.md(pd.DataFrame(levels).round(2).to_markdown(index=False)),
+    })

@@ -1,0 +1,54 @@
+"""graded_answers: every generation graded, with a reason code for every miss."""
+
+from datetime import datetime, timezone
+
+import dagster as dg
+import pandas as pd
+
+from assets.grading.equivalence import GradeInput, Grader
+from assets.variants import variant_named
+from pipelines.partitions import variant_partitions
+from resources.warehouse import WarehouseResource
+
+UNGRADED_SQL = """
+SELECT g.benchmark, g.item_id, g.sample_index, g.response, g.reasoning_content, g.finish_reason,
+       i.gold, i.answer_format
+FROM benchmark_generations g
+JOIN benchmark_items i ON i.variant = g.variant AND i.benchmark = g.benchmark AND i.item_id = g.item_id
+LEFT JOIN graded_answers a ON a.variant = g.variant AND a.config_hash = g.config_hash
+     AND a.benchmark = g.benchmark AND a.item_id = g.item_id AND a.sample_index = g.sample_index
+WHERE g.variant = ? AND g.config_hash = ? AND a.item_id IS NULL
+"""
+
+
+@dg.asset(partitions_def=variant_partitions, group_name="grading", kinds={"python", "duckdb"},
+          deps=["benchmark_generations"])
+def graded_answers(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Reasoning stripped, the final answer extracted per benchmark format, and checked for equivalence with
+    the gold answer (math-verify in bounded worker processes). Samples graded before are not graded again."""
+    variant = variant_named(context.partition_key)
+    todo = warehouse.query(UNGRADED_SQL, [variant.name, variant.config_hash])
+    context.log.info(f"{len(todo)} generations to grade")
+    if len(todo):
+        inputs = [
+            GradeInput(gold=row.gold, answer_format=row.answer_format, response=row.response,
+                       reasoning_content=row.reasoning_content if isinstance(row.reasoning_content, str) else None,
+                       finish_reason=row.finish_reason, reasoning_prefilled=variant.protocol.reasoning_prefilled)
+            for row in todo.itertuples()
+        ]
+        with Grader() as grader:
+            grades = grader.grade_many(inputs)
+        frame = todo[["benchmark", "item_id", "sample_index"]].assign(
+            variant=variant.name, config_hash=variant.config_hash,
+            extracted=[g.extracted for g in grades], correct=[g.correct for g in grades],
+            reason=[g.reason for g in grades], graded_at=datetime.now(timezone.utc).replace(tzinfo=None),
+        )
+        warehouse.insert_new("graded_answers", frame)
+    reasons = warehouse.query(
+        "SELECT benchmark, reason, count(*) AS samples FROM graded_answers WHERE variant = ? AND config_hash = ? "
+        "GROUP BY ALL ORDER BY ALL", [variant.name, variant.config_hash])
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": int(reasons["samples"].sum()) if len(reasons) else 0,
+        "graded_this_run": len(todo),
+        "reasons": dg.MetadataValue.md(reasons.to_markdown(index=False)),
+    })

@@ -1,0 +1,83 @@
+"""model_snapshot and quantized_model: the weights a variant serves, and exactly which ones they are."""
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from assets.models.checkpoint import describe_checkpoint, directory_bytes
+from assets.models.quantize import quantize_checkpoint
+from assets.variants import variant_named
+from pipelines.partitions import variant_partitions
+from resources.hub import ModelHubResource
+from resources.warehouse import WarehouseResource
+
+QUANTIZATION_MARKER = "yardstick_quantization.json"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dg.asset(partitions_def=variant_partitions, group_name="models", kinds={"huggingface", "duckdb"})
+def model_snapshot(
+    context: dg.AssetExecutionContext, hub: ModelHubResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """The variant's weights on local disk: a hub snapshot at a pinned revision (only the files an engine
+    needs), a local folder, or the generated offline model; with size, parameter count and architecture."""
+    variant = variant_named(context.partition_key)
+    fetched = hub.fetch(variant.model)
+    facts = describe_checkpoint(fetched["local_path"])
+    row = {"variant": variant.name, **fetched, **facts, "recorded_at": _now()}
+    warehouse.replace_partition("model_snapshots", variant.name, pd.DataFrame([row]))
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": 1,
+        "path": dg.MetadataValue.path(fetched["local_path"]),
+        "commit_sha": fetched["commit_sha"] or "",
+        "bytes": facts["bytes"],
+        "parameters": facts["parameters"],
+        "architecture": facts["architecture"] or "",
+    })
+
+
+@dg.asset(partitions_def=variant_partitions, group_name="models", kinds={"pytorch", "duckdb"}, deps=[model_snapshot])
+def quantized_model(
+    context: dg.AssetExecutionContext, hub: ModelHubResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """The checkpoint the engine loads: the snapshot itself for `none`, else an llm-compressor
+    compressed-tensors checkpoint, reused when one was already made from the same source and scheme."""
+    variant = variant_named(context.partition_key)
+    snapshot = warehouse.query("SELECT local_path, commit_sha FROM model_snapshots WHERE variant = ?", [variant.name])
+    if snapshot.empty:
+        raise dg.Failure(f"no model_snapshot for variant '{variant.name}'; materialize model_snapshot first")
+    source = Path(snapshot.iloc[0]["local_path"])
+    scheme = variant.quantization.scheme
+    if scheme == "none":
+        size = directory_bytes(source)
+        record = {"scheme": "none", "method": "passthrough", "local_path": str(source), "bytes_before": size,
+                  "bytes_after": size, "seconds": 0.0, "tool": None, "tool_version": None, "recipe": None,
+                  "calibration": None}
+    else:
+        target = Path(hub.models_dir).resolve() / "quantized" / f"{variant.name}-{scheme}"
+        identity = {"source": str(source), "source_sha": snapshot.iloc[0]["commit_sha"],
+                    "source_bytes": directory_bytes(source), "scheme": scheme}
+        marker = target / QUANTIZATION_MARKER
+        if marker.exists() and json.loads(marker.read_text()).get("identity") == identity:
+            record = json.loads(marker.read_text())["record"]
+            context.log.info(f"reusing {target}, quantized earlier from the same source")
+        else:
+            context.log.info(f"quantizing {source} with {scheme}")
+            record = {**quantize_checkpoint(source, target, scheme), "local_path": str(target)}
+            marker.write_text(json.dumps({"identity": identity, "record": record}, indent=2))
+    row = {"variant": variant.name, **record, "recorded_at": _now()}
+    warehouse.replace_partition("quantized_models", variant.name, pd.DataFrame([row]))
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": 1,
+        "scheme": scheme,
+        "path": dg.MetadataValue.path(record["local_path"]),
+        "bytes_before": record["bytes_before"],
+        "bytes_after": record["bytes_after"],
+        "seconds": round(record["seconds"], 2),
+    })

@@ -1,0 +1,55 @@
+"""The one place that builds the Dagster definitions for yardstick."""
+
+import os
+
+import dagster as dg
+
+from assets.benchmarks.defs import benchmark_items
+from assets.cost.defs import cost_rollup
+from assets.engine.defs import engine_step
+from assets.grading.defs import graded_answers
+from assets.leaderboard.defs import leaderboard
+from assets.models.defs import model_snapshot, quantized_model
+from assets.scoring.defs import benchmark_scores, benchmark_scores_are_valid
+from pipelines.partitions import variant_partitions
+from resources.engines import EngineResource
+from resources.hub import ModelHubResource
+from resources.prices import PriceCatalogResource
+from resources.warehouse import WarehouseResource, default_warehouse_path
+
+ALL_ASSETS = [benchmark_items, model_snapshot, quantized_model, engine_step, graded_answers, benchmark_scores,
+              cost_rollup, leaderboard]
+
+evaluation_job = dg.define_asset_job(
+    "evaluation", selection=dg.AssetSelection.all(), partitions_def=variant_partitions,
+    description="The whole chain for one variant: items and weights → engine → grades → scores → cost.",
+)
+
+
+@dg.schedule(job=evaluation_job, cron_schedule="0 2 * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.STOPPED)
+def nightly_eval(context: dg.ScheduleEvaluationContext):
+    """Every night, the whole chain for every variant of the matrix (finished samples are reused)."""
+    night = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    for variant in variant_partitions.get_partition_keys():
+        yield dg.RunRequest(run_key=f"{night}-{variant}", partition_key=variant)
+
+
+def _state_dir() -> str:
+    return os.environ.get("YARDSTICK_HOME", ".yardstick")
+
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    asset_checks=[benchmark_scores_are_valid],
+    jobs=[evaluation_job],
+    schedules=[nightly_eval],
+    resources={
+        "warehouse": WarehouseResource(path=default_warehouse_path()),
+        "hub": ModelHubResource(models_dir=os.path.join(_state_dir(), "models"),
+                                token=dg.EnvVar("HF_TOKEN") if os.environ.get("HF_TOKEN") else None),
+        "engine": EngineResource(log_dir=os.path.join(_state_dir(), "logs"),
+                                 vllm_command=os.environ.get("YARDSTICK_VLLM_COMMAND", "vllm")),
+        "prices": PriceCatalogResource(),
+    },
+)
