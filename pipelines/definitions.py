@@ -21,7 +21,7 @@ ALL_ASSETS = [benchmark_items, model_snapshot, quantized_model, engine_step, gra
               cost_rollup, leaderboard]
 
 evaluation_job = dg.define_asset_job(
-    "evaluation", selection=dg.AssetSelection.all(), partitions_def=variant_partitions,
+    "evaluation", selection=dg.AssetSelection.all(),
     description="The whole chain for one variant: items and weights → engine → grades → scores → cost.",
 )
 

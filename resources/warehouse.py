@@ -15,6 +15,9 @@ import pandas as pd
 from warehouse import apply_schema
 
 DEFAULT_WAREHOUSE = ".yardstick/warehouse.duckdb"
+# (process, file) pairs whose schema is already applied: once per process is enough, and concurrent
+# connections replacing the same view would conflict.
+_SCHEMA_APPLIED: set[tuple[int, Path]] = set()
 
 
 def default_warehouse_path() -> str:
@@ -46,8 +49,9 @@ class WarehouseResource(dg.ConfigurableResource):
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = _open_when_free(path, read_only, self.lock_timeout_s)
         try:
-            if not read_only:
+            if not read_only and (os.getpid(), path) not in _SCHEMA_APPLIED:
                 apply_schema(connection)
+                _SCHEMA_APPLIED.add((os.getpid(), path))
             yield connection
         finally:
             connection.close()

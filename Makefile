@@ -1,0 +1,46 @@
+# yardstick: `make run` runs the whole chain on the offline default, `make test` runs the tests.
+# Both create the Python environment first when it is missing.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED_BENCHMARKS := $(abspath ../shared/data/benchmarks)
+
+# The offline benchmark mirror, when this checkout has ../shared beside it; unset means the hub.
+ifeq ($(origin YARDSTICK_BENCHMARK_MIRROR), undefined)
+ifneq ($(wildcard $(SHARED_BENCHMARKS)/*.jsonl),)
+export YARDSTICK_BENCHMARK_MIRROR := $(SHARED_BENCHMARKS)
+endif
+endif
+export YARDSTICK_HOME ?= $(CURDIR)/.yardstick
+export DAGSTER_HOME ?= $(YARDSTICK_HOME)/dagster
+
+.PHONY: run test ui lint clean
+
+$(BIN)/yardstick: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp pipelines/dagster.yaml $@
+
+run: $(BIN)/yardstick $(DAGSTER_HOME)/dagster.yaml
+	@for variant in $$($(BIN)/yardstick variants); do \
+		echo "== materializing every asset for variant $$variant"; \
+		$(BIN)/dagster asset materialize -m pipelines.definitions --select '*' --partition $$variant || exit 1; \
+	done
+	@$(BIN)/yardstick leaderboard
+
+test: $(BIN)/yardstick
+	$(BIN)/pytest
+
+ui: $(BIN)/yardstick $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -m pipelines.definitions -h 127.0.0.1 -p 3000
+
+lint: $(BIN)/yardstick
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(YARDSTICK_HOME)

@@ -1,0 +1,138 @@
+"""End to end through dg.materialize with the real CPU engine and the real tiny model, offline."""
+
+import os
+import signal
+import threading
+import time
+
+import dagster as dg
+import pytest
+
+from assets.scoring import defs as scoring_defs
+from assets.scoring.metrics import BenchmarkScore
+from pipelines.definitions import defs
+from pipelines.matrix import load_matrix
+from tests.conftest import STATE, engine_processes, needs_shared
+
+pytestmark = needs_shared
+
+MATRIX = load_matrix()
+TABLES = ["benchmark_items", "model_snapshots", "quantized_models", "benchmark_generations", "graded_answers",
+          "benchmark_scores", "serving_levels", "serving_requests", "cost_rollup"]
+
+
+def materialize(variant: str, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(partition_key=variant, raise_on_error=raise_on_error,
+                                  resources=defs.resources)
+
+
+def counts(variant: str) -> dict[str, int]:
+    warehouse = defs.resources["warehouse"]
+    return {table: int(warehouse.query(f"SELECT count(*) AS n FROM {table} WHERE variant = ?",
+                                       [variant]).iloc[0]["n"]) for table in TABLES}
+
+
+def expected_samples(variant: str) -> int:
+    spec = MATRIX.variant(variant)
+    return sum(spec.benchmarks.values()) * spec.protocol.k
+
+
+@pytest.fixture(scope="module")
+def first_run():
+    started = time.perf_counter()
+    result = materialize("tiny-test")
+    return result, time.perf_counter() - started
+
+
+def test_whole_chain_fills_the_warehouse(first_run):
+    result, _ = first_run
+    assert result.success
+    found = counts("tiny-test")
+    spec = MATRIX.variant("tiny-test")
+    assert found["benchmark_items"] == sum(spec.benchmarks.values())
+    assert found["benchmark_generations"] == expected_samples("tiny-test")
+    assert found["graded_answers"] == expected_samples("tiny-test")
+    assert found["benchmark_scores"] == len(spec.benchmarks)
+    assert found["serving_levels"] == len(spec.serving.concurrency)
+    assert found["cost_rollup"] == 1
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(check.passed for check in checks)
+    scores = defs.resources["warehouse"].query("SELECT * FROM benchmark_scores WHERE variant = 'tiny-test'")
+    assert ((scores.pass_at_1_low <= scores.pass_at_1) & (scores.pass_at_1 <= scores.pass_at_1_high)).all()
+    board = defs.resources["warehouse"].query("SELECT * FROM leaderboard WHERE variant = 'tiny-test'")
+    assert len(board) == len(spec.benchmarks) and board["usd_per_million_output_tokens"].notna().all()
+    assert engine_processes(str(STATE)) == []
+
+
+def test_second_run_reuses_finished_work(first_run):
+    before = counts("tiny-test")
+    result = materialize("tiny-test")
+    assert result.success
+    assert counts("tiny-test") == before
+    generations = result.asset_materializations_for_node("engine_step")
+    reused = {m.asset_key.to_user_string(): m.metadata for m in generations}["benchmark_generations"]
+    assert reused["generated_this_run"].value == 0
+    assert reused["reused"].value == expected_samples("tiny-test")
+    assert engine_processes(str(STATE)) == []
+
+
+def test_killed_engine_resumes_without_duplicates():
+    """Kill the engine while it generates; the run fails, keeps what finished, and a rerun completes."""
+    variant = "tiny-test-w8a16"
+    warehouse = defs.resources["warehouse"]
+    killed = threading.Event()
+
+    def kill_engine_mid_generation():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed.is_set():
+            stored = warehouse.query("SELECT count(*) AS n FROM benchmark_generations WHERE variant = ?",
+                                     [variant]).iloc[0]["n"]
+            pids = engine_processes(str(STATE))
+            if stored >= 1 and pids:
+                for pid in pids:
+                    os.killpg(pid, signal.SIGKILL)
+                killed.set()
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_engine_mid_generation, daemon=True)
+    killer.start()
+    failed = materialize(variant, raise_on_error=False)
+    killer.join()
+    assert killed.is_set(), "the engine was never seen generating"
+    assert not failed.success
+    kept = counts(variant)["benchmark_generations"]
+    assert 0 < kept < expected_samples(variant)
+    assert engine_processes(str(STATE)) == []
+
+    rerun = materialize(variant)
+    assert rerun.success
+    generations = warehouse.query(
+        "SELECT benchmark, item_id, sample_index, count(*) AS n FROM benchmark_generations WHERE variant = ? "
+        "GROUP BY ALL", [variant])
+    assert len(generations) == expected_samples(variant)
+    assert (generations["n"] == 1).all()
+    metadata = {m.asset_key.to_user_string(): m.metadata for m in rerun.asset_materializations_for_node("engine_step")}
+    assert metadata["benchmark_generations"]["reused"].value == kept
+    assert engine_processes(str(STATE)) == []
+
+
+def test_corrupted_score_fails_the_check_and_stops_the_cost_rollup(first_run, monkeypatch):
+    real = scoring_defs.score_benchmark
+
+    def corrupted(grades):
+        score = real(grades)
+        return BenchmarkScore(**{**score.__dict__, "pass_at_1": 1.7})
+
+    monkeypatch.setattr(scoring_defs, "score_benchmark", corrupted)
+    warehouse = defs.resources["warehouse"]
+    warehouse.replace_partition("cost_rollup", "tiny-test", warehouse.query("SELECT * FROM cost_rollup LIMIT 0"))
+    result = materialize("tiny-test", raise_on_error=False)
+    assert not result.success
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 1 and not checks[0].passed
+    assert checks[0].metadata["failures"].value.keys() >= {"pass_at_1 in [0, 1]", "interval brackets score"}
+    assert result.asset_materializations_for_node("cost_rollup") == []
+    assert counts("tiny-test")["cost_rollup"] == 0
+    assert engine_processes(str(STATE)) == []
