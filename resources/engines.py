@@ -137,7 +137,8 @@ def server_process(
         try:
             process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **env}, preexec_fn=_die_with_parent,
+                # The hook makes only two system calls through a preloaded libc: no locks, safe with threads.
+                env={**os.environ, **env}, preexec_fn=_die_with_parent,  # noqa: PLW1509
             )
         except FileNotFoundError as error:
             raise EngineError(f"cannot start {what}: command {argv[0]!r} not found ({error})") from error

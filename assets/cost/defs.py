@@ -1,6 +1,6 @@
 """cost_rollup: dollars per million output tokens and per correct answer, from measured throughput."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import pandas as pd
@@ -35,7 +35,7 @@ def cost_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         "usd_per_million_output_tokens": per_million, "output_tokens_spent": int(totals["tokens"]),
         "correct_answers": int(totals["correct"]),
         "usd_per_correct_answer": usd_per_correct_answer(int(totals["tokens"]), per_million, int(totals["correct"])),
-        "computed_at": datetime.now(timezone.utc).replace(tzinfo=None),
+        "computed_at": datetime.now(UTC).replace(tzinfo=None),
     }
     warehouse.replace_partition("cost_rollup", variant.name, pd.DataFrame([row]))
     return dg.MaterializeResult(metadata={

@@ -5,7 +5,7 @@ whole life; the step runs in the `engine` pool so two never share an accelerator
 """
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import openai
@@ -27,7 +27,7 @@ REQUEST_TIMEOUT_S = 1800.0
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def pending_requests(variant: Variant, items: pd.DataFrame, finished: pd.DataFrame) -> list[SampleRequest]:

@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import openai
 
@@ -54,7 +54,7 @@ async def _one(client: openai.AsyncOpenAI, model: str, request: SampleRequest, s
         "completion_tokens": usage.completion_tokens if usage else None,
         "latency_seconds": latency,
         "sampling": json.dumps(sampling, sort_keys=True),
-        "created_at": datetime.now(timezone.utc).replace(tzinfo=None),
+        "created_at": datetime.now(UTC).replace(tzinfo=None),
     }
 
 

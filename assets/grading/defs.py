@@ -1,9 +1,8 @@
 """graded_answers: every generation graded, with a reason code for every miss."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
-import pandas as pd
 
 from assets.grading.equivalence import GradeInput, Grader
 from assets.variants import variant_named
@@ -41,7 +40,7 @@ def graded_answers(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         frame = todo[["benchmark", "item_id", "sample_index"]].assign(
             variant=variant.name, config_hash=variant.config_hash,
             extracted=[g.extracted for g in grades], correct=[g.correct for g in grades],
-            reason=[g.reason for g in grades], graded_at=datetime.now(timezone.utc).replace(tzinfo=None),
+            reason=[g.reason for g in grades], graded_at=datetime.now(UTC).replace(tzinfo=None),
         )
         warehouse.insert_new("graded_answers", frame)
     reasons = warehouse.query(

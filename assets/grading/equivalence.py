@@ -12,6 +12,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Self
 
 from assets.grading.extraction import as_number, extract_answer, split_reasoning
 
@@ -63,7 +64,7 @@ class Grader:
         self._executor: ProcessPoolExecutor | None = None
         self._cache: dict[tuple[str, str], bool | None] = {}
 
-    def __enter__(self) -> Grader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

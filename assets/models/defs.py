@@ -1,7 +1,7 @@
 """model_snapshot and quantized_model: the weights a variant serves, and exactly which ones they are."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +18,7 @@ QUANTIZATION_MARKER = "yardstick_quantization.json"
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dg.asset(partitions_def=variant_partitions, group_name="models", kinds={"huggingface", "duckdb"})

@@ -61,12 +61,7 @@ VOCAB_SIZE = 1024
 def _tokenizer_corpus(seed: int) -> list[str]:
     """Text in the shape the model will read and write: problems, reasoning and boxed answers."""
     rng = random.Random(seed)
-    words = (
-        "the of and to a in is that for it as with was on be by at this are from or an which one all "
-        "find compute what how many total each number sum product answer step reason let so then we "
-        "therefore value equal equals more less than twice half times plus minus divided remainder "
-        "integer positive real solution problem please final within put boxed"
-    ).split()
+    words = ["the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "with", "was", "on", "be", "by", "at", "this", "are", "from", "or", "an", "which", "one", "all", "find", "compute", "what", "how", "many", "total", "each", "number", "sum", "product", "answer", "step", "reason", "let", "so", "then", "we", "therefore", "value", "equal", "equals", "more", "less", "than", "twice", "half", "times", "plus", "minus", "divided", "remainder", "integer", "positive", "real", "solution", "problem", "please", "final", "within", "put", "boxed"]
     lines = []
     for _ in range(3000):
         a, b = rng.randint(0, 999), rng.randint(0, 999)

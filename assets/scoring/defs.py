@@ -1,6 +1,6 @@
 """benchmark_scores and the blocking data-quality check that guards them."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -45,7 +45,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             "variant": variant.name, "benchmark": benchmark, "config_hash": variant.config_hash,
             "protocol": variant.protocol.name, "k": variant.protocol.k, **score.__dict__,
             "output_tokens": int(group["completion_tokens"].fillna(0).sum()),
-            "scored_at": datetime.now(timezone.utc).replace(tzinfo=None),
+            "scored_at": datetime.now(UTC).replace(tzinfo=None),
         })
     frame = pd.DataFrame(rows)
     warehouse.replace_partition("benchmark_scores", variant.name, frame)

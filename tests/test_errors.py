@@ -1,0 +1,115 @@
+"""Bad input gets an error that says what was wrong and what to do."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from assets.benchmarks.catalog import BenchmarkDataError, load_items
+from assets.models.checkpoint import CheckpointError
+from pipelines.cli import main as yardstick
+from pipelines.matrix import EngineSpec, MatrixError, ModelSpec, load_matrix
+from resources.engines import EngineError, EngineResource
+from resources.hub import ModelHubResource
+from tests.conftest import SHARED_BENCHMARKS, engine_processes, needs_shared
+
+
+def test_unknown_variant_names_the_known_ones(capsys):
+    with pytest.raises(MatrixError, match=r"variant 'nope' not in .*matrix.test.yaml; known: tiny-test, tiny-test-w8a16"):
+        load_matrix().variant("nope")
+
+
+def test_matrix_errors_name_the_variant_and_the_key(tmp_path):
+    bad = tmp_path / "matrix.yaml"
+    bad.write_text("variants:\n  v1:\n    model: {repo: org/model}\n    engine: {kind: transformers}\n"
+                   "    hardware: cpu-2vcpu\n    benchmarks: [gsm8k]\n")
+    with pytest.raises(MatrixError, match="variant 'v1' .* needs a pinned 'revision'"):
+        load_matrix(bad)
+    bad.write_text("variants:\n  v1:\n    model: {path: /x}\n    engine: {kind: tgi}\n    hardware: h\n"
+                   "    benchmarks: [gsm8k]\n")
+    with pytest.raises(MatrixError, match="engine kind 'tgi' unknown; known: transformers, vllm, external"):
+        load_matrix(bad)
+    with pytest.raises(MatrixError, match="does not exist"):
+        load_matrix(tmp_path / "missing.yaml")
+
+
+def test_config_hash_changes_with_what_changes_samples_only():
+    matrix = load_matrix()
+    first, second = matrix.variant("tiny-test"), matrix.variant("tiny-test-w8a16")
+    assert first.config_hash != second.config_hash
+    assert first.config_hash == load_matrix().variant("tiny-test").config_hash
+
+
+def test_model_path_that_does_not_exist(tmp_path):
+    with pytest.raises(CheckpointError, match=f"model path {tmp_path / 'nowhere'} does not exist"):
+        ModelHubResource(models_dir=str(tmp_path)).fetch(ModelSpec(path=str(tmp_path / "nowhere")))
+
+
+@needs_shared
+def test_benchmark_file_missing_a_field(tmp_path):
+    rows = [json.loads(line) for line in (SHARED_BENCHMARKS / "gsm8k_test.jsonl").open()][:3]
+    del rows[1]["answer"]
+    (tmp_path / "gsm8k_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(BenchmarkDataError, match=r"gsm8k_test.jsonl row 2 lacks field\(s\) \['answer'\] .*present: \['question'\]"):
+        load_items("gsm8k", tmp_path, None)
+
+
+def test_benchmark_missing_from_the_mirror_and_unknown_benchmark(tmp_path):
+    with pytest.raises(BenchmarkDataError, match="expects math500.jsonl in the mirror folder"):
+        load_items("math500", tmp_path, 3)
+    with pytest.raises(BenchmarkDataError, match="benchmark 'mathxl' unknown; known: aime24"):
+        load_items("mathxl", tmp_path, 3)
+
+
+@needs_shared
+@pytest.mark.parametrize(("name", "count", "first_gold"), [
+    ("gsm8k", 1319, "18"), ("math500", 500, "\\left( 3, \\frac{\\pi}{2} \\right)"), ("aime24", 30, None),
+    ("aime25", 30, "70"), ("amc23", 40, "27"),
+])
+def test_every_mirror_file_loads_with_normalised_gold(name, count, first_gold):
+    items = load_items(name, SHARED_BENCHMARKS, None)
+    assert len(items) == count
+    assert len({item["item_id"] for item in items}) == count
+    if first_gold is not None:
+        assert items[0]["gold"] == first_gold
+    if name in ("aime24", "aime25", "amc23"):
+        assert all(item["gold"].lstrip("-").isdigit() and not item["gold"].startswith("0") or item["gold"] == "0"
+                   for item in items)
+
+
+def test_engine_that_fails_to_start_shows_its_log_tail(tmp_path):
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    engine = EngineResource(log_dir=str(tmp_path / "logs"))
+    spec = EngineSpec(kind="transformers", options={"device": "cpu", "startup_timeout_s": 120})
+    with pytest.raises(EngineError) as raised, engine.deploy(spec, str(broken), served_name="broken",
+                                                             log_name="broken", warmup_sampling={"temperature": 0.6}):
+        pass
+    message = str(raised.value)
+    assert "last lines of" in message and "broken.log" in message
+    last_log_line = (tmp_path / "logs" / "broken.log").read_text().strip().splitlines()[-1]
+    assert "exited with code" in message and last_log_line in message
+    assert engine_processes(str(broken)) == []
+
+
+def test_engine_with_missing_model_path(tmp_path):
+    engine = EngineResource(log_dir=str(tmp_path))
+    with pytest.raises(EngineError, match="does not exist"), engine.deploy(
+            EngineSpec(kind="transformers"), str(tmp_path / "absent"), "x", "x"):
+        pass
+
+
+def test_external_engine_needs_its_key(monkeypatch):
+    monkeypatch.delenv("YARDSTICK_TEST_KEY", raising=False)
+    spec = EngineSpec(kind="external", options={"base_url": "http://127.0.0.1:9/v1", "api_key_env": "YARDSTICK_TEST_KEY"})
+    with pytest.raises(EngineError, match="YARDSTICK_TEST_KEY"), EngineResource().deploy(spec, "", "x", "x"):
+        pass
+
+
+def test_cli_reports_a_missing_warehouse(tmp_path, capsys):
+    assert yardstick(["leaderboard", "--warehouse", str(tmp_path / "none.duckdb")]) == 2
+    assert "does not exist yet; run `make run`" in capsys.readouterr().err
+    assert yardstick(["variants"]) == 0
+    assert capsys.readouterr().out.split() == ["tiny-test", "tiny-test-w8a16"]
+    assert Path(tmp_path).exists()

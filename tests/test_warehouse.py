@@ -1,0 +1,43 @@
+"""Warehouse writes are idempotent on their natural keys, and the schema can be applied any number of times."""
+
+import duckdb
+import pandas as pd
+
+from resources.warehouse import WarehouseResource
+from warehouse import apply_schema
+
+
+def _generation(sample: int, response: str) -> dict:
+    return {"variant": "v", "config_hash": "h", "benchmark": "b", "item_id": "1", "sample_index": sample,
+            "response": response, "latency_seconds": 0.1, "sampling": "{}", "run_id": "r",
+            "created_at": pd.Timestamp("2026-01-01")}
+
+
+def test_insert_new_keeps_existing_rows_and_skips_duplicates(tmp_path):
+    warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
+    assert warehouse.insert_new("benchmark_generations", pd.DataFrame([_generation(0, "first")])) == 1
+    added = warehouse.insert_new("benchmark_generations",
+                                 pd.DataFrame([_generation(0, "second"), _generation(1, "other")]))
+    assert added == 1
+    rows = warehouse.query("SELECT sample_index, response FROM benchmark_generations ORDER BY 1")
+    assert rows.values.tolist() == [[0, "first"], [1, "other"]]
+
+
+def test_replace_partition_touches_only_its_variant(tmp_path):
+    warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
+    level = {"concurrency": 1, "completed": 1, "failed": 0, "duration_s": 1.0, "request_throughput": 1.0,
+             "output_throughput": 1.0, "measured_at": pd.Timestamp("2026-01-01")}
+    warehouse.replace_partition("serving_levels", "a", pd.DataFrame([{**level, "variant": "a"}]))
+    warehouse.replace_partition("serving_levels", "b", pd.DataFrame([{**level, "variant": "b"}]))
+    warehouse.replace_partition("serving_levels", "a", pd.DataFrame([{**level, "variant": "a", "concurrency": 2}]))
+    rows = warehouse.query("SELECT variant, concurrency FROM serving_levels ORDER BY 1")
+    assert rows.values.tolist() == [["a", 2], ["b", 1]]
+
+
+def test_schema_applies_twice_and_readers_open_read_only(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        apply_schema(connection)
+        apply_schema(connection)
+    with WarehouseResource(path=str(path)).connect(read_only=True) as reader:
+        assert reader.execute("SELECT count(*) FROM leaderboard").fetchone() == (0,)
