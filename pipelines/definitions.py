@@ -41,6 +41,9 @@ def _state_dir() -> str:
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
+    # Steps run one after another in the run's process: on a small machine a process per step costs more
+    # than the steps themselves, and the chain is a line with one long step (the engine) anyway.
+    executor=dg.in_process_executor,
     asset_checks=[benchmark_scores_are_valid],
     jobs=[evaluation_job],
     schedules=[nightly_eval],

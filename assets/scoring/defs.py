@@ -70,7 +70,7 @@ def benchmark_scores_are_valid(context: dg.AssetCheckExecutionContext,
         passed=report.success,
         metadata={
             "expectations": dg.MetadataValue.json(report.results),
-            "failures": dg.MetadataValue.json({k: str(v)[:500] for k, v in report.failures.items()}),
+            "failures": dg.MetadataValue.json(report.failures),
             "rows": len(frame),
         },
     )
