@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -10,6 +11,15 @@ from pipelines.matrix import Matrix, Variant, load_matrix
 
 def variant_named(name: str) -> Variant:
     return load_matrix().variant(name)
+
+
+def config_hash(warehouse: object, variant: Variant) -> str:
+    """What makes two samples comparable: the variant's settings and the exact weights they ran on."""
+    snapshot = warehouse.query("SELECT fingerprint FROM model_snapshots WHERE variant = ?", [variant.name])
+    if snapshot.empty:
+        raise LookupError(f"no model_snapshot for variant '{variant.name}'; materialize model_snapshot first")
+    identity = f"{variant.settings_hash}:{snapshot.iloc[0]['fingerprint']}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
 def benchmark_mirror(matrix: Matrix | None = None) -> str | None:

@@ -117,8 +117,11 @@ class Variant:
     serving: ServingSpec
 
     @property
-    def config_hash(self) -> str:
-        """Identity of what produces a sample: model, quantization, engine settings and protocol."""
+    def settings_hash(self) -> str:
+        """Identity of the matrix settings that shape a sample: model, quantization, engine and protocol.
+
+        The weights themselves are identified by the snapshot's fingerprint; see `assets.variants.config_hash`.
+        """
         engine_options = {k: v for k, v in self.engine.options.items() if k not in _RUNTIME_ONLY_ENGINE_OPTIONS}
         identity = {
             "model": asdict(self.model),

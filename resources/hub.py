@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.models.checkpoint import CheckpointError
+from assets.models.checkpoint import CheckpointError, checkpoint_fingerprint
 from assets.models.tiny import TINY_MODEL_NAME, ensure_tiny_model
 from pipelines.matrix import ModelSpec
 
@@ -24,21 +24,22 @@ class ModelHubResource(dg.ConfigurableResource):
     token: str | None = None  # set from dg.EnvVar("HF_TOKEN") for gated models
 
     def fetch(self, spec: ModelSpec) -> dict:
-        """Return source, repo, revision, commit_sha and local_path for the weights `spec` names."""
+        """Return source, repo, revision, commit_sha, local_path and fingerprint for the weights `spec` names."""
         if spec.repo:
             return self._from_hub(spec)
         if spec.path:
             path = Path(spec.path).expanduser().resolve()
             if not path.is_dir():
                 raise CheckpointError(f"model path {path} does not exist; fix 'model.path' in the matrix")
-            return {"source": "local", "repo": None, "revision": None, "commit_sha": None, "local_path": str(path)}
+            return {"source": "local", "repo": None, "revision": None, "commit_sha": None, "local_path": str(path),
+                    "fingerprint": checkpoint_fingerprint(path)}
         if spec.generate not in GENERATED_MODELS:
             raise CheckpointError(
                 f"model.generate '{spec.generate}' unknown; known: {', '.join(GENERATED_MODELS)}"
             )
         path = GENERATED_MODELS[spec.generate](Path(self.models_dir).resolve() / spec.generate)
         return {"source": "generated", "repo": None, "revision": None, "commit_sha": None,
-                "local_path": str(path)}
+                "local_path": str(path), "fingerprint": checkpoint_fingerprint(path)}
 
     def _from_hub(self, spec: ModelSpec) -> dict:
         from huggingface_hub import HfApi, snapshot_download
@@ -51,4 +52,4 @@ class ModelHubResource(dg.ConfigurableResource):
         if not _COMMIT_SHA.match(commit):
             commit = HfApi(token=self.token).model_info(spec.repo, revision=spec.revision).sha
         return {"source": "hub", "repo": spec.repo, "revision": spec.revision, "commit_sha": commit,
-                "local_path": str(path)}
+                "local_path": str(path), "fingerprint": commit}

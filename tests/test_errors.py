@@ -33,11 +33,11 @@ def test_matrix_errors_name_the_variant_and_the_key(tmp_path):
         load_matrix(tmp_path / "missing.yaml")
 
 
-def test_config_hash_changes_with_what_changes_samples_only():
+def test_settings_hash_changes_with_what_changes_samples_only():
     matrix = load_matrix()
     first, second = matrix.variant("tiny-test"), matrix.variant("tiny-test-w8a16")
-    assert first.config_hash != second.config_hash
-    assert first.config_hash == load_matrix().variant("tiny-test").config_hash
+    assert first.settings_hash != second.settings_hash
+    assert first.settings_hash == load_matrix().variant("tiny-test").settings_hash
 
 
 def test_model_path_that_does_not_exist(tmp_path):

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS model_snapshots (
     revision           VARCHAR,
     commit_sha         VARCHAR,
     local_path         VARCHAR NOT NULL,
+    fingerprint        VARCHAR NOT NULL,   -- commit sha for hub snapshots, content fingerprint otherwise
     bytes              BIGINT NOT NULL,
     parameters         BIGINT NOT NULL,
     architecture       VARCHAR,

@@ -16,7 +16,7 @@ from assets.benchmarks.prompts import build_messages
 from assets.engine.generation import SampleRequest, generate
 from assets.engine.loadtest import run_level, summarise_level
 from assets.models.defs import quantized_model
-from assets.variants import variant_named
+from assets.variants import config_hash, variant_named
 from pipelines.matrix import Variant
 from pipelines.partitions import variant_partitions
 from resources.engines import Deployment, EngineResource
@@ -46,9 +46,9 @@ def _client(deployment: Deployment) -> openai.AsyncOpenAI:
                               timeout=REQUEST_TIMEOUT_S, max_retries=1)
 
 
-async def _generate(context, warehouse, variant, deployment, requests, sampling, run_id) -> int:
+async def _generate(context, warehouse, variant, deployment, requests, sampling, sample_config, run_id) -> int:
     def write_batch(rows: list[dict]) -> None:
-        frame = pd.DataFrame(rows).assign(variant=variant.name, config_hash=variant.config_hash, run_id=run_id)
+        frame = pd.DataFrame(rows).assign(variant=variant.name, config_hash=sample_config, run_id=run_id)
         warehouse.insert_new("benchmark_generations", frame)
 
     step = max(1, len(requests) // 10)
@@ -106,9 +106,10 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     items = warehouse.query(
         "SELECT benchmark, item_id, problem FROM benchmark_items WHERE variant = ? ORDER BY benchmark, position",
         [variant.name])
+    sample_config = config_hash(warehouse, variant)
     finished = warehouse.query(
         "SELECT benchmark, item_id, sample_index FROM benchmark_generations WHERE variant = ? AND config_hash = ?",
-        [variant.name, variant.config_hash])
+        [variant.name, sample_config])
     requests = pending_requests(variant, items, finished)
     expected = len(items) * variant.protocol.k
     context.log.info(f"{expected} samples in all, {expected - len(requests)} already stored, {len(requests)} to go")
@@ -128,7 +129,8 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         warehouse.upsert("engine_deployments", pd.DataFrame([record]))
         try:
             generated = asyncio.run(_generate(context, warehouse, variant, deployment, requests,
-                                              {**shared_sampling, "max_tokens": protocol.max_tokens}, run_id))
+                                              {**shared_sampling, "max_tokens": protocol.max_tokens},
+                                              sample_config, run_id))
             levels, timings = asyncio.run(_load_test(variant, deployment, shared_sampling))
             record["status"] = "stopped"
         except BaseException:
@@ -145,7 +147,7 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     warehouse.replace_partition("serving_requests", variant.name, pd.DataFrame(timings).assign(variant=variant.name))
     stored = warehouse.query(
         "SELECT count(*) AS n FROM benchmark_generations WHERE variant = ? AND config_hash = ?",
-        [variant.name, variant.config_hash]).iloc[0]["n"]
+        [variant.name, sample_config]).iloc[0]["n"]
 
     yield dg.MaterializeResult(asset_key="engine_deployment", metadata={
         "dagster/row_count": 1, "engine": deployment.engine, "engine_version": deployment.engine_version or "",
@@ -154,7 +156,7 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     })
     yield dg.MaterializeResult(asset_key="benchmark_generations", metadata={
         "dagster/row_count": int(stored), "generated_this_run": generated, "reused": expected - len(requests),
-        "config_hash": variant.config_hash,
+        "config_hash": sample_config,
     })
     yield dg.MaterializeResult(asset_key="serving_benchmark", metadata={
         "dagster/row_count": len(levels),

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from assets.grading.equivalence import GradeInput, Grader
-from assets.variants import variant_named
+from assets.variants import config_hash, variant_named
 from pipelines.partitions import variant_partitions
 from resources.warehouse import WarehouseResource
 
@@ -26,7 +26,8 @@ def graded_answers(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     """Reasoning stripped, the final answer extracted per benchmark format, and checked for equivalence with
     the gold answer (math-verify in bounded worker processes). Samples graded before are not graded again."""
     variant = variant_named(context.partition_key)
-    todo = warehouse.query(UNGRADED_SQL, [variant.name, variant.config_hash])
+    sample_config = config_hash(warehouse, variant)
+    todo = warehouse.query(UNGRADED_SQL, [variant.name, sample_config])
     context.log.info(f"{len(todo)} generations to grade")
     if len(todo):
         inputs = [
@@ -38,14 +39,14 @@ def graded_answers(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         with Grader() as grader:
             grades = grader.grade_many(inputs)
         frame = todo[["benchmark", "item_id", "sample_index"]].assign(
-            variant=variant.name, config_hash=variant.config_hash,
+            variant=variant.name, config_hash=sample_config,
             extracted=[g.extracted for g in grades], correct=[g.correct for g in grades],
             reason=[g.reason for g in grades], graded_at=datetime.now(UTC).replace(tzinfo=None),
         )
         warehouse.insert_new("graded_answers", frame)
     reasons = warehouse.query(
         "SELECT benchmark, reason, count(*) AS samples FROM graded_answers WHERE variant = ? AND config_hash = ? "
-        "GROUP BY ALL ORDER BY ALL", [variant.name, variant.config_hash])
+        "GROUP BY ALL ORDER BY ALL", [variant.name, sample_config])
     return dg.MaterializeResult(metadata={
         "dagster/row_count": int(reasons["samples"].sum()) if len(reasons) else 0,
         "graded_this_run": len(todo),

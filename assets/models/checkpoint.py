@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from math import prod
@@ -27,6 +28,20 @@ def safetensors_parameters(path: Path) -> int:
         (header_size,) = struct.unpack("<Q", handle.read(8))
         header = json.loads(handle.read(header_size))
     return sum(prod(meta["shape"]) for name, meta in header.items() if name != "__metadata__")
+
+
+def checkpoint_fingerprint(path: str | Path) -> str:
+    """Identifies a checkpoint without reading its weights: JSON files by content, other files by size and
+    modification time. Rewritten weights give a new fingerprint, so old samples are not mixed with new."""
+    digest = hashlib.sha256()
+    for file in sorted(f for f in Path(path).rglob("*") if f.is_file()):
+        stat = file.stat()
+        digest.update(str(file.relative_to(path)).encode())
+        if file.suffix == ".json":
+            digest.update(file.read_bytes())
+        else:
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
 
 
 def describe_checkpoint(path: str | Path) -> dict:

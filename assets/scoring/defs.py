@@ -7,7 +7,7 @@ import pandas as pd
 
 from assets.scoring.metrics import score_benchmark
 from assets.scoring.quality import validate_scores
-from assets.variants import variant_named
+from assets.variants import config_hash, variant_named
 from pipelines.partitions import variant_partitions
 from resources.warehouse import WarehouseResource
 
@@ -21,8 +21,10 @@ WHERE a.variant = ? AND a.config_hash = ?
 
 CHECK_SQL = """
 SELECT s.*, i.n_items * s.k AS expected_samples,
-       (SELECT count(*) FROM graded_answers a WHERE a.variant = s.variant AND a.config_hash = s.config_hash
-          AND a.benchmark = s.benchmark) AS graded_samples
+       (SELECT count(*) FROM graded_answers a
+          JOIN benchmark_items c USING (variant, benchmark, item_id)
+          WHERE a.variant = s.variant AND a.config_hash = s.config_hash AND a.benchmark = s.benchmark
+       ) AS graded_samples
 FROM benchmark_scores s
 JOIN (SELECT variant, benchmark, count(*) AS n_items FROM benchmark_items GROUP BY ALL) i USING (variant, benchmark)
 WHERE s.variant = ?
@@ -35,14 +37,15 @@ def benchmark_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     """Per benchmark: pass@1 as the mean over k samples with a 95% bootstrap interval over items, and cons@k
     (majority vote over the extracted answers), tagged with the protocol and k they were produced under."""
     variant = variant_named(context.partition_key)
-    grades = warehouse.query(GRADES_SQL, [variant.name, variant.config_hash])
+    sample_config = config_hash(warehouse, variant)
+    grades = warehouse.query(GRADES_SQL, [variant.name, sample_config])
     if grades.empty:
         raise dg.Failure(f"no graded answers for variant '{variant.name}'; materialize graded_answers first")
     rows = []
     for benchmark, group in grades.groupby("benchmark"):
         score = score_benchmark(group)
         rows.append({
-            "variant": variant.name, "benchmark": benchmark, "config_hash": variant.config_hash,
+            "variant": variant.name, "benchmark": benchmark, "config_hash": sample_config,
             "protocol": variant.protocol.name, "k": variant.protocol.k, **score.__dict__,
             "output_tokens": int(group["completion_tokens"].fillna(0).sum()),
             "scored_at": datetime.now(UTC).replace(tzinfo=None),
