@@ -99,6 +99,7 @@ async def _load_test(variant: Variant, deployment: Deployment, sampling: dict) -
     can_subset=False,
 )
 def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource, engine: EngineResource):
+    """Start the variant's engine once, generate every missing sample, load-test it, and stop it."""
     variant = variant_named(context.partition_key)
     model = warehouse.query("SELECT local_path FROM quantized_models WHERE variant = ?", [variant.name])
     if model.empty:
