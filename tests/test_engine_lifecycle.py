@@ -10,7 +10,8 @@ from tests.conftest import STATE, engine_processes
 
 SPEC = EngineSpec(kind="transformers", options={"device": "cpu", "startup_timeout_s": 120, "cb_num_blocks": 64,
                                                  "cb_max_batch_tokens": 256})
-PROMPT = [{"role": "user", "content": "What is 12 + 30?"}]
+# Far from what the tiny model was trained on, so its next-token distribution is wide and samples differ.
+PROMPT = [{"role": "user", "content": "Describe the history of the printing press in a few sentences."}]
 
 
 @pytest.fixture(scope="module")

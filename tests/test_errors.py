@@ -113,3 +113,31 @@ def test_cli_reports_a_missing_warehouse(tmp_path, capsys):
     assert yardstick(["variants"]) == 0
     assert capsys.readouterr().out.split() == ["tiny-test", "tiny-test-w8a16"]
     assert Path(tmp_path).exists()
+
+
+def test_gpqa_rows_get_a_seeded_shuffle_and_a_letter(tmp_path):
+    row = {"Record ID": "rec1", "Question": "Which is heaviest?", "Correct Answer": "lead",
+           "Incorrect Answer 1": "air", "Incorrect Answer 2": "water", "Incorrect Answer 3": "wood"}
+    (tmp_path / "gpqa_diamond.jsonl").write_text(json.dumps(row) + "\n" + json.dumps({**row, "Record ID": "rec2"}))
+    first, _ = load_items("gpqa_diamond", tmp_path, None)
+    assert first == load_items("gpqa_diamond", tmp_path, None)[0]
+    assert first["answer_format"] == "choice" and first["item_id"] == "rec1"
+    options = dict(line.split(". ", 1) for line in first["problem"].split("\n\n")[1].splitlines())
+    assert options[first["gold"]] == "lead" and sorted(options.values()) == ["air", "lead", "water", "wood"]
+
+
+def test_synthetic_arithmetic_is_fixed_and_held_out_from_training():
+    from assets.benchmarks.synthetic import training_examples
+
+    items = load_items("arith", None, None)
+    assert items == load_items("arith", None, None) and len(items) == 200
+    assert len({item["problem"] for item in items}) == 200
+    assert not {item["problem"] for item in items} & {problem for problem, _ in training_examples(5000)}
+
+
+@needs_shared
+def test_multiple_choice_golds_are_letters():
+    mmlu = load_items("mmlu_stem", SHARED_BENCHMARKS, 50)
+    aqua = load_items("aqua_rat", SHARED_BENCHMARKS, 50)
+    assert {item["gold"] for item in mmlu} <= set("ABCD") and {item["gold"] for item in aqua} <= set("ABCDE")
+    assert "\nA. " in mmlu[0]["problem"] and "\nA)" in aqua[0]["problem"]

@@ -65,3 +65,13 @@ def test_gsm8k_reference_solutions_extract_their_own_answer():
     rows = [json.loads(line) for line in (SHARED_BENCHMARKS / "gsm8k_test.jsonl").open()]
     same = sum(as_number(extract_answer(row["answer"], "number")) == float(gsm8k_gold(row["answer"])) for row in rows)
     assert same == len(rows)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("\\boxed{C}", "C"), ("\\boxed{(b)}", "B"), ("\\boxed{\\text{D}}", "D"), ("\\boxed{A. 42 kg}", "A"),
+    ("The answer is (E).", "E"), ("B looks tempting, but the answer is: C", "C"), ("C", "C"),
+    ("Apples are good", None), ("\\boxed{Carbon}", None), ("The answer is a bit unclear", None),
+    ("Both A and B are plausible.", None),
+])
+def test_choice_letters_are_the_answer_not_stray_letters(text, expected):
+    assert extract_answer(text, "choice") == expected

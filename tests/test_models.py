@@ -7,22 +7,30 @@ import pytest
 
 from assets.models.checkpoint import CheckpointError, checkpoint_fingerprint, describe_checkpoint
 from assets.models.quantize import QuantizationError, quantize_checkpoint
-from assets.models.tiny import R1_CHAT_TEMPLATE, build_tiny_model
+from assets.models.tiny import R1_CHAT_TEMPLATE, build_tiny_model, ensure_tiny_model
+from tests.conftest import STATE
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
+def tiny():
+    """The trained offline model, built once per test session (the end-to-end tests use the same one)."""
+    return ensure_tiny_model(STATE / "models" / "tiny-r1-qwen2")
 
 
 def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_tiny_model_is_deterministic_and_r1_shaped(tiny, tmp_path):
-    again = build_tiny_model(tmp_path / "again")
-    assert _sha(tiny / "model.safetensors") == _sha(again / "model.safetensors")
-    assert _sha(tiny / "tokenizer.json") == _sha(again / "tokenizer.json")
+def test_tiny_model_build_is_deterministic(tmp_path):
+    first = build_tiny_model(tmp_path / "first", training_steps=5)
+    again = build_tiny_model(tmp_path / "again", training_steps=5)
+    assert _sha(first / "model.safetensors") == _sha(again / "model.safetensors")
+    assert _sha(first / "tokenizer.json") == _sha(again / "tokenizer.json")
+
+
+def test_tiny_model_is_trained_and_r1_shaped(tiny):
+    build = json.loads((tiny / "yardstick_build.json").read_text())
+    assert build["training_steps"] > 0 and build["final_loss"] < 0.5
     facts = describe_checkpoint(tiny)
     assert facts["model_type"] == "qwen2" and facts["architecture"] == "Qwen2ForCausalLM"
     assert facts["bytes"] < 5 * 2**20 and facts["parameters"] > 100_000

@@ -1,16 +1,23 @@
 """Each benchmark's specifics in one place: where it lives, its fields, its gold format, how gold is normalised.
 
 Items load through `datasets.load_dataset` at a revision resolved to a commit sha (and recorded), or from an
-offline mirror folder of JSONL files for machines without the hub.
+offline mirror folder of JSONL files for machines without the hub; the synthetic benchmark is generated.
+Answer formats: `integer` (AIME, AMC), `number` (GSM8K), `latex` (MATH), `choice` (a letter).
 """
 
 from __future__ import annotations
 
 import json
+import random
+import string
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from assets.benchmarks.synthetic import arithmetic_items
+
+LETTERS = string.ascii_uppercase
 
 
 class BenchmarkDataError(ValueError):
@@ -37,37 +44,102 @@ def latex_gold(raw: Any) -> str:
     return str(raw).strip()
 
 
+def choice_gold(raw: Any) -> str:
+    """A choice letter, given as a letter ('C') or as a 0-based index (2)."""
+    if isinstance(raw, int) or str(raw).strip().isdigit():
+        return LETTERS[int(raw)]
+    letter = str(raw).strip().upper()
+    if len(letter) != 1 or letter not in LETTERS:
+        raise ValueError(f"expected a choice letter or index, got {raw!r}")
+    return letter
+
+
+def lettered(options: list[str]) -> str:
+    return "\n".join(f"{LETTERS[i]}. {option}" for i, option in enumerate(options))
+
+
+# How a dataset row becomes (problem text, raw gold answer); positions count from 0.
+RowReader = Callable[[dict, int], tuple[str, Any]]
+
+
+def fields_reader(problem: str, answer: str) -> RowReader:
+    return lambda row, _: (str(row[problem]), row[answer])
+
+
+def choices_reader(question: str, choices: str, answer: str) -> RowReader:
+    """Options listed as 'A. …' under the question; the gold is the index or letter in `answer`."""
+    return lambda row, _: (f"{row[question]}\n\n{lettered(list(row[choices]))}", row[answer])
+
+
+def prefixed_options_reader(question: str, options: str, answer: str) -> RowReader:
+    """AQuA's options already carry their letter ('A)5', 'B)6')."""
+    return lambda row, _: (f"{row[question]}\n\n" + "\n".join(row[options]), row[answer])
+
+
+def gpqa_reader(row: dict, position: int) -> tuple[str, Any]:
+    """GPQA stores the right answer and three wrong ones; they are shuffled with a seed per row, so every
+    run (and every engine) sees the same order."""
+    options = [row["Correct Answer"], row["Incorrect Answer 1"], row["Incorrect Answer 2"],
+               row["Incorrect Answer 3"]]
+    order = list(range(4))
+    random.Random(f"gpqa:{row.get('Record ID', position)}").shuffle(order)
+    shuffled = [options[i].strip() for i in order]
+    return f"{row['Question'].strip()}\n\n{lettered(shuffled)}", LETTERS[order.index(0)]
+
+
 @dataclass(frozen=True)
 class BenchmarkSpec:
     name: str
-    hub_id: str
-    hub_config: str | None
-    split: str
-    mirror_file: str
-    problem_field: str
-    answer_field: str
-    id_field: str | None          # None: the item's position in the split is its id
-    answer_format: str            # integer | number | latex
+    answer_format: str                      # integer | number | latex | choice
     normalise_gold: Callable[[Any], str]
-    hub_revision: str | None = None   # None: resolve the branch head to a commit sha and record it
-    hub_problem_field: str | None = None  # where the hub copy names the field differently
+    read_row: RowReader
+    needed_fields: tuple[str, ...]
+    id_field: str | None = None             # None: the item's position in the split is its id
+    hub_id: str | None = None
+    hub_config: str | None = None
+    split: str = "test"
+    hub_revision: str | None = None         # None: resolve the branch head to a commit sha and record it
+    hub_renames: dict[str, str] = field(default_factory=dict)  # hub field name -> the name used here
+    mirror_file: str | None = None
+    generate: Callable[[int | None], list[dict]] | None = None  # synthetic benchmarks
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
     spec.name: spec
     for spec in (
-        BenchmarkSpec("gsm8k", "openai/gsm8k", "main", "test", "gsm8k_test.jsonl",
-                      "question", "answer", None, "number", gsm8k_gold),
-        BenchmarkSpec("math500", "HuggingFaceH4/MATH-500", None, "test", "math500.jsonl",
-                      "problem", "answer", "unique_id", "latex", latex_gold),
-        BenchmarkSpec("aime24", "HuggingFaceH4/aime_2024", None, "train", "aime24.jsonl",
-                      "problem", "answer", "id", "integer", integer_gold),
-        BenchmarkSpec("aime25", "math-ai/aime25", None, "test", "aime25.jsonl",
-                      "problem", "answer", "id", "integer", integer_gold),
-        BenchmarkSpec("amc23", "math-ai/amc23", None, "test", "amc23.jsonl",
-                      "problem", "answer", "id", "integer", integer_gold, hub_problem_field="question"),
+        BenchmarkSpec("gsm8k", "number", gsm8k_gold, fields_reader("question", "answer"), ("question", "answer"),
+                      hub_id="openai/gsm8k", hub_config="main", mirror_file="gsm8k_test.jsonl"),
+        BenchmarkSpec("math500", "latex", latex_gold, fields_reader("problem", "answer"), ("problem", "answer"),
+                      id_field="unique_id", hub_id="HuggingFaceH4/MATH-500", mirror_file="math500.jsonl"),
+        BenchmarkSpec("aime24", "integer", integer_gold, fields_reader("problem", "answer"), ("problem", "answer"),
+                      id_field="id", hub_id="HuggingFaceH4/aime_2024", split="train", mirror_file="aime24.jsonl"),
+        BenchmarkSpec("aime25", "integer", integer_gold, fields_reader("problem", "answer"), ("problem", "answer"),
+                      id_field="id", hub_id="math-ai/aime25", mirror_file="aime25.jsonl"),
+        BenchmarkSpec("amc23", "integer", integer_gold, fields_reader("problem", "answer"), ("problem", "answer"),
+                      id_field="id", hub_id="math-ai/amc23", hub_renames={"question": "problem"},
+                      mirror_file="amc23.jsonl"),
+        BenchmarkSpec("mmlu_stem", "choice", choice_gold, choices_reader("question", "choices", "answer"),
+                      ("question", "choices", "answer"), hub_id="cais/mmlu", hub_config="all",
+                      hub_renames={"subject": "type"}, mirror_file="mmlu_stem.jsonl"),
+        BenchmarkSpec("aqua_rat", "choice", choice_gold, prefixed_options_reader("question", "options", "correct"),
+                      ("question", "options", "correct"), hub_id="deepmind/aqua_rat", hub_config="raw",
+                      mirror_file="aqua_rat_test.jsonl"),
+        BenchmarkSpec("gpqa_diamond", "choice", choice_gold, gpqa_reader,
+                      ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2",
+                       "Incorrect Answer 3"),
+                      id_field="Record ID", hub_id="Idavidrein/gpqa", hub_config="gpqa_diamond", split="train",
+                      mirror_file="gpqa_diamond.jsonl"),
+        BenchmarkSpec("arith", "integer", integer_gold, fields_reader("problem", "answer"), ("problem", "answer"),
+                      id_field="id", generate=arithmetic_items),
     )
 }
+MMLU_STEM_SUBJECTS = frozenset({
+    "abstract_algebra", "astronomy", "college_biology", "college_chemistry", "college_computer_science",
+    "college_mathematics", "college_physics", "computer_security", "conceptual_physics",
+    "electrical_engineering", "elementary_mathematics", "high_school_biology", "high_school_chemistry",
+    "high_school_computer_science", "high_school_mathematics", "high_school_physics", "high_school_statistics",
+    "machine_learning",
+})
 
 
 def benchmark_spec(name: str) -> BenchmarkSpec:
@@ -76,12 +148,9 @@ def benchmark_spec(name: str) -> BenchmarkSpec:
     return BENCHMARKS[name]
 
 
-def normalise_rows(
-    spec: BenchmarkSpec, rows: Iterable[dict], source: str, limit: int | None, problem_field: str | None = None
-) -> list[dict]:
+def normalise_rows(spec: BenchmarkSpec, rows: Iterable[dict], source: str, limit: int | None) -> list[dict]:
     """Turn raw dataset rows into items; a row lacking a field is an error naming the row and the field."""
-    problem_field = problem_field or spec.problem_field
-    needed = [problem_field, spec.answer_field] + ([spec.id_field] if spec.id_field else [])
+    needed = list(spec.needed_fields) + ([spec.id_field] if spec.id_field else [])
     items = []
     for position, row in enumerate(rows):
         if limit is not None and position >= limit:
@@ -92,43 +161,44 @@ def normalise_rows(
                 f"{source} row {position + 1} lacks field(s) {missing} needed by benchmark '{spec.name}'; "
                 f"fields present: {sorted(row)}"
             )
+        problem, raw_gold = spec.read_row(row, position)
         try:
-            gold = spec.normalise_gold(row[spec.answer_field])
+            gold = spec.normalise_gold(raw_gold)
         except ValueError as error:
             raise BenchmarkDataError(f"{source} row {position + 1}: bad gold answer: {error}") from error
         items.append({
             "benchmark": spec.name,
             "item_id": str(row[spec.id_field]) if spec.id_field else str(position),
             "position": position,
-            "problem": str(row[problem_field]),
+            "problem": problem,
             "gold": gold,
-            "gold_raw": str(row[spec.answer_field]),
+            "gold_raw": str(raw_gold),
             "answer_format": spec.answer_format,
             "source": source,
         })
     return items
 
 
+def read_jsonl(path: Path) -> Iterable[dict]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as error:
+                raise BenchmarkDataError(f"{path} line {number} is not valid JSON: {error}") from error
+
+
 def load_from_mirror(spec: BenchmarkSpec, mirror_dir: Path, limit: int | None) -> list[dict]:
-    path = Path(mirror_dir) / spec.mirror_file
+    path = Path(mirror_dir) / str(spec.mirror_file)
     if not path.exists():
         raise BenchmarkDataError(
             f"benchmark '{spec.name}' expects {spec.mirror_file} in the mirror folder {mirror_dir}, "
             "which has no such file; point YARDSTICK_BENCHMARK_MIRROR at a folder that has it, or unset it "
             "to load from the hub"
         )
-
-    def rows() -> Iterable[dict]:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise BenchmarkDataError(f"{path} line {number} is not valid JSON: {error}") from error
-
-    return normalise_rows(spec, rows(), str(path), limit)
+    return normalise_rows(spec, read_jsonl(path), str(path), limit)
 
 
 def load_from_hub(spec: BenchmarkSpec, limit: int | None) -> list[dict]:
@@ -136,16 +206,20 @@ def load_from_hub(spec: BenchmarkSpec, limit: int | None) -> list[dict]:
     import datasets
     from huggingface_hub import HfApi
 
-    revision = spec.hub_revision or "main"
-    sha = HfApi().dataset_info(spec.hub_id, revision=revision).sha
+    sha = HfApi().dataset_info(spec.hub_id, revision=spec.hub_revision or "main").sha
     dataset = datasets.load_dataset(spec.hub_id, spec.hub_config, split=spec.split, revision=sha)
-    source = f"hf://{spec.hub_id}@{sha}"
-    return normalise_rows(spec, dataset, source, limit, problem_field=spec.hub_problem_field)
+    rows: Iterable[dict] = ({spec.hub_renames.get(k, k): v for k, v in row.items()} for row in dataset)
+    if spec.name == "mmlu_stem":
+        rows = (row for row in rows if row["type"] in MMLU_STEM_SUBJECTS)
+    return normalise_rows(spec, rows, f"hf://{spec.hub_id}@{sha}", limit)
 
 
 def load_items(name: str, mirror_dir: str | Path | None, limit: int | None) -> list[dict]:
-    """The first `limit` items (all when None) of a benchmark, from the mirror folder if given, else the hub."""
+    """The first `limit` items (all when None) of a benchmark: generated, from the mirror folder if given,
+    else from the hub."""
     spec = benchmark_spec(name)
+    if spec.generate is not None:
+        return normalise_rows(spec, spec.generate(limit), f"generated:{spec.name}", limit)
     if mirror_dir:
         return load_from_mirror(spec, Path(mirror_dir), limit)
     return load_from_hub(spec, limit)

@@ -1,22 +1,23 @@
-"""Is a prediction the gold answer? Numbers compare directly; LaTeX goes to math-verify in worker processes.
+"""Is a prediction the gold answer? Numbers and choice letters compare directly; the rest goes to
+math-verify in bounded worker processes, with a cache because k samples repeat the same answers.
 
-math-verify's timeout is signal-based and only works in a process's main thread, so every symbolic check runs
-in a pool of worker processes, each bounded; a worker that still hangs is killed and the pool rebuilt.
+math-verify's own timeout is signal-based, so it only works in a process's main thread: every symbolic check
+runs in a worker process, and a worker that still hangs is killed and replaced (see `pool`).
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Self
 
 from assets.grading.extraction import as_number, extract_answer, split_reasoning
+from assets.grading.pool import TIMEOUT, BoundedPool, CallFailure
 
 DEFAULT_TIMEOUT_S = 5.0
+REASONS = ("correct", "wrong", "no_answer", "truncated", "parse_error", "timeout")
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class GradeInput:
 class Grade:
     extracted: str | None
     correct: bool
-    reason: str  # correct | wrong | no_answer | truncated | parse_error | timeout
+    reason: str  # one of REASONS
 
 
 def symbolic_equal(gold: str, prediction: str, timeout_s: float) -> bool | None:
@@ -48,7 +49,10 @@ def symbolic_equal(gold: str, prediction: str, timeout_s: float) -> bool | None:
     return bool(verify(gold_parsed, predicted, timeout_seconds=timeout))
 
 
-def numeric_equal(gold: str, prediction: str) -> bool | None:
+def direct_equal(gold: str, prediction: str, answer_format: str) -> bool | None:
+    """Formats that need no algebra: choice letters, and plain numbers. None: ask math-verify."""
+    if answer_format == "choice":
+        return gold.strip().upper() == prediction.strip().upper()
     gold_value, predicted_value = as_number(gold), as_number(prediction)
     if gold_value is None or predicted_value is None:
         return None
@@ -56,13 +60,12 @@ def numeric_equal(gold: str, prediction: str) -> bool | None:
 
 
 class Grader:
-    """Grades batches of responses; reuse one instance, and close it (or use it as a context manager)."""
+    """Grades batches of responses; reuse one instance (the cache and the workers live in it) and close it."""
 
     def __init__(self, workers: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S):
-        self.workers = workers or os.cpu_count() or 1
         self.timeout_s = timeout_s
-        self._executor: ProcessPoolExecutor | None = None
-        self._cache: dict[tuple[str, str], bool | None] = {}
+        self._pool = BoundedPool(symbolic_equal, workers or os.cpu_count() or 1, timeout_s)
+        self._cache: dict[tuple[str, str, str], bool | str | None] = {}
 
     def __enter__(self) -> Self:
         return self
@@ -71,71 +74,51 @@ class Grader:
         self.close()
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        self._pool.close()
 
-    def _pool(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-        return self._executor
+    @property
+    def workers_replaced(self) -> int:
+        return self._pool.replaced
 
-    def _kill_pool(self) -> None:
-        """A worker outlived its bound: kill every worker and start afresh on the next call."""
-        children = multiprocessing.active_children()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
-        for child in children:
-            child.kill()
+    def equal_many(self, pairs: Sequence[tuple[str, str, str]]) -> list[bool | str | None]:
+        """Verdict per (gold, prediction, format): True, False, None (unparseable) or 'timeout'."""
+        keys = [(gold.strip(), prediction.strip(), answer_format) for gold, prediction, answer_format in pairs]
+        symbolic: list[tuple[str, str, str]] = []
+        for key in dict.fromkeys(keys):
+            if key in self._cache:
+                continue
+            direct = direct_equal(*key)
+            if direct is not None or key[2] in ("choice", "integer"):
+                self._cache[key] = bool(direct)
+            else:
+                symbolic.append(key)
+        outcomes = self._pool.map([(gold, prediction, self.timeout_s) for gold, prediction, _ in symbolic])
+        for key, outcome in zip(symbolic, outcomes):
+            if isinstance(outcome, CallFailure):
+                self._cache[key] = TIMEOUT if outcome.kind == TIMEOUT else None
+            else:
+                self._cache[key] = outcome
+        return [self._cache[key] for key in keys]
 
-    def grade_many(self, inputs: list[GradeInput]) -> list[Grade]:
-        extracted: list[tuple[str | None, str]] = []
+    def grade_many(self, inputs: Sequence[GradeInput]) -> list[Grade]:
+        extracted: list[str | None] = []
+        early: list[str | None] = []
         for item in inputs:
             split = split_reasoning(item.response, item.reasoning_content, item.reasoning_prefilled,
                                     item.finish_reason)
-            if not split.terminated:
-                extracted.append((None, "truncated"))
-                continue
-            answer = extract_answer(split.answer, item.answer_format)
-            extracted.append((answer, "no_answer") if answer is None else (answer, ""))
-
-        verdicts: dict[tuple[str, str], bool | str | None] = {}
-        symbolic: dict[tuple[str, str], object] = {}
-        for item, (answer, _) in zip(inputs, extracted):
-            if answer is None:
-                continue
-            key = (item.gold, answer.strip())
-            if key in verdicts or key in symbolic:
-                continue
-            if key in self._cache:
-                verdicts[key] = self._cache[key]
-                continue
-            numeric = numeric_equal(*key) if item.answer_format != "latex" else None
-            if numeric is not None:
-                verdicts[key] = numeric
-            else:
-                symbolic[key] = self._pool().submit(symbolic_equal, key[0], key[1], self.timeout_s)
-        pending = list(symbolic.items())
-        while pending:
-            key, future = pending.pop(0)
-            try:
-                verdicts[key] = future.result(timeout=self.timeout_s * 2 + 5)
-            except FutureTimeout:
-                verdicts[key] = "timeout"
-                self._kill_pool()
-                pending = [(k, self._pool().submit(symbolic_equal, k[0], k[1], self.timeout_s)) for k, _ in pending]
-            except Exception:  # noqa: BLE001 - any failure inside the parser is a parse error of that answer
-                verdicts[key] = None
-        self._cache.update({key: value for key, value in verdicts.items() if value != "timeout"})
-
+            answer = extract_answer(split.answer, item.answer_format) if split.terminated else None
+            extracted.append(answer)
+            early.append("truncated" if not split.terminated else "no_answer" if answer is None else None)
+        to_check = [(item.gold, answer, item.answer_format)
+                    for item, answer in zip(inputs, extracted) if answer is not None]
+        verdicts = iter(self.equal_many(to_check))
         grades = []
-        for item, (answer, reason) in zip(inputs, extracted):
-            if answer is None:
+        for answer, reason in zip(extracted, early):
+            if reason is not None:
                 grades.append(Grade(None, False, reason))
                 continue
-            verdict = verdicts[(item.gold, answer.strip())]
-            if verdict == "timeout":
+            verdict = next(verdicts)
+            if verdict == TIMEOUT:
                 grades.append(Grade(answer, False, "timeout"))
             elif verdict is None:
                 grades.append(Grade(answer, False, "parse_error"))

@@ -10,6 +10,9 @@ THINK_OPEN = "<think>"
 BOXED_COMMANDS = ("\\boxed", "\\fbox")
 NUMBER_PATTERN = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 GSM8K_MARKER_PATTERN = re.compile(r"####\s*(-?[\d,]*\.?\d+)")
+# A choice is a lone letter, maybe bracketed, maybe followed by its option text: never a letter inside a word.
+CHOICE_PATTERN = re.compile(r"^(?:option\s+|choice\s+)?\(?([A-Ja-j])\)?(?:[.:)]|\s|$)", re.IGNORECASE)
+ANSWER_IS_CHOICE_PATTERN = re.compile(r"(?i:answer\s+is)\s*:?\s*\(?([A-J])\)?(?![A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -64,11 +67,25 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+def choice_letter(text: str) -> str | None:
+    """'C', '(C)', 'C)', 'C.', '\\text{C}', 'C. 42 kg', 'Option C' → 'C'; anything else → None."""
+    cleaned = re.sub(r"\\text(?:bf)?\{([^}]*)\}", r"\1", text).strip().strip("$").strip()
+    match = CHOICE_PATTERN.match(cleaned)
+    return match.group(1).upper() if match else None
+
+
 def extract_answer(answer_text: str, answer_format: str) -> str | None:
     """The final answer in the answer part of a response, per the benchmark's gold format."""
     boxed = last_boxed(answer_text)
     if answer_format == "latex":
         return boxed
+    if answer_format == "choice":
+        if boxed is not None:
+            return choice_letter(boxed)
+        stated = ANSWER_IS_CHOICE_PATTERN.findall(answer_text)
+        if stated:
+            return stated[-1]
+        return choice_letter(answer_text) if len(answer_text.strip()) <= 4 else None
     if boxed is not None:
         return boxed
     if answer_format == "number":

@@ -1,19 +1,25 @@
 """The offline stand-in for DeepSeek-R1-Distill-Qwen: a few-MB qwen2 model with the same chat conventions.
 
-It is built here, deterministically, because nothing can be downloaded: a byte-level BPE tokenizer with the
-R1 special tokens and chat template (the generation prompt ends in "<think>\\n"), a `response_template` so
-servers split reasoning from the answer, and a qwen2 model with seeded random weights. The offline chain
-runs exactly the code the real models run.
+It is built here, deterministically, because nothing can be downloaded: a byte-level BPE tokenizer that
+splits digits (as Qwen's does) with the R1 special tokens and chat template (the generation prompt ends in
+"<think>\\n"), a `response_template` so servers split reasoning from the answer, and a qwen2 model trained
+for a bounded number of steps on synthetic arithmetic written in the R1 format. It answers some problems
+right and some wrong, so every grading path runs; the offline chain runs exactly the code the real models
+run.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 TINY_MODEL_NAME = "tiny-r1-qwen2"
-TINY_BUILD_VERSION = "1"
+TINY_BUILD_VERSION = "2"
+TRAINING_STEPS = 600
+TRAINING_BATCH = 48
+LEARNING_RATE = 3e-3
 
 BOS_TOKEN = "<｜begin▁of▁sentence｜>"
 EOS_TOKEN = "<｜end▁of▁sentence｜>"
@@ -50,7 +56,7 @@ R1_RESPONSE_TEMPLATE = {
 MODEL_SHAPE = {
     "hidden_size": 128,
     "intermediate_size": 384,
-    "num_hidden_layers": 2,
+    "num_hidden_layers": 4,
     "num_attention_heads": 4,
     "num_key_value_heads": 2,
     "max_position_embeddings": 4096,
@@ -58,11 +64,66 @@ MODEL_SHAPE = {
 VOCAB_SIZE = 1024
 
 
+def _training_texts(tokenizer, count: int) -> list[tuple[str, str]]:
+    """(prompt, completion) pairs exactly as the engine will see them: the R1 chat prompt, then the reply."""
+    from assets.benchmarks.synthetic import training_examples
+    from pipelines.matrix import R1_PROMPT_SUFFIX
+
+    pairs = []
+    for problem, completion in training_examples(count):
+        messages = [{"role": "user", "content": f"{problem}\n{R1_PROMPT_SUFFIX}"}]
+        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        pairs.append((prompt, completion + EOS_TOKEN))
+    return pairs
+
+
+def train_tiny_model(model, tokenizer, steps: int = TRAINING_STEPS, seed: int = 0) -> list[float]:
+    """Teach the model the R1 answer format on synthetic arithmetic; loss only on the reply. Returns losses."""
+    import torch
+
+    torch.manual_seed(seed)
+    pairs = _training_texts(tokenizer, steps * TRAINING_BATCH // 4)
+    encoded = []
+    for prompt, completion in pairs:
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+        encoded.append((prompt_ids + completion_ids, [-100] * len(prompt_ids) + completion_ids))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=LEARNING_RATE, total_steps=steps)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    model.train()
+    for _ in range(steps):
+        batch = [encoded[i] for i in torch.randint(len(encoded), (TRAINING_BATCH,), generator=generator)]
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.full((len(batch), width), tokenizer.pad_token_id)
+        labels = torch.full((len(batch), width), -100)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, (token_ids, label_ids) in enumerate(batch):
+            ids[row, : len(token_ids)] = torch.tensor(token_ids)
+            labels[row, : len(label_ids)] = torch.tensor(label_ids)
+            mask[row, : len(token_ids)] = 1
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
 def _tokenizer_corpus(seed: int) -> list[str]:
     """Text in the shape the model will read and write: problems, reasoning and boxed answers."""
     rng = random.Random(seed)
     words = ["the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "with", "was", "on", "be", "by", "at", "this", "are", "from", "or", "an", "which", "one", "all", "find", "compute", "what", "how", "many", "total", "each", "number", "sum", "product", "answer", "step", "reason", "let", "so", "then", "we", "therefore", "value", "equal", "equals", "more", "less", "than", "twice", "half", "times", "plus", "minus", "divided", "remainder", "integer", "positive", "real", "solution", "problem", "please", "final", "within", "put", "boxed"]
-    lines = []
+    from assets.benchmarks.synthetic import question, r1_completion
+    from pipelines.matrix import R1_PROMPT_SUFFIX
+
+    # The prompt the engine sends, many times over, so its words become single tokens and prompts stay short.
+    engine_prompt = (f"{USER_TOKEN}{question('12 + 34')}\n{R1_PROMPT_SUFFIX}{ASSISTANT_TOKEN}{THINK_OPEN}\n"
+                     f"{r1_completion('12 + 34', 46)}")
+    lines = [engine_prompt] * 500
     for _ in range(3000):
         a, b = rng.randint(0, 999), rng.randint(0, 999)
         op = rng.choice(["+", "-", "*"])
@@ -71,8 +132,8 @@ def _tokenizer_corpus(seed: int) -> list[str]:
     return lines
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
-    """Write the tiny model to `out_dir` (tokenizer, config, weights, generation config) and return it."""
+def build_tiny_model(out_dir: Path, seed: int = 0, training_steps: int = TRAINING_STEPS) -> Path:
+    """Write the tiny model to `out_dir` (tokenizer, config, trained weights, generation config)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -81,7 +142,9 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=VOCAB_SIZE,
@@ -102,6 +165,7 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
     tokenizer.save_pretrained(out_dir)
 
     torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,
@@ -111,8 +175,9 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
         dtype="bfloat16",
         **MODEL_SHAPE,
     )
-    model = Qwen2ForCausalLM(config).to(torch.bfloat16)
-    model.save_pretrained(out_dir)
+    model = Qwen2ForCausalLM(config)
+    losses = train_tiny_model(model, tokenizer, training_steps, seed) if training_steps else []
+    model.to(torch.bfloat16).save_pretrained(out_dir)
     GenerationConfig(
         do_sample=True,
         temperature=0.6,
@@ -120,17 +185,24 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     ).save_pretrained(out_dir)
-    (out_dir / "yardstick_build.json").write_text(
-        json.dumps({"name": TINY_MODEL_NAME, "build_version": TINY_BUILD_VERSION, "seed": seed}, indent=2)
-    )
+    (out_dir / "yardstick_build.json").write_text(json.dumps({
+        "name": TINY_MODEL_NAME, "build_version": TINY_BUILD_VERSION, "seed": seed,
+        "training_steps": training_steps, "final_loss": losses[-1] if losses else None,
+    }, indent=2))
     return out_dir
 
 
 def ensure_tiny_model(out_dir: Path, seed: int = 0) -> Path:
-    """Build the tiny model unless an identical build is already in `out_dir`."""
+    """Build (and train) the tiny model unless an identical build is already in `out_dir`."""
     marker = Path(out_dir) / "yardstick_build.json"
     if marker.exists():
         built = json.loads(marker.read_text())
-        if built.get("build_version") == TINY_BUILD_VERSION and built.get("seed") == seed:
+        if (built.get("build_version"), built.get("seed"), built.get("training_steps")) == (
+                TINY_BUILD_VERSION, seed, TRAINING_STEPS):
             return Path(out_dir)
-    return build_tiny_model(out_dir, seed)
+    staging = Path(out_dir).with_name(Path(out_dir).name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    build_tiny_model(staging, seed)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
+    return Path(out_dir)
