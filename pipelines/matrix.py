@@ -26,6 +26,7 @@ PROTOCOL_PRESETS: dict[str, dict[str, Any]] = {
         "top_p": 0.95,
         "max_tokens": 32768,
         "k": 4,
+        "k_by_benchmark": {"aime24": 64, "aime25": 64, "amc23": 64},
         "system_prompt": None,
         "prompt_suffix": R1_PROMPT_SUFFIX,
         "reasoning_prefilled": True,
@@ -35,6 +36,7 @@ PROTOCOL_PRESETS: dict[str, dict[str, Any]] = {
         "top_p": 1.0,
         "max_tokens": 32768,
         "k": 1,
+        "k_by_benchmark": {},
         "system_prompt": None,
         "prompt_suffix": R1_PROMPT_SUFFIX,
         "reasoning_prefilled": True,
@@ -90,10 +92,14 @@ class Protocol:
     temperature: float
     top_p: float
     max_tokens: int
-    k: int
+    k: int                          # samples per item, for benchmarks not in k_by_benchmark
+    k_by_benchmark: dict[str, int]  # small sets get more samples: their scores are noisy
     system_prompt: str | None
     prompt_suffix: str
     reasoning_prefilled: bool
+
+    def samples_for(self, benchmark: str) -> int:
+        return int(self.k_by_benchmark.get(benchmark, self.k))
 
 
 @dataclass(frozen=True)
@@ -212,8 +218,8 @@ def _parse_variant(name: str, body: dict, path: Path) -> Variant:
     if unknown:
         raise MatrixError(f"{where}: protocol has unknown keys {sorted(unknown)}")
     protocol = Protocol(name=preset_name, **{**PROTOCOL_PRESETS[preset_name], **protocol_body})
-    if protocol.k < 1:
-        raise MatrixError(f"{where}: protocol k must be at least 1, got {protocol.k}")
+    if min([protocol.k, *protocol.k_by_benchmark.values()]) < 1:
+        raise MatrixError(f"{where}: protocol k must be at least 1, got {protocol.k} / {protocol.k_by_benchmark}")
 
     benchmarks = body["benchmarks"]
     if isinstance(benchmarks, list):

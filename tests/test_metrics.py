@@ -1,11 +1,14 @@
 """Scores: pass@1 as the mean over k, a bootstrap interval that brackets it, and cons@k."""
 
+from itertools import combinations
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from assets.cost.pricing import best_level, usd_per_correct_answer, usd_per_million_tokens
-from assets.scoring.metrics import bootstrap_interval, consensus_correct, score_benchmark
+from assets.grading.equivalence import Grader, answer_equivalence
+from assets.scoring.metrics import bootstrap_interval, consensus, pass_at_k, pass_at_k_levels, score_benchmark
 
 
 def test_pass_at_1_is_the_mean_over_items_of_the_mean_over_samples():
@@ -15,8 +18,12 @@ def test_pass_at_1_is_the_mean_over_items_of_the_mean_over_samples():
         "correct": [True, True, True, False, False, False],
         "extracted": ["1", "1", "2", "3", None, "9"],
     })
-    score = score_benchmark(grades)
+    score, by_k, items = score_benchmark(grades)
     assert score.pass_at_1 == pytest.approx(0.5)
+    assert by_k["k"].tolist() == [1, 2]
+    assert by_k.set_index("k")["estimate"][1] == pytest.approx(0.5)
+    assert by_k.set_index("k")["estimate"][2] == pytest.approx(2 / 3)  # a and b have a correct one in 2 draws
+    assert items.iloc[0]["item_id"] == "c" and items.iloc[0]["pass_rate"] == 0
     assert score.n_items == 3 and score.n_samples == 6 and score.correct_samples == 3
     assert score.pass_at_1_low <= 0.5 <= score.pass_at_1_high
     assert score.cons_at_k == pytest.approx(2 / 3)  # a: 1 wins; b: tie, first seen (2, correct) wins; c: 9 wrong
@@ -41,8 +48,34 @@ def test_bootstrap_interval_covers_the_truth_about_95_percent_of_the_time():
 
 
 def test_consensus_groups_equal_numbers_and_ignores_missing_answers():
-    assert consensus_correct(["27", "27.0", "5", None, None], [True, True, False, False, False])
-    assert not consensus_correct([None, None], [False, False])
+    assert consensus(["27", "27.0", "5", None, None], [True, True, False, False, False]) == ("27", True)
+    assert consensus([None, None], [False, False]) == (None, False)
+    assert consensus(["4", "5", "5", "4.0", "4"], [False, True, True, False, False]) == ("4", False)
+
+
+def test_consensus_groups_equivalent_wrong_answers_through_the_grader():
+    answers = ["\\frac{1}{2}", "0.5", "\\dfrac12", "3", "3", "7"]
+    correct = [False, False, False, True, True, False]
+    assert consensus(answers, correct) == ("3", True)  # as strings, the three halves split the vote
+    with Grader(workers=1) as grader:
+        same = answer_equivalence(grader, [[a for a, ok in zip(answers, correct) if not ok]], "latex")
+    assert consensus(answers, correct, same) == ("\\frac{1}{2}", False)
+
+
+@pytest.mark.parametrize(("n", "c"), [(1, 0), (1, 1), (4, 1), (5, 2), (6, 3), (8, 0), (8, 8), (7, 6)])
+def test_pass_at_k_matches_brute_force_enumeration(n, c):
+    outcomes = [True] * c + [False] * (n - c)
+    for k in range(1, n + 1):
+        draws = list(combinations(range(n), k))
+        brute = sum(any(outcomes[i] for i in draw) for draw in draws) / len(draws)
+        assert pass_at_k(n, c, k) == pytest.approx(brute)
+    with pytest.raises(ValueError):
+        pass_at_k(n, c, n + 1)
+
+
+def test_pass_at_k_levels():
+    assert pass_at_k_levels(64) == [1, 2, 4, 8, 16, 32, 64]
+    assert pass_at_k_levels(6) == [1, 2, 4, 6]
 
 
 def test_cost_formulas_match_hand_calculations():

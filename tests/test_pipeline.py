@@ -35,7 +35,7 @@ def counts(variant: str) -> dict[str, int]:
 
 def expected_samples(variant: str) -> int:
     spec = MATRIX.variant(variant)
-    return sum(spec.benchmarks.values()) * spec.protocol.k
+    return sum(items * spec.protocol.samples_for(name) for name, items in spec.benchmarks.items())
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +121,9 @@ def test_killed_engine_resumes_without_duplicates():
 def test_corrupted_score_fails_the_check_and_stops_the_cost_rollup(first_run, monkeypatch):
     real = scoring_defs.score_benchmark
 
-    def corrupted(grades):
-        score = real(grades)
-        return BenchmarkScore(**{**score.__dict__, "pass_at_1": 1.7})
+    def corrupted(grades, same):
+        score, by_k, items = real(grades, same)
+        return BenchmarkScore(**{**score.__dict__, "pass_at_1": 1.7}), by_k, items
 
     monkeypatch.setattr(scoring_defs, "score_benchmark", corrupted)
     warehouse = defs.resources["warehouse"]

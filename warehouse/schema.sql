@@ -80,6 +80,8 @@ CREATE TABLE IF NOT EXISTS benchmark_generations (
     finish_reason      VARCHAR,
     prompt_tokens      INTEGER,
     completion_tokens  INTEGER,
+    reasoning_tokens   INTEGER,            -- as the engine reports them, else counted with the model's tokenizer
+    answer_tokens      INTEGER,            -- completion_tokens - reasoning_tokens
     latency_seconds    DOUBLE NOT NULL,
     sampling           VARCHAR NOT NULL,   -- JSON of the request's sampling parameters
     run_id             VARCHAR NOT NULL,
@@ -116,6 +118,30 @@ CREATE TABLE IF NOT EXISTS benchmark_scores (
     output_tokens    BIGINT NOT NULL,
     scored_at        TIMESTAMP NOT NULL,
     PRIMARY KEY (variant, benchmark)
+);
+
+CREATE TABLE IF NOT EXISTS benchmark_pass_at_k (
+    variant          VARCHAR NOT NULL,
+    benchmark        VARCHAR NOT NULL,
+    config_hash      VARCHAR NOT NULL,
+    k                INTEGER NOT NULL,
+    estimate         DOUBLE NOT NULL,   -- unbiased: mean over items of 1 - C(n-c, k) / C(n, k)
+    low              DOUBLE NOT NULL,   -- 95% interval, seeded bootstrap over items
+    high             DOUBLE NOT NULL,
+    PRIMARY KEY (variant, benchmark, k)
+);
+
+CREATE TABLE IF NOT EXISTS item_difficulty (
+    variant          VARCHAR NOT NULL,
+    benchmark        VARCHAR NOT NULL,
+    config_hash      VARCHAR NOT NULL,
+    item_id          VARCHAR NOT NULL,
+    samples          INTEGER NOT NULL,
+    correct          INTEGER NOT NULL,
+    pass_rate        DOUBLE NOT NULL,
+    majority_answer  VARCHAR,            -- the cons@k vote's winner, over equivalence classes
+    majority_correct BOOLEAN NOT NULL,
+    PRIMARY KEY (variant, benchmark, item_id)
 );
 
 CREATE TABLE IF NOT EXISTS serving_requests (
@@ -164,3 +190,8 @@ CREATE TABLE IF NOT EXISTS cost_rollup (
     usd_per_correct_answer      DOUBLE,             -- NULL when nothing was answered correctly
     computed_at                 TIMESTAMP NOT NULL
 );
+
+-- Columns added after the first release: files made by older versions gain them here.
+ALTER TABLE model_snapshots ADD COLUMN IF NOT EXISTS fingerprint VARCHAR;
+ALTER TABLE benchmark_generations ADD COLUMN IF NOT EXISTS reasoning_tokens INTEGER;
+ALTER TABLE benchmark_generations ADD COLUMN IF NOT EXISTS answer_tokens INTEGER;

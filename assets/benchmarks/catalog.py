@@ -25,11 +25,16 @@ class BenchmarkDataError(ValueError):
 
 
 def gsm8k_gold(raw: Any) -> str:
-    """GSM8K answers end in '#### n', sometimes with thousands separators."""
+    """GSM8K answers end in '#### n', sometimes with thousands separators; a bare number is taken as is."""
     text = str(raw)
-    if "####" not in text:
-        raise ValueError(f"GSM8K answer has no '####' marker: {text[-80:]!r}")
-    return text.rsplit("####", 1)[1].strip().replace(",", "")
+    if "####" in text:
+        text = text.rsplit("####", 1)[1]
+    number = text.strip().replace(",", "")
+    try:
+        float(number)
+    except ValueError:
+        raise ValueError(f"GSM8K answer has no '####' marker nor is a number: {str(raw)[-80:]!r}") from None
+    return number
 
 
 def integer_gold(raw: Any) -> str:

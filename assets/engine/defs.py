@@ -5,6 +5,7 @@ whole life; the step runs in the `engine` pool so two never share an accelerator
 """
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -13,7 +14,7 @@ import pandas as pd
 
 from assets.benchmarks.defs import benchmark_items
 from assets.benchmarks.prompts import build_messages
-from assets.engine.generation import SampleRequest, generate
+from assets.engine.generation import SampleRequest, generate, with_token_split
 from assets.engine.loadtest import run_level, summarise_level
 from assets.models.defs import quantized_model
 from assets.variants import config_hash, variant_named
@@ -36,7 +37,7 @@ def pending_requests(variant: Variant, items: pd.DataFrame, finished: pd.DataFra
     return [
         SampleRequest(row.benchmark, row.item_id, sample, build_messages(row.problem, variant.protocol))
         for row in items.itertuples()
-        for sample in range(variant.protocol.k)
+        for sample in range(variant.protocol.samples_for(row.benchmark))
         if (row.benchmark, row.item_id, sample) not in done
     ]
 
@@ -46,8 +47,20 @@ def _client(deployment: Deployment) -> openai.AsyncOpenAI:
                               timeout=REQUEST_TIMEOUT_S, max_retries=1)
 
 
-async def _generate(context, warehouse, variant, deployment, requests, sampling, sample_config, run_id) -> int:
+def token_counter(model_path: str, engine_kind: str) -> Callable[[str], int] | None:
+    """Counts tokens with the served model's own tokenizer; None for external endpoints (no local files)."""
+    if engine_kind == "external":
+        return None
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+async def _generate(context, warehouse, variant, deployment, requests, sampling, sample_config, run_id,
+                    count_tokens) -> int:
     def write_batch(rows: list[dict]) -> None:
+        rows = [with_token_split(row, count_tokens, variant.protocol.reasoning_prefilled) for row in rows]
         frame = pd.DataFrame(rows).assign(variant=variant.name, config_hash=sample_config, run_id=run_id)
         warehouse.insert_new("benchmark_generations", frame)
 
@@ -112,12 +125,13 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         "SELECT benchmark, item_id, sample_index FROM benchmark_generations WHERE variant = ? AND config_hash = ?",
         [variant.name, sample_config])
     requests = pending_requests(variant, items, finished)
-    expected = len(items) * variant.protocol.k
+    expected = sum(variant.protocol.samples_for(benchmark) for benchmark in items["benchmark"])
     context.log.info(f"{expected} samples in all, {expected - len(requests)} already stored, {len(requests)} to go")
 
     protocol = variant.protocol
     shared_sampling = {"temperature": protocol.temperature, "top_p": protocol.top_p}
     run_id = context.run.run_id
+    count_tokens = token_counter(model.iloc[0]["local_path"], variant.engine.kind)
     with engine.deploy(variant.engine, model.iloc[0]["local_path"], served_name=variant.name,
                        log_name=f"{variant.name}-{run_id[:8]}", trust_remote_code=variant.model.trust_remote_code,
                        warmup_sampling=shared_sampling) as deployment:
@@ -131,7 +145,7 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         try:
             generated = asyncio.run(_generate(context, warehouse, variant, deployment, requests,
                                               {**shared_sampling, "max_tokens": protocol.max_tokens},
-                                              sample_config, run_id))
+                                              sample_config, run_id, count_tokens))
             levels, timings = asyncio.run(_load_test(variant, deployment, shared_sampling))
             record["status"] = "stopped"
         except BaseException:

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 import openai
 
+from assets.grading.extraction import split_reasoning
+
 FLUSH_EVERY = 8
 
 
@@ -37,6 +39,25 @@ def reasoning_of(message: object) -> str | None:
     return None
 
 
+def reported_reasoning_tokens(usage: object) -> int | None:
+    """Reasoning tokens when the API counts them (OpenAI's completion_tokens_details); else None."""
+    details = getattr(usage, "completion_tokens_details", None)
+    return getattr(details, "reasoning_tokens", None) if details else None
+
+
+def with_token_split(row: dict, count_tokens: Callable[[str], int] | None, reasoning_prefilled: bool) -> dict:
+    """Fill reasoning_tokens (counted when the engine did not report them) and answer_tokens."""
+    reasoning = row.get("reasoning_tokens")
+    if reasoning is None and count_tokens is not None:
+        split = split_reasoning(row["response"], row["reasoning_content"], reasoning_prefilled, row["finish_reason"])
+        reasoning = count_tokens(split.reasoning) if split.reasoning else 0
+    completion = row.get("completion_tokens")
+    if reasoning is not None and completion is not None:
+        reasoning = min(reasoning, completion)
+    answer = completion - reasoning if reasoning is not None and completion is not None else None
+    return {**row, "reasoning_tokens": reasoning, "answer_tokens": answer}
+
+
 async def _one(client: openai.AsyncOpenAI, model: str, request: SampleRequest, sampling: dict) -> dict:
     started = time.perf_counter()
     completion = await client.chat.completions.create(model=model, messages=request.messages, **sampling)
@@ -52,6 +73,7 @@ async def _one(client: openai.AsyncOpenAI, model: str, request: SampleRequest, s
         "finish_reason": choice.finish_reason,
         "prompt_tokens": usage.prompt_tokens if usage else None,
         "completion_tokens": usage.completion_tokens if usage else None,
+        "reasoning_tokens": reported_reasoning_tokens(usage),
         "latency_seconds": latency,
         "sampling": json.dumps(sampling, sort_keys=True),
         "created_at": datetime.now(UTC).replace(tzinfo=None),

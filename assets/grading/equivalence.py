@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Self
 
-from assets.grading.extraction import as_number, extract_answer, split_reasoning
+from assets.grading.extraction import as_number, clock_time, extract_answer, split_reasoning
 from assets.grading.pool import TIMEOUT, BoundedPool, CallFailure
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -50,9 +51,14 @@ def symbolic_equal(gold: str, prediction: str, timeout_s: float) -> bool | None:
 
 
 def direct_equal(gold: str, prediction: str, answer_format: str) -> bool | None:
-    """Formats that need no algebra: choice letters, and plain numbers. None: ask math-verify."""
+    """Formats that need no algebra: choice letters, clock times and plain numbers. None: ask math-verify."""
     if answer_format == "choice":
         return gold.strip().upper() == prediction.strip().upper()
+    gold_time, predicted_time = clock_time(gold), clock_time(prediction)
+    if gold_time and predicted_time:
+        # "4:30" answers "4:30 p.m."; "4:30 a.m." does not.
+        same_half = None in (gold_time[2], predicted_time[2]) or gold_time[2] == predicted_time[2]
+        return gold_time[:2] == predicted_time[:2] and same_half
     gold_value, predicted_value = as_number(gold), as_number(prediction)
     if gold_value is None or predicted_value is None:
         return None
@@ -125,3 +131,16 @@ class Grader:
             else:
                 grades.append(Grade(answer, bool(verdict), "correct" if verdict else "wrong"))
         return grades
+
+
+def answer_equivalence(grader: Grader, answer_groups: Iterable[Sequence[str]], answer_format: str
+                       ) -> Callable[[str, str], bool]:
+    """A `same(a, b)` for answers that appear together in a group (one item's samples), decided by the
+    grader once per distinct pair, so majority votes count "\\frac{1}{2}" and "0.5" as one answer."""
+    pairs = sorted({pair for group in answer_groups for pair in combinations(sorted(set(group)), 2)})
+    verdicts = dict(zip(pairs, grader.equal_many([(a, b, answer_format) for a, b in pairs])))
+
+    def same(first: str, second: str) -> bool:
+        return first == second or verdicts.get((first, second)) is True or verdicts.get((second, first)) is True
+
+    return same

@@ -10,6 +10,7 @@ THINK_OPEN = "<think>"
 BOXED_COMMANDS = ("\\boxed", "\\fbox")
 NUMBER_PATTERN = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 GSM8K_MARKER_PATTERN = re.compile(r"####\s*(-?[\d,]*\.?\d+)")
+CLOCK_PATTERN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*(?:([ap])\.?\s*m\.?)?\s*$", re.IGNORECASE)
 # A choice is a lone letter, maybe bracketed, maybe followed by its option text: never a letter inside a word.
 CHOICE_PATTERN = re.compile(r"^(?:option\s+|choice\s+)?\(?([A-Ja-j])\)?(?:[.:)]|\s|$)", re.IGNORECASE)
 ANSWER_IS_CHOICE_PATTERN = re.compile(r"(?i:answer\s+is)\s*:?\s*\(?([A-J])\)?(?![A-Za-z])")
@@ -95,6 +96,15 @@ def extract_answer(answer_text: str, answer_format: str) -> str | None:
         numbers = NUMBER_PATTERN.findall(answer_text)
         return numbers[-1] if numbers else None
     return None
+
+
+def clock_time(text: str) -> tuple[int, int, str | None] | None:
+    """'4:30', '4:30 p.m.', '\\text{4:30 p.m.}', '4:30 \\text{ PM}' → (4, 30, 'p' or None); else None."""
+    unwrapped = re.sub(r"\\text\{([^}]*)\}", r"\1", text).replace("\\ ", " ").replace("~", " ")
+    match = CLOCK_PATTERN.match(unwrapped)
+    if not match:
+        return None
+    return int(match.group(1)), int(match.group(2)), match.group(3).lower() if match.group(3) else None
 
 
 def as_number(text: str) -> float | None:

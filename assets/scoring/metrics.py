@@ -1,8 +1,9 @@
-"""Accuracy metrics over graded samples: pass@1 (mean over k) with a bootstrap interval, and cons@k."""
+"""Accuracy metrics over graded samples: pass@1 (mean over k) and unbiased pass@k with bootstrap intervals over
+items, cons@k as the majority over equivalence classes of answers, and per-item difficulty."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,40 +46,81 @@ def answer_class(extracted: str) -> str:
     return repr(number) if number is not None else extracted.strip()
 
 
-def consensus_correct(extracted: list[str | None], correct: list[bool]) -> bool:
-    """Is the most common answer (first seen wins a tie) a correct one? No answers at all is a miss."""
-    votes = Counter()
-    first_seen: dict[str, int] = {}
-    verdict: dict[str, bool] = {}
-    for index, (answer, is_correct) in enumerate(zip(extracted, correct)):
+def same_number_or_text(first: str, second: str) -> bool:
+    return answer_class(first) == answer_class(second)
+
+
+def consensus(
+    extracted: Sequence[str | None], correct: Sequence[bool], same: Callable[[str, str], bool] = same_number_or_text
+) -> tuple[str | None, bool]:
+    """The majority answer over equivalence classes, and whether it is correct.
+
+    Correct answers all equal the gold, so they form one class; wrong answers join a class when `same` says
+    they are equal (so "\\frac{1}{2}" and "0.5" vote together). Ties go to the class seen first; no answers
+    at all is a miss.
+    """
+    classes: list[list] = []  # [representative, votes, correct]
+    for answer, is_correct in zip(extracted, correct):
         if answer is None:
             continue
-        cls = answer_class(answer)
-        votes[cls] += 1
-        first_seen.setdefault(cls, index)
-        verdict[cls] = verdict.get(cls, False) or is_correct
-    if not votes:
-        return False
-    winner = max(votes, key=lambda cls: (votes[cls], -first_seen[cls]))
-    return verdict[winner]
+        for cls in classes:
+            if cls[2] == is_correct and (is_correct or answer == cls[0] or same(cls[0], answer)):
+                cls[1] += 1
+                break
+        else:
+            classes.append([answer, 1, bool(is_correct)])
+    if not classes:
+        return None, False
+    winner = max(classes, key=lambda cls: cls[1])  # max keeps the first of equals
+    return winner[0], winner[2]
 
 
-def score_benchmark(grades: pd.DataFrame) -> BenchmarkScore:
-    """`grades` has one row per sample: item_id, sample_index, correct, extracted."""
+def pass_at_k(samples: int, correct: int, k: int) -> float:
+    """Unbiased pass@k = 1 - C(n-c, k) / C(n, k): the chance that k of the n samples include a correct one."""
+    if not 0 < k <= samples:
+        raise ValueError(f"pass@{k} needs 1 <= k <= n samples, got n={samples}")
+    if samples - correct < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(samples - correct + 1, samples + 1)))
+
+
+def pass_at_k_levels(samples: int) -> list[int]:
+    """The k's reported for n samples: powers of two up to n, and n itself."""
+    levels = [2**i for i in range(int(np.log2(samples)) + 1)] if samples else []
+    return sorted(set(levels + ([samples] if samples else [])))
+
+
+def score_benchmark(
+    grades: pd.DataFrame, same: Callable[[str, str], bool] = same_number_or_text
+) -> tuple[BenchmarkScore, pd.DataFrame, pd.DataFrame]:
+    """`grades`: one row per sample with item_id, sample_index, correct, extracted.
+
+    Returns the headline score, pass@k per k (with intervals), and the per-item difficulty table.
+    """
     ordered = grades.sort_values(["item_id", "sample_index"])
-    per_item = ordered.groupby("item_id", sort=True)
-    pass_rates = per_item["correct"].mean().to_numpy(dtype=float)
+    items = []
+    for item_id, group in ordered.groupby("item_id", sort=True):
+        answers = [a if isinstance(a, str) else None for a in group["extracted"]]
+        majority, majority_correct = consensus(answers, list(group["correct"]), same)
+        items.append({"item_id": item_id, "samples": len(group), "correct": int(group["correct"].sum()),
+                      "pass_rate": float(group["correct"].mean()), "majority_answer": majority,
+                      "majority_correct": majority_correct})
+    difficulty = pd.DataFrame(items)
+    pass_rates = difficulty["pass_rate"].to_numpy(dtype=float)
     low, high = bootstrap_interval(pass_rates)
-    consensus = [
-        consensus_correct([a if isinstance(a, str) else None for a in group["extracted"]], list(group["correct"]))
-        for _, group in per_item
-    ]
-    return BenchmarkScore(
-        n_items=len(pass_rates),
+    fewest = int(difficulty["samples"].min())
+    pass_k_rows = []
+    for k in pass_at_k_levels(fewest):
+        per_item = np.array([pass_at_k(n, c, k) for n, c in zip(difficulty["samples"], difficulty["correct"])])
+        k_low, k_high = bootstrap_interval(per_item)
+        pass_k_rows.append({"k": k, "estimate": float(per_item.mean()), "low": k_low, "high": k_high})
+    score = BenchmarkScore(
+        n_items=len(difficulty),
         n_samples=len(ordered),
         pass_at_1=float(pass_rates.mean()),
         pass_at_1_low=low,
         pass_at_1_high=high,
-        cons_at_k=float(np.mean(consensus)),
-        correct_samples=int(ordered["correct"].sum()),
+        cons_at_k=float(difficulty["majority_correct"].mean()),
+        correct_samples=int(difficulty["correct"].sum()),
     )
+    return score, pd.DataFrame(pass_k_rows), difficulty.sort_values("pass_rate", kind="stable")

@@ -20,10 +20,11 @@ def _plain(value: object) -> object:
 
 
 def validate_scores(scores: pd.DataFrame) -> QualityReport:
-    """Scores in [0, 1], the interval brackets the score, samples = items × k, nothing left ungraded.
+    """Scores in [0, 1], the interval brackets the score, samples = items × k with k for every item, nothing
+    left ungraded.
 
     `scores` carries, per benchmark, the score columns plus `expected_samples` (items × k) and
-    `graded_samples` (grade rows found for the generations).
+    `graded_samples` (grade rows found for the generations) and `items_without_k_samples`.
     """
     import great_expectations as gx
     import great_expectations.expectations as gxe
@@ -52,6 +53,8 @@ def validate_scores(scores: pd.DataFrame) -> QualityReport:
         "interval brackets score": gxe.ExpectColumnValuesToBeInSet(column="interval_brackets", value_set=[True]),
         "samples = items x k": gxe.ExpectColumnValuesToBeInSet(column="samples_complete", value_set=[True]),
         "no ungraded rows": gxe.ExpectColumnValuesToBeInSet(column="fully_graded", value_set=[True]),
+        "k samples for every item": gxe.ExpectColumnValuesToBeBetween(column="items_without_k_samples",
+                                                                      min_value=0, max_value=0),
         "scores not null": gxe.ExpectColumnValuesToNotBeNull(column="pass_at_1"),
     }
     for name, expectation in checks.items():
