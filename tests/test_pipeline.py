@@ -60,6 +60,15 @@ def test_whole_chain_fills_the_warehouse(first_run):
     assert checks and all(check.passed for check in checks)
     scores = defs.resources["warehouse"].query("SELECT * FROM benchmark_scores WHERE variant = 'tiny-test'")
     assert ((scores.pass_at_1_low <= scores.pass_at_1) & (scores.pass_at_1 <= scores.pass_at_1_high)).all()
+    warehouse = defs.resources["warehouse"]
+    tokens = warehouse.query("SELECT count(*) AS n FROM benchmark_generations WHERE variant = 'tiny-test' "
+                             "AND (reasoning_tokens IS NULL OR reasoning_tokens + answer_tokens <> completion_tokens)")
+    assert tokens.iloc[0]["n"] == 0
+    by_k = warehouse.query("SELECT benchmark, max(k) AS k FROM benchmark_pass_at_k WHERE variant = 'tiny-test' "
+                           "GROUP BY ALL ORDER BY ALL")
+    assert dict(zip(by_k["benchmark"], by_k["k"])) == {name: spec.protocol.samples_for(name) for name in spec.benchmarks}
+    difficulty = warehouse.query("SELECT count(*) AS n FROM item_difficulty WHERE variant = 'tiny-test'")
+    assert difficulty.iloc[0]["n"] == sum(spec.benchmarks.values())
     board = defs.resources["warehouse"].query("SELECT * FROM leaderboard WHERE variant = 'tiny-test'")
     assert len(board) == len(spec.benchmarks) and board["usd_per_million_output_tokens"].notna().all()
     assert engine_processes(str(STATE)) == []
