@@ -1,14 +1,11 @@
-"""Grading real benchmark rows: reference solutions are right against their own answer, wrong against another's."""
-
-import json
+"""Grading real benchmark rows: reference solutions are right against their own answer, wrong against
+another item's (MATH-500 and GSM8K in full)."""
 
 import pytest
 
-from assets.benchmarks.catalog import gsm8k_gold
+from assets.benchmarks.catalog import load_items, read_jsonl
 from assets.grading.equivalence import GradeInput, Grader
 from tests.conftest import SHARED_BENCHMARKS, needs_shared
-
-ITEMS = 120
 
 
 @pytest.fixture(scope="module")
@@ -21,26 +18,31 @@ def _as_response(solution: str) -> str:
     return f"Let me work through it.</think>{solution}"
 
 
-@needs_shared
-def test_math500_solutions_against_own_and_other_answers(grader):
-    rows = [json.loads(line) for line in (SHARED_BENCHMARKS / "math500.jsonl").open()][:ITEMS]
-    own = grader.grade_many([GradeInput(r["answer"], "latex", _as_response(r["solution"])) for r in rows])
-    assert sum(g.correct for g in own) / len(rows) >= 0.95
-    shifted = [GradeInput(rows[(i + 1) % len(rows)]["answer"], "latex", _as_response(r["solution"]))
-               for i, r in enumerate(rows)]
-    others = grader.grade_many(shifted)
-    assert sum(not g.correct for g in others) / len(rows) >= 0.99
+def _other_answers(grader: Grader, golds: list[str], answer_format: str) -> list[str]:
+    """For each item, the next item's answer that the grader does not itself judge equal to this one's."""
+    others = []
+    for index, gold in enumerate(golds):
+        step = 1
+        while grader.equal_many([(golds[(index + step) % len(golds)], gold, answer_format)])[0] is True:
+            step += 1
+        others.append(golds[(index + step) % len(golds)])
+    return others
 
 
 @needs_shared
-def test_gsm8k_solutions_against_own_and_other_answers(grader):
-    rows = [json.loads(line) for line in (SHARED_BENCHMARKS / "gsm8k_test.jsonl").open()][:ITEMS]
-    golds = [gsm8k_gold(r["answer"]) for r in rows]
-    own = grader.grade_many([GradeInput(g, "number", _as_response(r["answer"])) for g, r in zip(golds, rows)])
-    assert all(g.correct for g in own)
-    others = grader.grade_many([GradeInput(golds[(i + 1) % len(rows)], "number", _as_response(r["answer"]))
-                                for i, r in enumerate(rows)])
-    assert sum(not g.correct for g in others) / len(rows) >= 0.97  # neighbouring items can share an answer
+@pytest.mark.parametrize(("benchmark", "file", "solution_field", "answer_format"), [
+    ("math500", "math500.jsonl", "solution", "latex"),
+    ("gsm8k", "gsm8k_test.jsonl", "answer", "number"),
+])
+def test_reference_solutions_against_own_and_another_items_answer(grader, benchmark, file, solution_field,
+                                                                  answer_format):
+    golds = [item["gold"] for item in load_items(benchmark, SHARED_BENCHMARKS, None)]
+    responses = [_as_response(row[solution_field]) for row in read_jsonl(SHARED_BENCHMARKS / file)]
+    own = grader.grade_many([GradeInput(g, answer_format, r) for g, r in zip(golds, responses)])
+    assert sum(g.correct for g in own) / len(golds) >= 0.995
+    others = grader.grade_many([GradeInput(g, answer_format, r)
+                                for g, r in zip(_other_answers(grader, golds, answer_format), responses)])
+    assert sum(not g.correct for g in others) / len(golds) >= 0.995
 
 
 @pytest.mark.parametrize(("gold", "answer_format", "response", "reason"), [
@@ -48,6 +50,10 @@ def test_gsm8k_solutions_against_own_and_other_answers(grader):
     ("27", "integer", "</think>\\boxed{27.0}", "correct"),
     ("\\frac{14}{3}", "latex", "</think>\\boxed{\\dfrac{14}{3}}", "correct"),
     ("\\frac{14}{3}", "latex", "</think>\\boxed{5}", "wrong"),
+    ("\\text{4:30 p.m.}", "latex", "</think>\\boxed{4:30}", "correct"),
+    ("\\text{4:30 p.m.}", "latex", "</think>\\boxed{4:30 a.m.}", "wrong"),
+    ("10{,}000", "latex", "</think>\\boxed{10000}", "correct"),
+    ("C", "choice", "</think>The answer is (C).", "correct"),
     ("18", "number", "no end of reasoning \\boxed{18}", "truncated"),
     ("18", "number", "</think>I am not sure.", "no_answer"),
 ])
