@@ -72,6 +72,47 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _numbers(text: str, kind: type) -> list:
+    try:
+        return [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _bench(args: argparse.Namespace) -> int:
+    """Load-test any OpenAI-compatible endpoint and write every level's measurements to a JSON file."""
+    import asyncio
+    import os
+
+    from assets.engine.loadtest import Endpoint, Load, Slo, run_level, summarise_level
+
+    api_key = os.environ.get(args.api_key_env, "") if args.api_key_env else "not-needed"
+    if args.api_key_env and not api_key:
+        raise InputError(f"environment variable {args.api_key_env} (the API key) is not set")
+    endpoint = Endpoint(args.base_url.rstrip("/"), args.model, api_key)
+    common = {"num_requests": args.num_requests, "input_len": args.input_len, "output_len": args.output_len,
+              "warmup": args.warmup, "exact_output_len": args.exact_output_len}
+    loads = ([Load(concurrency=c, **common) for c in _numbers(args.concurrency, int)]
+             + [Load(request_rate=r, **common) for r in _numbers(args.request_rate or "", float)])
+    slo = Slo(args.slo_ttft_ms, args.slo_tpot_ms)
+    levels = []
+    for load in loads:
+        timings, duration = asyncio.run(run_level(endpoint, load))
+        level = summarise_level(load, timings, duration, slo)
+        levels.append(level)
+        what = f"concurrency {load.concurrency}" if load.concurrency else f"rate {load.request_rate}/s"
+        print(f"{what}: {level['completed']} done, {level['failed']} failed, "
+              f"{level['output_throughput']:.1f} tok/s, TTFT p50 {level['ttft_ms']['p50'] or 0:.1f} ms, "
+              f"TPOT p50 {level['tpot_ms']['p50'] or 0:.2f} ms", file=sys.stderr)
+    result = {"base_url": endpoint.base_url, "model": endpoint.model, "input_len": args.input_len,
+              "output_len": args.output_len, "slo": {"ttft_ms": slo.ttft_ms, "tpot_ms": slo.tpot_ms},
+              "levels": levels}
+    with open(args.output, "w", encoding="utf-8") as out:
+        json.dump(result, out, indent=2)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0 if all(level["completed"] for level in levels) else 1
+
+
 class InputError(ValueError):
     """A line of the input file is not what the command needs."""
 
@@ -105,6 +146,24 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--no-think-prefill", action="store_true",
                        help="responses did not start inside <think> (models without a reasoning block)")
     grade.set_defaults(handler=_grade)
+
+    bench = commands.add_parser("bench", help="load-test an OpenAI-compatible endpoint")
+    bench.add_argument("--base-url", required=True, help="e.g. http://127.0.0.1:8000/v1")
+    bench.add_argument("--model", required=True, help="the model name the endpoint serves")
+    bench.add_argument("--concurrency", default="1,4,16", help="closed-loop levels, comma-separated")
+    bench.add_argument("--request-rate", default="", help="Poisson levels in requests/s, comma-separated")
+    bench.add_argument("--input-len", type=int, default=512, help="synthetic prompt length in tokens")
+    bench.add_argument("--output-len", type=int, default=1024, help="max tokens per reply")
+    bench.add_argument("--exact-output-len", action="store_true",
+                       help="also send ignore_eos and min_tokens so every reply has exactly --output-len tokens "
+                            "(vLLM honours them; servers that reject unknown fields answer 422)")
+    bench.add_argument("--num-requests", type=int, default=64, help="measured requests per level")
+    bench.add_argument("--warmup", type=int, default=1, help="unmeasured requests before each level")
+    bench.add_argument("--api-key-env", default=None, help="environment variable holding the API key")
+    bench.add_argument("--slo-ttft-ms", type=float, default=2000.0)
+    bench.add_argument("--slo-tpot-ms", type=float, default=100.0)
+    bench.add_argument("--output", required=True, help="RESULT.json")
+    bench.set_defaults(handler=_bench)
 
     tiny = commands.add_parser("build-tiny-model", help="write the offline tiny R1-style qwen2 model to a folder")
     tiny.add_argument("output")

@@ -104,11 +104,14 @@ class Protocol:
 
 @dataclass(frozen=True)
 class ServingSpec:
-    concurrency: tuple[int, ...] = (1, 4)
+    concurrency: tuple[int, ...] = (1, 4)        # closed-loop levels
+    request_rates: tuple[float, ...] = ()        # open-loop Poisson levels, requests/s
     requests_per_level: int = 8
     warmup_requests: int = 1
     input_len: int = 64
     output_len: int = 32
+    slo_ttft_ms: float = 2000.0
+    slo_tpot_ms: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,11 @@ def _parse_variant(name: str, body: dict, path: Path) -> Variant:
     serving_body = dict(body.get("serving") or {})
     if "concurrency" in serving_body:
         serving_body["concurrency"] = tuple(int(c) for c in serving_body["concurrency"])
+    if "request_rates" in serving_body:
+        serving_body["request_rates"] = tuple(float(r) for r in serving_body["request_rates"])
+    unknown = set(serving_body) - set(ServingSpec.__dataclass_fields__)
+    if unknown:
+        raise MatrixError(f"{where}: serving has unknown keys {sorted(unknown)}")
     serving = ServingSpec(**serving_body)
 
     return Variant(

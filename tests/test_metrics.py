@@ -84,7 +84,9 @@ def test_cost_formulas_match_hand_calculations():
     assert usd_per_correct_answer(1000, 1.0, 0) is None
     with pytest.raises(ValueError):
         usd_per_million_tokens(1.0, 0)
-    levels = [{"concurrency": 1, "failed": 0, "output_throughput": 10.0},
-              {"concurrency": 8, "failed": 2, "output_throughput": 90.0},
-              {"concurrency": 4, "failed": 0, "output_throughput": 40.0}]
-    assert best_level(levels)["concurrency"] == 4
+    levels = [{"load": 1, "failed": 0, "output_throughput": 10.0, "request_throughput": 1.0, "goodput": 1.0},
+              {"load": 8, "failed": 2, "output_throughput": 90.0, "request_throughput": 8.0, "goodput": 8.0},
+              {"load": 16, "failed": 0, "output_throughput": 60.0, "request_throughput": 6.0, "goodput": 3.0},
+              {"load": 4, "failed": 0, "output_throughput": 40.0, "request_throughput": 4.0, "goodput": 4.0}]
+    assert best_level(levels) == (levels[3], True)   # 16 is faster but half its requests missed the SLOs
+    assert best_level(levels[2:3]) == (levels[2], False)

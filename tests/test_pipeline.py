@@ -18,7 +18,7 @@ pytestmark = needs_shared
 
 MATRIX = load_matrix()
 TABLES = ["benchmark_items", "model_snapshots", "quantized_models", "benchmark_generations", "graded_answers",
-          "benchmark_scores", "serving_levels", "serving_requests", "cost_rollup"]
+          "benchmark_scores", "serving_load_levels", "serving_request_timings", "cost_rollup"]
 
 
 def materialize(variant: str, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
@@ -54,7 +54,8 @@ def test_whole_chain_fills_the_warehouse(first_run):
     assert found["benchmark_generations"] == expected_samples("tiny-test")
     assert found["graded_answers"] == expected_samples("tiny-test")
     assert found["benchmark_scores"] == len(spec.benchmarks)
-    assert found["serving_levels"] == len(spec.serving.concurrency)
+    assert found["serving_load_levels"] == len(spec.serving.concurrency) + len(spec.serving.request_rates)
+    assert found["serving_request_timings"] == found["serving_load_levels"] * spec.serving.requests_per_level
     assert found["cost_rollup"] == 1
     checks = result.get_asset_check_evaluations()
     assert checks and all(check.passed for check in checks)

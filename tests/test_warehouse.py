@@ -25,13 +25,13 @@ def test_insert_new_keeps_existing_rows_and_skips_duplicates(tmp_path):
 
 def test_replace_partition_touches_only_its_variant(tmp_path):
     warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
-    level = {"concurrency": 1, "completed": 1, "failed": 0, "duration_s": 1.0, "request_throughput": 1.0,
-             "output_throughput": 1.0, "measured_at": pd.Timestamp("2026-01-01")}
-    warehouse.replace_partition("serving_levels", "a", pd.DataFrame([{**level, "variant": "a"}]))
-    warehouse.replace_partition("serving_levels", "b", pd.DataFrame([{**level, "variant": "b"}]))
-    warehouse.replace_partition("serving_levels", "a", pd.DataFrame([{**level, "variant": "a", "concurrency": 2}]))
-    rows = warehouse.query("SELECT variant, concurrency FROM serving_levels ORDER BY 1")
-    assert rows.values.tolist() == [["a", 2], ["b", 1]]
+    timing = {"profile": "concurrency", "load": 1.0, "request_index": 0, "ok": True}
+    warehouse.replace_partition("serving_request_timings", "a", pd.DataFrame([{**timing, "variant": "a"}]))
+    warehouse.replace_partition("serving_request_timings", "b", pd.DataFrame([{**timing, "variant": "b"}]))
+    warehouse.replace_partition("serving_request_timings", "a",
+                                pd.DataFrame([{**timing, "variant": "a", "load": 2.0}]))
+    rows = warehouse.query("SELECT variant, load FROM serving_request_timings ORDER BY 1")
+    assert rows.values.tolist() == [["a", 2.0], ["b", 1.0]]
 
 
 def test_schema_applies_twice_and_readers_open_read_only(tmp_path):

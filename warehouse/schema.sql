@@ -144,36 +144,49 @@ CREATE TABLE IF NOT EXISTS item_difficulty (
     PRIMARY KEY (variant, benchmark, item_id)
 );
 
-CREATE TABLE IF NOT EXISTS serving_requests (
+-- Per request of the serving benchmark. `profile` is 'concurrency' (closed loop) or 'rate' (Poisson
+-- arrivals, requests/s); `load` is the concurrency or the rate.
+CREATE TABLE IF NOT EXISTS serving_request_timings (
     variant          VARCHAR NOT NULL,
-    concurrency      INTEGER NOT NULL,
+    profile          VARCHAR NOT NULL,
+    load             DOUBLE NOT NULL,
     request_index    INTEGER NOT NULL,
     ok               BOOLEAN NOT NULL,
     error            VARCHAR,
     prompt_tokens    INTEGER,
     output_tokens    INTEGER,
     ttft_ms          DOUBLE,
-    e2el_ms          DOUBLE,
     tpot_ms          DOUBLE,
-    PRIMARY KEY (variant, concurrency, request_index)
+    e2el_ms          DOUBLE,
+    chunks           INTEGER,
+    PRIMARY KEY (variant, profile, load, request_index)
 );
 
-CREATE TABLE IF NOT EXISTS serving_levels (
-    variant             VARCHAR NOT NULL,
-    concurrency         INTEGER NOT NULL,
-    completed           INTEGER NOT NULL,
-    failed              INTEGER NOT NULL,
-    duration_s          DOUBLE NOT NULL,
-    request_throughput  DOUBLE NOT NULL,   -- requests/s
-    output_throughput   DOUBLE NOT NULL,   -- output tokens/s
-    ttft_ms_p50         DOUBLE,
-    ttft_ms_p99         DOUBLE,
-    tpot_ms_p50         DOUBLE,
-    tpot_ms_p99         DOUBLE,
-    e2el_ms_p50         DOUBLE,
-    e2el_ms_p99         DOUBLE,
-    measured_at         TIMESTAMP NOT NULL,
-    PRIMARY KEY (variant, concurrency)
+-- Per load level: vLLM's definitions (TTFT to the first content or reasoning token; TPOT = (E2E - TTFT) /
+-- (tokens - 1); ITL = gaps between chunks, pooled), throughputs, and goodput under the SLOs recorded here.
+CREATE TABLE IF NOT EXISTS serving_load_levels (
+    variant                 VARCHAR NOT NULL,
+    profile                 VARCHAR NOT NULL,
+    load                    DOUBLE NOT NULL,
+    concurrency             INTEGER,
+    request_rate            DOUBLE,
+    input_len               INTEGER NOT NULL,
+    output_len              INTEGER NOT NULL,
+    completed               INTEGER NOT NULL,
+    failed                  INTEGER NOT NULL,
+    duration_s              DOUBLE NOT NULL,
+    request_throughput      DOUBLE NOT NULL,   -- requests/s
+    output_throughput       DOUBLE NOT NULL,   -- output tokens/s
+    total_token_throughput  DOUBLE NOT NULL,   -- prompt + output tokens/s
+    goodput                 DOUBLE NOT NULL,   -- requests/s that met both SLOs
+    slo_ttft_ms             DOUBLE NOT NULL,
+    slo_tpot_ms             DOUBLE NOT NULL,
+    ttft_ms_mean DOUBLE, ttft_ms_std DOUBLE, ttft_ms_p50 DOUBLE, ttft_ms_p90 DOUBLE, ttft_ms_p95 DOUBLE, ttft_ms_p99 DOUBLE,
+    tpot_ms_mean DOUBLE, tpot_ms_std DOUBLE, tpot_ms_p50 DOUBLE, tpot_ms_p90 DOUBLE, tpot_ms_p95 DOUBLE, tpot_ms_p99 DOUBLE,
+    itl_ms_mean DOUBLE, itl_ms_std DOUBLE, itl_ms_p50 DOUBLE, itl_ms_p90 DOUBLE, itl_ms_p95 DOUBLE, itl_ms_p99 DOUBLE,
+    e2el_ms_mean DOUBLE, e2el_ms_std DOUBLE, e2el_ms_p50 DOUBLE, e2el_ms_p90 DOUBLE, e2el_ms_p95 DOUBLE, e2el_ms_p99 DOUBLE,
+    measured_at             TIMESTAMP NOT NULL,
+    PRIMARY KEY (variant, profile, load)
 );
 
 CREATE TABLE IF NOT EXISTS cost_rollup (
@@ -182,7 +195,9 @@ CREATE TABLE IF NOT EXISTS cost_rollup (
     usd_per_hour                DOUBLE NOT NULL,
     price_date                  DATE NOT NULL,
     price_source                VARCHAR NOT NULL,
-    best_concurrency            INTEGER NOT NULL,
+    best_profile                VARCHAR NOT NULL,   -- the load level priced: the fastest that met the SLOs
+    best_load                   DOUBLE NOT NULL,
+    meets_slo                   BOOLEAN NOT NULL,   -- false: no level met them, the fastest clean one is priced
     output_tokens_per_s         DOUBLE NOT NULL,
     usd_per_million_output_tokens DOUBLE NOT NULL,
     output_tokens_spent         BIGINT NOT NULL,
@@ -195,3 +210,6 @@ CREATE TABLE IF NOT EXISTS cost_rollup (
 ALTER TABLE model_snapshots ADD COLUMN IF NOT EXISTS fingerprint VARCHAR;
 ALTER TABLE benchmark_generations ADD COLUMN IF NOT EXISTS reasoning_tokens INTEGER;
 ALTER TABLE benchmark_generations ADD COLUMN IF NOT EXISTS answer_tokens INTEGER;
+-- Replaced by serving_load_levels and serving_request_timings (per-profile levels, full distributions).
+DROP TABLE IF EXISTS serving_levels;
+DROP TABLE IF EXISTS serving_requests;

@@ -20,9 +20,12 @@ def usd_per_correct_answer(tokens_spent: int, usd_per_million: float, correct_an
     return tokens_spent * usd_per_million / MILLION / correct_answers
 
 
-def best_level(levels: list[dict]) -> dict:
-    """The load level with the highest output throughput among those where no request failed."""
+def best_level(levels: list[dict]) -> tuple[dict, bool]:
+    """The load level to price: the highest output throughput among levels with no failures where every
+    request met the SLOs (goodput equals request throughput); if none did, the fastest clean level, flagged."""
     clean = [level for level in levels if level["failed"] == 0 and level["output_throughput"] > 0]
     if not clean:
         raise ValueError("no load level finished without failures; the serving benchmark has nothing to price")
-    return max(clean, key=lambda level: level["output_throughput"])
+    within_slo = [level for level in clean if level["goodput"] >= level["request_throughput"] * (1 - 1e-9)]
+    pool = within_slo or clean
+    return max(pool, key=lambda level: level["output_throughput"]), bool(within_slo)

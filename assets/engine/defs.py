@@ -15,7 +15,7 @@ import pandas as pd
 from assets.benchmarks.defs import benchmark_items
 from assets.benchmarks.prompts import build_messages
 from assets.engine.generation import SampleRequest, generate, with_token_split
-from assets.engine.loadtest import run_level, summarise_level
+from assets.engine.loadtest import Endpoint, Load, Slo, flatten_level, run_level, summarise_level
 from assets.models.defs import quantized_model
 from assets.variants import config_hash, variant_named
 from pipelines.matrix import Variant
@@ -75,21 +75,31 @@ async def _generate(context, warehouse, variant, deployment, requests, sampling,
                               variant.engine.concurrency, write_batch, progress)
 
 
-async def _load_test(variant: Variant, deployment: Deployment, sampling: dict) -> tuple[list[dict], list[dict]]:
+def serving_loads(variant: Variant, sampling: dict) -> list[Load]:
     serving = variant.serving
+    common = {"num_requests": serving.requests_per_level, "input_len": serving.input_len,
+              "output_len": serving.output_len, "warmup": serving.warmup_requests, "sampling": sampling,
+              "exact_output_len": variant.engine.kind == "vllm"}
+    return ([Load(concurrency=c, **common) for c in serving.concurrency]
+            + [Load(request_rate=r, **common) for r in serving.request_rates])
+
+
+async def _load_test(variant: Variant, deployment: Deployment, sampling: dict) -> tuple[list[dict], list[dict]]:
+    endpoint = Endpoint(deployment.base_url, deployment.served_model, deployment.api_key)
+    slo = Slo(variant.serving.slo_ttft_ms, variant.serving.slo_tpot_ms)
     levels, requests = [], []
-    async with _client(deployment) as client:
-        for concurrency in serving.concurrency:
-            timings, duration = await run_level(client, deployment.served_model, concurrency,
-                                                serving.requests_per_level, serving.input_len, serving.output_len,
-                                                sampling, warmup=serving.warmup_requests)
-            levels.append(summarise_level(concurrency, timings, duration))
-            requests += [
-                {"concurrency": concurrency, "request_index": index, "ok": t.ok, "error": t.error,
-                 "prompt_tokens": t.prompt_tokens, "output_tokens": t.output_tokens, "ttft_ms": t.ttft_ms,
-                 "e2el_ms": t.e2el_ms, "tpot_ms": t.tpot_ms}
-                for index, t in enumerate(timings)
-            ]
+    for load in serving_loads(variant, sampling):
+        timings, duration = await run_level(endpoint, load)
+        profile, amount = ("concurrency", load.concurrency) if load.concurrency else ("rate", load.request_rate)
+        levels.append({**flatten_level(summarise_level(load, timings, duration, slo)), "profile": profile,
+                       "load": float(amount), "input_len": load.input_len, "output_len": load.output_len,
+                       "slo_ttft_ms": slo.ttft_ms, "slo_tpot_ms": slo.tpot_ms})
+        requests += [
+            {"profile": profile, "load": float(amount), "request_index": index, "ok": t.ok, "error": t.error,
+             "prompt_tokens": t.prompt_tokens, "output_tokens": t.output_tokens, "ttft_ms": t.ttft_ms,
+             "tpot_ms": t.tpot_ms, "e2el_ms": t.e2el_ms, "chunks": len(t.itl_ms) + 1 if t.ok else 0}
+            for index, t in enumerate(timings)
+        ]
     return levels, requests
 
 
@@ -157,9 +167,10 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
             warehouse.upsert("engine_deployments", pd.DataFrame([record]))
 
     now = _now()
-    warehouse.replace_partition("serving_levels", variant.name,
+    warehouse.replace_partition("serving_load_levels", variant.name,
                                 pd.DataFrame(levels).assign(variant=variant.name, measured_at=now))
-    warehouse.replace_partition("serving_requests", variant.name, pd.DataFrame(timings).assign(variant=variant.name))
+    warehouse.replace_partition("serving_request_timings", variant.name,
+                                pd.DataFrame(timings).assign(variant=variant.name))
     stored = warehouse.query(
         "SELECT count(*) AS n FROM benchmark_generations WHERE variant = ? AND config_hash = ?",
         [variant.name, sample_config]).iloc[0]["n"]
@@ -173,7 +184,10 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         "dagster/row_count": int(stored), "generated_this_run": generated, "reused": expected - len(requests),
         "config_hash": sample_config,
     })
+    shown = pd.DataFrame(levels)[["profile", "load", "completed", "failed", "request_throughput",
+                                  "output_throughput", "goodput", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p99",
+                                  "itl_ms_p99", "e2el_ms_p99"]]
     yield dg.MaterializeResult(asset_key="serving_benchmark", metadata={
         "dagster/row_count": len(levels),
-        "levels": dg.MetadataValue.md(pd.DataFrame(levels).round(2).to_markdown(index=False)),
+        "levels": dg.MetadataValue.md(shown.round(2).to_markdown(index=False)),
     })

@@ -1,26 +1,75 @@
-"""A closed-loop load test over the OpenAI streaming API: TTFT, TPOT, end-to-end latency and throughput per
-concurrency level, with vLLM's definitions (TTFT counts the first token of content or reasoning)."""
+"""A load generator for any OpenAI-compatible endpoint, with vLLM's definitions.
+
+- TTFT: time to the first streamed token, content or reasoning (reasoning models stream reasoning first).
+- TPOT: (E2E - TTFT) / (output tokens - 1), per request.
+- ITL: the gaps between streamed chunks, pooled over all requests.
+- E2E latency; request, output-token and total-token throughput; goodput: requests per second that met
+  every SLO.
+
+Profiles: a closed loop at fixed concurrency, or open-loop Poisson arrivals at a request rate. Warm-up
+requests are sent first and not measured. Streams are read with httpx directly: the `openai` client's
+per-chunk object building costs CPU that, at high concurrency, is the client's and not the server's
+(measured: see tests/measure/loadgen_client_overhead.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+import httpx
 import numpy as np
-import openai
 
 SYNTHETIC_WORDS = ("the", "answer", "number", "sum", "of", "each", "value", "step", "so", "then")
+PERCENTILES = (50, 90, 95, 99)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    base_url: str          # ends in /v1
+    model: str
+    api_key: str = "not-needed"
+
+
+@dataclass(frozen=True)
+class Load:
+    """One load level: `concurrency` requests in flight (closed loop), or Poisson arrivals at `request_rate`."""
+
+    num_requests: int
+    input_len: int
+    output_len: int
+    concurrency: int | None = None
+    request_rate: float | None = None
+    warmup: int = 1
+    sampling: dict = field(default_factory=dict)
+    prompts: tuple[str, ...] = ()   # real prompts; empty means synthetic prompts of input_len tokens
+    seed: int = 0
+    exact_output_len: bool = False  # send ignore_eos/min_tokens (vLLM honours them; strict servers reject them)
+
+    def __post_init__(self) -> None:
+        if (self.concurrency is None) == (self.request_rate is None):
+            raise ValueError("a load level has either a concurrency or a request rate")
+
+
+@dataclass(frozen=True)
+class Slo:
+    ttft_ms: float = 2000.0
+    tpot_ms: float = 100.0
 
 
 @dataclass(frozen=True)
 class RequestTiming:
     ok: bool
-    error: str | None
-    prompt_tokens: int | None
-    output_tokens: int | None
-    ttft_ms: float | None
-    e2el_ms: float | None
+    error: str | None = None
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    ttft_ms: float | None = None
+    e2el_ms: float | None = None
+    itl_ms: tuple[float, ...] = ()
 
     @property
     def tpot_ms(self) -> float | None:
@@ -30,80 +79,130 @@ class RequestTiming:
 
 
 def synthetic_prompt(approx_tokens: int) -> str:
-    """A prompt of roughly `approx_tokens` tokens (one short word is about one token)."""
+    """A prompt of roughly `approx_tokens` tokens (one short common word is one token in most vocabularies)."""
     return " ".join(SYNTHETIC_WORDS[i % len(SYNTHETIC_WORDS)] for i in range(max(1, approx_tokens)))
 
 
-async def timed_request(client: openai.AsyncOpenAI, model: str, prompt: str, max_tokens: int,
-                        sampling: dict) -> RequestTiming:
+def request_body(endpoint: Endpoint, prompt: str, load: Load) -> dict:
+    body = {
+        "model": endpoint.model, "messages": [{"role": "user", "content": prompt}], "stream": True,
+        "stream_options": {"include_usage": True}, "max_tokens": load.output_len, **load.sampling,
+    }
+    if load.exact_output_len:
+        body.update(min_tokens=load.output_len, ignore_eos=True)
+    return body
+
+
+async def timed_request(client: httpx.AsyncClient, endpoint: Endpoint, body: dict) -> RequestTiming:
     started = time.perf_counter()
-    first_token: float | None = None
+    first = last = None
+    gaps: list[float] = []
     chunks = 0
     usage = None
     try:
-        stream = await client.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens, stream=True,
-            stream_options={"include_usage": True}, **sampling,
-        )
-        async for chunk in stream:
-            if chunk.usage is not None:
-                usage = chunk.usage
-            for choice in chunk.choices:
-                delta = choice.delta
-                extra = getattr(delta, "model_extra", None) or {}
-                if delta.content or extra.get("reasoning_content") or extra.get("reasoning"):
-                    chunks += 1
-                    if first_token is None:
-                        first_token = time.perf_counter()
-    except openai.APIError as error:
-        return RequestTiming(False, str(error)[:500], None, None, None, None)
+        async with client.stream("POST", f"{endpoint.base_url}/chat/completions", json=body,
+                                 headers={"Authorization": f"Bearer {endpoint.api_key}"}) as response:
+            if response.status_code != 200:
+                text = (await response.aread()).decode(errors="replace")
+                return RequestTiming(False, f"HTTP {response.status_code}: {text[:300]}")
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                event = json.loads(data)
+                usage = event.get("usage") or usage
+                for choice in event.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    if delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning"):
+                        now = time.perf_counter()
+                        if first is None:
+                            first = now
+                        else:
+                            gaps.append((now - last) * 1000)
+                        last = now
+                        chunks += 1
+    except (httpx.HTTPError, json.JSONDecodeError) as error:
+        return RequestTiming(False, f"{type(error).__name__}: {error}"[:300])
     ended = time.perf_counter()
-    if first_token is None:
-        return RequestTiming(False, "no tokens streamed", None, None, None, (ended - started) * 1000)
+    if first is None:
+        return RequestTiming(False, "no tokens streamed", e2el_ms=(ended - started) * 1000)
     return RequestTiming(
-        ok=True, error=None,
-        prompt_tokens=usage.prompt_tokens if usage else None,
-        output_tokens=usage.completion_tokens if usage else chunks,
-        ttft_ms=(first_token - started) * 1000, e2el_ms=(ended - started) * 1000,
+        ok=True,
+        prompt_tokens=(usage or {}).get("prompt_tokens"),
+        output_tokens=(usage or {}).get("completion_tokens") or chunks,
+        ttft_ms=(first - started) * 1000, e2el_ms=(ended - started) * 1000, itl_ms=tuple(gaps),
     )
 
 
-async def run_level(client: openai.AsyncOpenAI, model: str, concurrency: int, num_requests: int,
-                    input_len: int, output_len: int, sampling: dict, warmup: int = 1
-                    ) -> tuple[list[RequestTiming], float]:
-    """`num_requests` requests, `concurrency` in flight at a time, after `warmup` unmeasured ones."""
-    prompt = synthetic_prompt(input_len)
-    for _ in range(warmup):
-        await timed_request(client, model, prompt, output_len, sampling)
-    semaphore = asyncio.Semaphore(concurrency)
-
-    async def bounded() -> RequestTiming:
-        async with semaphore:
-            return await timed_request(client, model, prompt, output_len, sampling)
-
-    started = time.perf_counter()
-    timings = await asyncio.gather(*(bounded() for _ in range(num_requests)))
-    return list(timings), time.perf_counter() - started
+def _client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=httpx.Timeout(3600.0, connect=30.0),
+                             limits=httpx.Limits(max_connections=None, max_keepalive_connections=None))
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
+async def run_level(endpoint: Endpoint, load: Load) -> tuple[list[RequestTiming], float]:
+    """Send the warm-up, then the measured requests; returns their timings and the measured duration."""
+    rng = random.Random(load.seed)
+    prompts = load.prompts or (synthetic_prompt(load.input_len),)
+    bodies = [request_body(endpoint, prompts[i % len(prompts)], load) for i in range(load.num_requests)]
+    async with _client() as client:
+        for index in range(load.warmup):
+            await timed_request(client, endpoint, request_body(endpoint, prompts[index % len(prompts)], load))
+        started = time.perf_counter()
+        if load.concurrency is not None:
+            semaphore = asyncio.Semaphore(load.concurrency)
+
+            async def bounded(body: dict) -> RequestTiming:
+                async with semaphore:
+                    return await timed_request(client, endpoint, body)
+
+            timings = await asyncio.gather(*(bounded(body) for body in bodies))
+        else:
+            tasks = []
+            for body in bodies:
+                tasks.append(asyncio.create_task(timed_request(client, endpoint, body)))
+                await asyncio.sleep(rng.expovariate(load.request_rate))
+            timings = await asyncio.gather(*tasks)
+        return list(timings), time.perf_counter() - started
 
 
-def summarise_level(concurrency: int, timings: list[RequestTiming], duration_s: float) -> dict:
+def distribution(values: Sequence[float]) -> dict[str, float | None]:
+    if not values:
+        return {"mean": None, "std": None, **{f"p{q}": None for q in PERCENTILES}}
+    array = np.asarray(values, dtype=float)
+    return {"mean": float(array.mean()), "std": float(array.std()),
+            **{f"p{q}": float(np.percentile(array, q)) for q in PERCENTILES}}
+
+
+def summarise_level(load: Load, timings: Sequence[RequestTiming], duration_s: float, slo: Slo = Slo()) -> dict:
     done = [t for t in timings if t.ok]
-    ttft = [t.ttft_ms for t in done]
-    tpot = [t.tpot_ms for t in done if t.tpot_ms is not None]
-    e2el = [t.e2el_ms for t in done]
     output_tokens = sum(t.output_tokens or 0 for t in done)
+    prompt_tokens = sum(t.prompt_tokens or 0 for t in done)
+    good = [t for t in done if t.ttft_ms <= slo.ttft_ms and (t.tpot_ms is None or t.tpot_ms <= slo.tpot_ms)]
+    per_second = (lambda count: count / duration_s) if duration_s > 0 else (lambda count: 0.0)
     return {
-        "concurrency": concurrency,
+        "concurrency": load.concurrency,
+        "request_rate": load.request_rate,
         "completed": len(done),
         "failed": len(timings) - len(done),
         "duration_s": duration_s,
-        "request_throughput": len(done) / duration_s if duration_s else 0.0,
-        "output_throughput": output_tokens / duration_s if duration_s else 0.0,
-        "ttft_ms_p50": _percentile(ttft, 50), "ttft_ms_p99": _percentile(ttft, 99),
-        "tpot_ms_p50": _percentile(tpot, 50), "tpot_ms_p99": _percentile(tpot, 99),
-        "e2el_ms_p50": _percentile(e2el, 50), "e2el_ms_p99": _percentile(e2el, 99),
+        "request_throughput": per_second(len(done)),
+        "output_throughput": per_second(output_tokens),
+        "total_token_throughput": per_second(output_tokens + prompt_tokens),
+        "goodput": per_second(len(good)),
+        "ttft_ms": distribution([t.ttft_ms for t in done]),
+        "tpot_ms": distribution([t.tpot_ms for t in done if t.tpot_ms is not None]),
+        "itl_ms": distribution([gap for t in done for gap in t.itl_ms]),
+        "e2el_ms": distribution([t.e2el_ms for t in done]),
+        "errors": sorted({t.error for t in timings if t.error})[:5],
     }
+
+
+def flatten_level(level: dict) -> dict:
+    """One warehouse row per level: ttft_ms_p99 and so on."""
+    row = {key: value for key, value in level.items() if not isinstance(value, dict) and key != "errors"}
+    for metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms"):
+        for stat, value in level[metric].items():
+            row[f"{metric}_{stat}"] = value
+    return row

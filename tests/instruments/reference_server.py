@@ -1,0 +1,101 @@
+"""A reference OpenAI-compatible server with known timing: the ruler the load generator is checked against.
+
+Each request waits for one of `slots` slots (queueing counts towards its TTFT, as in a real engine), then
+sleeps `ttft_ms` before its first token and `tpot_ms` before each later one, and streams exactly
+`max_tokens` tokens. Its capacity is therefore known: slots / (ttft + (max_tokens - 1) * tpot) requests per
+second. It is a test instrument, not an engine.
+
+    python -m tests.instruments.reference_server --port 8000 --ttft-ms 100 --tpot-ms 10 --slots 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+
+import uvicorn
+
+MODEL = "reference"
+
+
+class ReferenceServer:
+    def __init__(self, ttft_ms: float, tpot_ms: float, slots: int):
+        self.ttft_s = ttft_ms / 1000
+        self.tpot_s = tpot_ms / 1000
+        self.slots = asyncio.Semaphore(slots)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        path = scope["path"]
+        if path == "/health":
+            await _respond(send, 200, b"{}")
+        elif path == "/v1/models":
+            await _respond(send, 200, json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]}).encode())
+        elif path == "/v1/chat/completions" and scope["method"] == "POST":
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            await self._complete(json.loads(body), send)
+        else:
+            await _respond(send, 404, b'{"error": "not found"}')
+
+    async def _complete(self, request: dict, send) -> None:
+        tokens = max(1, int(request.get("max_tokens") or 16))
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in request.get("messages", []))
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": tokens, "total_tokens": prompt_tokens + tokens}
+        async with self.slots:
+            if not request.get("stream"):
+                await asyncio.sleep(self.ttft_s + (tokens - 1) * self.tpot_s)
+                body = {"id": "ref", "object": "chat.completion", "model": MODEL, "usage": usage,
+                        "choices": [{"index": 0, "finish_reason": "length",
+                                     "message": {"role": "assistant", "content": " tok" * tokens}}]}
+                await _respond(send, 200, json.dumps(body).encode())
+                return
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/event-stream")]})
+            started = time.monotonic()
+            for index in range(tokens):
+                # Sleep to an absolute schedule so timer jitter does not accumulate over a long reply.
+                due = started + self.ttft_s + index * self.tpot_s
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                chunk = {"id": "ref", "object": "chat.completion.chunk", "model": MODEL,
+                         "choices": [{"index": 0, "delta": {"content": " tok"}, "finish_reason": None}]}
+                await send({"type": "http.response.body", "body": f"data: {json.dumps(chunk)}\n\n".encode(),
+                            "more_body": True})
+            final = {"id": "ref", "object": "chat.completion.chunk", "model": MODEL, "usage": usage,
+                     "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}
+            await send({"type": "http.response.body",
+                        "body": f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode(), "more_body": False})
+
+
+async def _respond(send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--ttft-ms", type=float, default=100.0)
+    parser.add_argument("--tpot-ms", type=float, default=10.0)
+    parser.add_argument("--slots", type=int, default=32)
+    args = parser.parse_args()
+    app = ReferenceServer(args.ttft_ms, args.tpot_ms, args.slots)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", loop=os.environ.get("REF_LOOP", "uvloop"), http=os.environ.get("REF_HTTP", "httptools"),
+                backlog=4096, limit_concurrency=10000)
+
+
+if __name__ == "__main__":
+    main()
