@@ -7,9 +7,9 @@
   every SLO.
 
 Profiles: a closed loop at fixed concurrency, or open-loop Poisson arrivals at a request rate. Warm-up
-requests are sent first and not measured. Streams are read with httpx directly: the `openai` client's
-per-chunk object building costs CPU that, at high concurrency, is the client's and not the server's
-(measured: see tests/measure/loadgen_client_overhead.py).
+requests are sent first and not measured. Streams are read by a small keep-alive HTTP client of our own
+(`http_stream`): httpx's per-request CPU serialised bursts of request starts and read as TTFT (measured
+with tests/measure/loadgen_fidelity.py).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import httpx
 import numpy as np
+
+from assets.engine.http_stream import EventStreamClient, HTTPStatusError
 
 SYNTHETIC_WORDS = ("the", "answer", "number", "sum", "of", "each", "value", "step", "so", "then")
 PERCENTILES = (50, 90, 95, 99)
@@ -93,37 +94,30 @@ def request_body(endpoint: Endpoint, prompt: str, load: Load) -> dict:
     return body
 
 
-async def timed_request(client: httpx.AsyncClient, endpoint: Endpoint, body: dict) -> RequestTiming:
+async def timed_request(client: EventStreamClient, endpoint: Endpoint, body: dict) -> RequestTiming:
     started = time.perf_counter()
     first = last = None
     gaps: list[float] = []
     chunks = 0
     usage = None
     try:
-        async with client.stream("POST", f"{endpoint.base_url}/chat/completions", json=body,
-                                 headers={"Authorization": f"Bearer {endpoint.api_key}"}) as response:
-            if response.status_code != 200:
-                text = (await response.aread()).decode(errors="replace")
-                return RequestTiming(False, f"HTTP {response.status_code}: {text[:300]}")
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                event = json.loads(data)
-                usage = event.get("usage") or usage
-                for choice in event.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    if delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning"):
-                        now = time.perf_counter()
-                        if first is None:
-                            first = now
-                        else:
-                            gaps.append((now - last) * 1000)
-                        last = now
-                        chunks += 1
-    except (httpx.HTTPError, json.JSONDecodeError) as error:
+        async for data in client.post_events("/chat/completions", body,
+                                             {"Authorization": f"Bearer {endpoint.api_key}"}):
+            if data == "[DONE]":
+                continue  # read on to the end of the stream so the connection can be reused
+            event = json.loads(data)
+            usage = event.get("usage") or usage
+            for choice in event.get("choices") or []:
+                delta = choice.get("delta") or {}
+                if delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning"):
+                    now = time.perf_counter()
+                    if first is None:
+                        first = now
+                    else:
+                        gaps.append((now - last) * 1000)
+                    last = now
+                    chunks += 1
+    except (OSError, asyncio.IncompleteReadError, HTTPStatusError, ValueError) as error:
         return RequestTiming(False, f"{type(error).__name__}: {error}"[:300])
     ended = time.perf_counter()
     if first is None:
@@ -136,17 +130,12 @@ async def timed_request(client: httpx.AsyncClient, endpoint: Endpoint, body: dic
     )
 
 
-def _client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=httpx.Timeout(3600.0, connect=30.0),
-                             limits=httpx.Limits(max_connections=None, max_keepalive_connections=None))
-
-
 async def run_level(endpoint: Endpoint, load: Load) -> tuple[list[RequestTiming], float]:
     """Send the warm-up, then the measured requests; returns their timings and the measured duration."""
     rng = random.Random(load.seed)
     prompts = load.prompts or (synthetic_prompt(load.input_len),)
     bodies = [request_body(endpoint, prompts[i % len(prompts)], load) for i in range(load.num_requests)]
-    async with _client() as client:
+    async with EventStreamClient(endpoint.base_url) as client:
         for index in range(load.warmup):
             await timed_request(client, endpoint, request_body(endpoint, prompts[index % len(prompts)], load))
         started = time.perf_counter()

@@ -4,7 +4,7 @@ Starts the reference server (tests/instruments/reference_server.py) and runs `ya
 against it; prints measured against true TTFT/TPOT/ITL and throughput against the server's capacity,
 slots / (ttft + (output - 1) * tpot).
 
-    .venv/bin/python -m tests.measure.loadgen_fidelity [--concurrency 1,16,256] [--num-requests 2400]
+    .venv/bin/python -m tests.measure.loadgen_fidelity [--concurrency 1,16,256] [--num-requests 2560]
 """
 
 import argparse
@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=64)
     parser.add_argument("--output-len", type=int, default=16)
     parser.add_argument("--concurrency", default="1,16,256")
-    parser.add_argument("--num-requests", type=int, default=2400)
+    parser.add_argument("--num-requests", type=int, default=2560, help="a multiple of the slots")
     args = parser.parse_args()
     capacity = args.slots / ((args.ttft_ms + (args.output_len - 1) * args.tpot_ms) / 1000)
     print(f"truth: TTFT {args.ttft_ms} ms, TPOT = ITL {args.tpot_ms} ms, capacity {capacity:.1f} requests/s")

@@ -1,0 +1,121 @@
+"""A small HTTP/1.1 client for one job: POST JSON and read the server-sent events that come back.
+
+The load generator must not be what limits a benchmark. Building a request with httpx costs about a
+millisecond of CPU; when hundreds of requests start together that serialises on the client and shows up as
+TTFT (see tests/measure/loadgen_fidelity.py). This client writes pre-encoded bytes on pooled keep-alive
+connections and parses only the SSE framing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import AsyncIterator
+from typing import Self
+from urllib.parse import urlsplit
+
+
+class HTTPStatusError(RuntimeError):
+    def __init__(self, status: int, body: str):
+        super().__init__(f"HTTP {status}: {body[:300]}")
+        self.status = status
+
+
+class EventStreamClient:
+    """POSTs to paths under `base_url` and yields the `data:` payloads of the event stream."""
+
+    def __init__(self, base_url: str):
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"base URL must be http(s)://…, got {base_url!r}")
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.prefix = parts.path.rstrip("/")
+        self.tls = ssl.create_default_context() if parts.scheme == "https" else None
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        while self._idle:
+            _, writer = self._idle.pop()
+            writer.close()
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while self._idle:
+            reader, writer = self._idle.pop()
+            if not writer.is_closing() and not reader.at_eof():
+                return reader, writer
+            writer.close()
+        return await asyncio.open_connection(self.host, self.port, ssl=self.tls, limit=2**20)
+
+    async def post_events(self, path: str, body: dict, headers: dict[str, str]) -> AsyncIterator[str]:
+        payload = json.dumps(body).encode()
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        request = (f"POST {self.prefix}{path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                   f"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
+                   f"Content-Length: {len(payload)}\r\n{head}\r\n").encode() + payload
+        reader, writer = await self._connect()
+        reusable = False
+        try:
+            writer.write(request)
+            await writer.drain()
+            status, response_headers = await _read_head(reader)
+            if status != 200:
+                body_text = b"".join([piece async for piece in _read_body(reader, response_headers)])
+                raise HTTPStatusError(status, body_text.decode(errors="replace"))
+            buffer = b""
+            async for piece in _read_body(reader, response_headers):
+                buffer += piece.replace(b"\r\n", b"\n")
+                while b"\n\n" in buffer:
+                    event, buffer = buffer.split(b"\n\n", 1)
+                    for line in event.split(b"\n"):
+                        if line.startswith(b"data:"):
+                            yield line[5:].strip().decode()
+            reusable = response_headers.get("connection", "").lower() != "close" and (
+                "content-length" in response_headers or "chunked" in response_headers.get("transfer-encoding", ""))
+        finally:
+            if reusable:
+                self._idle.append((reader, writer))
+            else:
+                writer.close()
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("the server closed the connection before answering")
+    status = int(status_line.split()[1])
+    headers = {}
+    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> AsyncIterator[bytes]:
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        while True:
+            size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    pass
+                return
+            yield await reader.readexactly(size)
+            await reader.readexactly(2)
+    elif "content-length" in headers:
+        remaining = int(headers["content-length"])
+        while remaining:
+            piece = await reader.read(min(remaining, 65536))
+            if not piece:
+                raise asyncio.IncompleteReadError(b"", remaining)
+            remaining -= len(piece)
+            yield piece
+    else:
+        while piece := await reader.read(65536):
+            yield piece
