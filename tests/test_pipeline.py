@@ -72,6 +72,7 @@ def test_whole_chain_fills_the_warehouse(first_run):
     assert difficulty.iloc[0]["n"] == sum(spec.benchmarks.values())
     board = defs.resources["warehouse"].query("SELECT * FROM leaderboard WHERE variant = 'tiny-test'")
     assert len(board) == len(spec.benchmarks) and board["usd_per_million_output_tokens"].notna().all()
+    assert board["ttft_ms_p99"].notna().all() and board["tpot_ms_p99"].notna().all() and board["meets_slo"].all()
     assert engine_processes(str(STATE)) == []
 
 
