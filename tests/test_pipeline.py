@@ -73,6 +73,10 @@ def test_whole_chain_fills_the_warehouse(first_run):
     board = defs.resources["warehouse"].query("SELECT * FROM leaderboard WHERE variant = 'tiny-test'")
     assert len(board) == len(spec.benchmarks) and board["usd_per_million_output_tokens"].notna().all()
     assert board["ttft_ms_p99"].notna().all() and board["tpot_ms_p99"].notna().all() and board["meets_slo"].all()
+    serving = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("engine_step")}
+    assert serving["serving_benchmark"]["throughput_against_latency"].value.startswith("![chart](data:image/png")
+    board_metadata = result.asset_materializations_for_node("leaderboard")[0].metadata
+    assert {f"pareto_{name}" for name in spec.benchmarks} <= set(board_metadata)
     assert engine_processes(str(STATE)) == []
 
 

@@ -17,6 +17,7 @@ from assets.benchmarks.prompts import build_messages
 from assets.engine.generation import SampleRequest, generate, with_token_split
 from assets.engine.loadtest import Endpoint, Load, Slo, flatten_level, run_level, summarise_level
 from assets.models.defs import quantized_model
+from assets.plots import throughput_latency_chart
 from assets.variants import config_hash, variant_named
 from pipelines.matrix import Variant
 from pipelines.partitions import variant_partitions
@@ -190,4 +191,6 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     yield dg.MaterializeResult(asset_key="serving_benchmark", metadata={
         "dagster/row_count": len(levels),
         "levels": dg.MetadataValue.md(shown.round(2).to_markdown(index=False)),
+        "throughput_against_latency": dg.MetadataValue.md(
+            throughput_latency_chart(pd.DataFrame(levels), f"{variant.name}: throughput against latency")),
     })
