@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import time
 
 import uvicorn
@@ -93,7 +92,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=32)
     args = parser.parse_args()
     app = ReferenceServer(args.ttft_ms, args.tpot_ms, args.slots)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", loop=os.environ.get("REF_LOOP", "uvloop"), http=os.environ.get("REF_HTTP", "httptools"),
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", loop="uvloop", http="httptools",
                 backlog=4096, limit_concurrency=10000)
 
 
