@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -24,3 +25,8 @@ def apply_schema(connection: duckdb.DuckDBPyConnection) -> None:
             connection.execute(f"DROP TABLE {table}")
     for name in SQL_FILES:
         connection.execute((SQL_DIR / name).read_text())
+
+
+def utc_now() -> datetime:
+    """The warehouse stores timestamps as naive UTC (DuckDB TIMESTAMP)."""
+    return datetime.now(UTC).replace(tzinfo=None)

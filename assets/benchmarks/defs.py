@@ -1,6 +1,5 @@
 """benchmark_items: the items a variant is evaluated on, in the warehouse."""
 
-from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -9,6 +8,7 @@ from assets.benchmarks.catalog import load_items
 from assets.variants import benchmark_mirror, variant_named
 from pipelines.partitions import variant_partitions
 from resources.warehouse import WarehouseResource
+from warehouse import utc_now
 
 
 @dg.asset(partitions_def=variant_partitions, group_name="benchmarks", kinds={"huggingface", "duckdb"})
@@ -19,7 +19,7 @@ def benchmark_items(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     mirror = benchmark_mirror()
     context.log.info(f"loading {list(variant.benchmarks)} from {mirror or 'the Hugging Face hub'}")
     rows = [item for name, limit in variant.benchmarks.items() for item in load_items(name, mirror, limit)]
-    frame = pd.DataFrame(rows).assign(variant=variant.name, loaded_at=datetime.now(UTC).replace(tzinfo=None))
+    frame = pd.DataFrame(rows).assign(variant=variant.name, loaded_at=utc_now())
     warehouse.replace_partition("benchmark_items", variant.name, frame)
     counts = frame.groupby("benchmark").size()
     return dg.MaterializeResult(metadata={

@@ -1,6 +1,6 @@
 """cost_rollup: dollars per million output tokens and per correct answer, from measured throughput."""
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 import dagster as dg
 import pandas as pd
@@ -10,6 +10,7 @@ from assets.variants import variant_named
 from pipelines.partitions import variant_partitions
 from resources.prices import PriceCatalogResource
 from resources.warehouse import WarehouseResource
+from warehouse import utc_now
 
 
 @dg.asset(partitions_def=variant_partitions, group_name="cost", kinds={"python", "duckdb"},
@@ -36,7 +37,7 @@ def cost_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         "usd_per_million_output_tokens": per_million, "output_tokens_spent": int(totals["tokens"]),
         "correct_answers": int(totals["correct"]),
         "usd_per_correct_answer": usd_per_correct_answer(int(totals["tokens"]), per_million, int(totals["correct"])),
-        "computed_at": datetime.now(UTC).replace(tzinfo=None),
+        "computed_at": utc_now(),
     }
     warehouse.replace_partition("cost_rollup", variant.name, pd.DataFrame([row]))
     return dg.MaterializeResult(metadata={

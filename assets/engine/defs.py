@@ -6,7 +6,6 @@ whole life; the step runs in the `engine` pool so two never share an accelerator
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import dagster as dg
 import openai
@@ -23,13 +22,11 @@ from pipelines.matrix import Variant
 from pipelines.partitions import variant_partitions
 from resources.engines import Deployment, EngineResource
 from resources.warehouse import WarehouseResource
+from warehouse import utc_now
 
 ENGINE_POOL = "engine"
 REQUEST_TIMEOUT_S = 1800.0
 
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def pending_requests(variant: Variant, items: pd.DataFrame, finished: pd.DataFrame) -> list[SampleRequest]:
@@ -151,7 +148,7 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                   "engine_version": deployment.engine_version, "argv": " ".join(deployment.argv),
                   "base_url": deployment.base_url, "served_model": deployment.served_model,
                   "startup_seconds": deployment.startup_seconds, "peak_rss_bytes": None,
-                  "started_at": _now(), "stopped_at": None, "status": "running"}
+                  "started_at": utc_now(), "stopped_at": None, "status": "running"}
         warehouse.upsert("engine_deployments", pd.DataFrame([record]))
         try:
             generated = asyncio.run(_generate(context, warehouse, variant, deployment, requests,
@@ -163,11 +160,11 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
             record["status"] = "failed"
             raise
         finally:
-            record["stopped_at"] = _now()
+            record["stopped_at"] = utc_now()
             record["peak_rss_bytes"] = deployment.peak_rss_bytes
             warehouse.upsert("engine_deployments", pd.DataFrame([record]))
 
-    now = _now()
+    now = utc_now()
     warehouse.replace_partition("serving_load_levels", variant.name,
                                 pd.DataFrame(levels).assign(variant=variant.name, measured_at=now))
     warehouse.replace_partition("serving_request_timings", variant.name,

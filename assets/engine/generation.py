@@ -8,11 +8,11 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import openai
 
 from assets.grading.extraction import split_reasoning
+from warehouse import utc_now
 
 FLUSH_EVERY = 8
 
@@ -76,7 +76,7 @@ async def _one(client: openai.AsyncOpenAI, model: str, request: SampleRequest, s
         "reasoning_tokens": reported_reasoning_tokens(usage),
         "latency_seconds": latency,
         "sampling": json.dumps(sampling, sort_keys=True),
-        "created_at": datetime.now(UTC).replace(tzinfo=None),
+        "created_at": utc_now(),
     }
 
 

@@ -1,6 +1,5 @@
 """graded_answers: every generation graded, with a reason code for every miss."""
 
-from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -8,6 +7,7 @@ from assets.grading.equivalence import GradeInput, Grader
 from assets.variants import config_hash, variant_named
 from pipelines.partitions import variant_partitions
 from resources.warehouse import WarehouseResource
+from warehouse import utc_now
 
 UNGRADED_SQL = """
 SELECT g.benchmark, g.item_id, g.sample_index, g.response, g.reasoning_content, g.finish_reason,
@@ -41,7 +41,7 @@ def graded_answers(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         frame = todo[["benchmark", "item_id", "sample_index"]].assign(
             variant=variant.name, config_hash=sample_config,
             extracted=[g.extracted for g in grades], correct=[g.correct for g in grades],
-            reason=[g.reason for g in grades], graded_at=datetime.now(UTC).replace(tzinfo=None),
+            reason=[g.reason for g in grades], graded_at=utc_now(),
         )
         warehouse.insert_new("graded_answers", frame)
     reasons = warehouse.query(

@@ -1,7 +1,6 @@
 """model_snapshot and quantized_model: the weights a variant serves, and exactly which ones they are."""
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -13,12 +12,10 @@ from assets.variants import variant_named
 from pipelines.partitions import variant_partitions
 from resources.hub import ModelHubResource
 from resources.warehouse import WarehouseResource
+from warehouse import utc_now
 
 QUANTIZATION_MARKER = "yardstick_quantization.json"
 
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dg.asset(partitions_def=variant_partitions, group_name="models", kinds={"huggingface", "duckdb"})
@@ -30,7 +27,7 @@ def model_snapshot(
     variant = variant_named(context.partition_key)
     fetched = hub.fetch(variant.model)
     facts = describe_checkpoint(fetched["local_path"])
-    row = {"variant": variant.name, **fetched, **facts, "recorded_at": _now()}
+    row = {"variant": variant.name, **fetched, **facts, "recorded_at": utc_now()}
     warehouse.replace_partition("model_snapshots", variant.name, pd.DataFrame([row]))
     return dg.MaterializeResult(metadata={
         "dagster/row_count": 1,
@@ -71,7 +68,7 @@ def quantized_model(
             context.log.info(f"quantizing {source} with {scheme}")
             record = {**quantize_checkpoint(source, target, scheme), "local_path": str(target)}
             marker.write_text(json.dumps({"identity": identity, "record": record}, indent=2))
-    row = {"variant": variant.name, **record, "recorded_at": _now()}
+    row = {"variant": variant.name, **record, "recorded_at": utc_now()}
     warehouse.replace_partition("quantized_models", variant.name, pd.DataFrame([row]))
     return dg.MaterializeResult(metadata={
         "dagster/row_count": 1,

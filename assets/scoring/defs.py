@@ -1,6 +1,5 @@
 """benchmark_scores and the blocking data-quality check that guards them."""
 
-from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -11,6 +10,7 @@ from assets.scoring.quality import validate_scores
 from assets.variants import config_hash, variant_named
 from pipelines.partitions import variant_partitions
 from resources.warehouse import WarehouseResource
+from warehouse import utc_now
 
 GRADES_SQL = """
 SELECT a.benchmark, a.item_id, a.sample_index, a.correct, a.extracted, g.completion_tokens, i.answer_format
@@ -56,7 +56,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             rows.append({**keys, "benchmark": benchmark, "protocol": variant.protocol.name,
                          "k": variant.protocol.samples_for(benchmark), **score.__dict__,
                          "output_tokens": int(group["completion_tokens"].fillna(0).sum()),
-                         "scored_at": datetime.now(UTC).replace(tzinfo=None)})
+                         "scored_at": utc_now()})
             pass_at_k.append(by_k.assign(**keys, benchmark=benchmark))
             difficulty.append(items.assign(**keys, benchmark=benchmark))
     frame = pd.DataFrame(rows)
