@@ -62,7 +62,9 @@ class ModelSpec:
 
     @property
     def source(self) -> str:
-        return "hub" if self.repo else "local" if self.path else "generated"
+        if self.repo:
+            return "hub"
+        return "local" if self.path else "generated" if self.generate else "external"
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class ServingSpec:
     output_len: int = 32
     slo_ttft_ms: float = 2000.0
     slo_tpot_ms: float = 100.0
+    prompts: str = "synthetic"   # synthetic prompts of input_len tokens, or the name of one of the benchmarks
 
 
 @dataclass(frozen=True)
@@ -120,10 +123,11 @@ class Variant:
     model: ModelSpec
     quantization: QuantizationSpec
     engine: EngineSpec
-    hardware: str
     protocol: Protocol
     benchmarks: dict[str, int | None]
     serving: ServingSpec
+    hardware: str | None = None     # a row of the instance price catalog: what the engine runs on
+    api_price: str | None = None    # a row of the API price catalog: an API billed per token
 
     @property
     def settings_hash(self) -> str:
@@ -188,13 +192,28 @@ def _merge(base: dict, override: dict) -> dict:
 
 def _parse_variant(name: str, body: dict, path: Path) -> Variant:
     where = f"variant '{name}' in {path}"
-    for required in ("model", "engine", "hardware", "benchmarks"):
+    for required in ("engine", "benchmarks"):
         if required not in body:
             raise MatrixError(f"{where} has no '{required}'")
+    external = isinstance(body["engine"], dict) and body["engine"].get("kind") == "external"
+    if not (body.get("hardware") or body.get("api_price")):
+        raise MatrixError(f"{where} has neither 'hardware' (a row of the instance price catalog) nor "
+                          "'api_price' (a row of the API price catalog); its costs cannot be priced")
+    if body.get("api_price") and body.get("hardware"):
+        raise MatrixError(f"{where}: priced both by 'hardware' and by 'api_price'; an API is billed by the "
+                          "token, so set 'hardware: null' (the defaults give every variant one)")
+    if body.get("api_price") and not external:
+        raise MatrixError(f"{where}: 'api_price' prices an external API by the token; a variant that starts "
+                          "its own engine is priced by its 'hardware'")
 
-    model_body = body["model"]
+    model_body = body.get("model") or {}
+    if external and model_body:
+        raise MatrixError(f"{where}: an external endpoint serves its own weights, so 'model' does not apply; "
+                          "set 'model: null' (the defaults give every variant one)")
+    if not external and not model_body:
+        raise MatrixError(f"{where} has no 'model'")
     sources = [key for key in ("repo", "path", "generate") if model_body.get(key)]
-    if len(sources) != 1:
+    if not external and len(sources) != 1:
         raise MatrixError(f"{where}: model needs exactly one of 'repo', 'path' or 'generate', got {sources}")
     if model_body.get("repo") and not model_body.get("revision"):
         raise MatrixError(f"{where}: model 'repo' needs a pinned 'revision' (a commit sha or tag)")
@@ -212,6 +231,13 @@ def _parse_variant(name: str, body: dict, path: Path) -> Variant:
     if kind not in ENGINE_KINDS:
         raise MatrixError(f"{where}: engine kind '{kind}' unknown; known: {', '.join(ENGINE_KINDS)}")
     engine = EngineSpec(kind=kind, options=engine_body)
+    if kind == "external":
+        if not engine_body.get("model"):
+            raise MatrixError(f"{where}: an external engine needs 'model', the model name the endpoint serves "
+                              "(for example deepseek-reasoner)")
+        if bool(engine_body.get("base_url")) == bool(engine_body.get("base_url_env")):
+            raise MatrixError(f"{where}: an external engine needs exactly one of 'base_url' (ending in /v1) or "
+                              "'base_url_env' (an environment variable holding it)")
 
     protocol_body = dict(body.get("protocol") or {})
     preset_name = protocol_body.pop("preset", "deepseek-r1")
@@ -239,14 +265,18 @@ def _parse_variant(name: str, body: dict, path: Path) -> Variant:
     if unknown:
         raise MatrixError(f"{where}: serving has unknown keys {sorted(unknown)}")
     serving = ServingSpec(**serving_body)
+    if serving.prompts != "synthetic" and serving.prompts not in benchmarks:
+        raise MatrixError(f"{where}: serving prompts '{serving.prompts}' must be 'synthetic' or one of the "
+                          f"variant's benchmarks ({', '.join(benchmarks)})")
 
     return Variant(
         name=name,
         model=model,
         quantization=quantization,
         engine=engine,
-        hardware=str(body["hardware"]),
         protocol=protocol,
         benchmarks={str(k): (int(v) if v is not None else None) for k, v in benchmarks.items()},
         serving=serving,
+        hardware=str(body["hardware"]) if body.get("hardware") else None,
+        api_price=str(body["api_price"]) if body.get("api_price") else None,
     )

@@ -203,6 +203,16 @@ def vllm_argv(command: str, model_path: str, served_name: str, options: dict, ho
     return argv + [str(arg) for arg in options.get("extra_args", [])]
 
 
+def external_base_url(spec: EngineSpec) -> str:
+    """The base URL of an external endpoint: written in the matrix, or read from the variable it names."""
+    variable = spec.options.get("base_url_env")
+    base_url = dg.EnvVar(variable).get_value() if variable else spec.options.get("base_url")
+    if not base_url:
+        where = f"environment variable {variable}" if variable else "'base_url' in the variant's engine settings"
+        raise EngineError(f"engine kind 'external' needs its endpoint's base URL; set {where}")
+    return str(base_url).rstrip("/")
+
+
 class EngineResource(dg.ConfigurableResource):
     """Starts the engine a variant names and hands back its endpoint; machine-level settings live here."""
 
@@ -265,14 +275,12 @@ class EngineResource(dg.ConfigurableResource):
 
     @staticmethod
     def _external(spec: EngineSpec, served_name: str) -> Deployment:
-        base_url = spec.options.get("base_url")
-        if not base_url:
-            raise EngineError("engine kind 'external' needs 'base_url' in the variant's engine settings")
+        base_url = external_base_url(spec)
         key_variable = spec.options.get("api_key_env")
         api_key = "not-needed"
         if key_variable:
             api_key = dg.EnvVar(key_variable).get_value() or ""
             if not api_key:
                 raise EngineError(f"environment variable {key_variable} (the API key for {base_url}) is not set")
-        return Deployment(engine="external", engine_version=None, base_url=str(base_url).rstrip("/"),
+        return Deployment(engine="external", engine_version=None, base_url=base_url,
                           served_model=str(spec.options.get("model", served_name)), api_key=api_key)

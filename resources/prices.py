@@ -1,39 +1,138 @@
-"""The price catalog: dated, sourced on-demand prices per hardware profile."""
+"""The price catalogs: dated, sourced prices for renting hardware, owning it, and buying tokens from an API.
+
+- `instances.csv`: on-demand $/hour per hardware profile (a cloud instance or a rented GPU).
+- `ownership.csv`: purchase price and power draw per hardware profile, for the ownership mode.
+- `api.csv`: $ per million input, output and reasoning tokens per API model. `api_prices_path` may instead
+  point at LiteLLM's `model_prices_and_context_window.json` (the de-facto table) when a copy is on disk.
+
+Every row carries a date and a source; a row without them is refused, because an undated price is a guess.
+"""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-DEFAULT_INSTANCE_PRICES = str(Path(__file__).parent / "prices" / "instances.csv")
-REQUIRED_COLUMNS = ("hardware", "usd_per_hour", "price_date", "source")
+from assets.cost.pricing import MILLION, ApiPrice, Ownership
+
+PRICE_DIR = Path(__file__).parent / "prices"
+DEFAULT_INSTANCE_PRICES = str(PRICE_DIR / "instances.csv")
+DEFAULT_OWNERSHIP_PRICES = str(PRICE_DIR / "ownership.csv")
+DEFAULT_API_PRICES = str(PRICE_DIR / "api.csv")
+INSTANCE_COLUMNS = ("hardware", "usd_per_hour", "price_date", "source")
+OWNERSHIP_COLUMNS = ("hardware", "purchase_usd", "power_kw", "price_date", "source")
+API_COLUMNS = ("model", "input_usd_per_million", "output_usd_per_million", "price_date", "source")
+
+
+class PriceCatalogError(ValueError):
+    """A price file is missing, malformed, undated or unsourced, or has no row for what was asked."""
+
+
+def read_catalog(path: str, key: str, required: tuple[str, ...]) -> pd.DataFrame:
+    """A CSV price table whose every row has a key, a date and a source."""
+    if not Path(path).is_file():
+        raise PriceCatalogError(f"price catalog {path} does not exist")
+    frame = pd.read_csv(path, dtype={"price_date": str, key: str}, comment="#", skipinitialspace=True)
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        raise PriceCatalogError(f"price catalog {path} lacks column(s) {missing}; it needs {list(required)}")
+    incomplete = frame[frame[list(required)].isna().any(axis=1)]
+    if len(incomplete):
+        raise PriceCatalogError(
+            f"price catalog {path}: rows without a value, date or source: {list(incomplete[key])}")
+    for value in frame["price_date"]:
+        try:
+            datetime.strptime(value, "%Y-%m-%d")
+        except ValueError as error:
+            raise PriceCatalogError(f"price catalog {path}: price_date '{value}' is not YYYY-MM-DD") from error
+    duplicated = frame[frame[key].duplicated()][key]
+    if len(duplicated):
+        raise PriceCatalogError(f"price catalog {path}: {key} listed twice: {sorted(set(duplicated))}")
+    return frame
+
+
+def read_litellm_prices(path: str) -> pd.DataFrame:
+    """LiteLLM's model_prices_and_context_window.json as an api.csv-shaped table. The file carries no dates,
+    so each row is dated by the file's modification day and sourced to the file itself."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise PriceCatalogError(f"cannot read LiteLLM price file {path}: {error}") from error
+    day = datetime.fromtimestamp(Path(path).stat().st_mtime, UTC).date().isoformat()
+    rows = []
+    for model, entry in document.items():
+        if model == "sample_spec" or not isinstance(entry, dict):
+            continue
+        if entry.get("input_cost_per_token") is None or entry.get("output_cost_per_token") is None:
+            continue
+        reasoning = entry.get("output_cost_per_reasoning_token")
+        cached = entry.get("cache_read_input_token_cost")
+        rows.append({
+            "model": model, "provider": entry.get("litellm_provider"),
+            "input_usd_per_million": float(entry["input_cost_per_token"]) * MILLION,
+            "output_usd_per_million": float(entry["output_cost_per_token"]) * MILLION,
+            "reasoning_usd_per_million": None if reasoning is None else float(reasoning) * MILLION,
+            "cached_input_usd_per_million": None if cached is None else float(cached) * MILLION,
+            "price_date": day, "source": f"LiteLLM model_prices_and_context_window.json ({path})",
+        })
+    if not rows:
+        raise PriceCatalogError(f"{path} has no entry with input_cost_per_token and output_cost_per_token")
+    return pd.DataFrame(rows)
 
 
 class PriceCatalogResource(dg.ConfigurableResource):
-    """Reads the instance price file; every row must carry a date and a source."""
+    """The three price catalogs and the assumptions of the ownership mode (recorded with every rollup)."""
 
     instances_path: str = DEFAULT_INSTANCE_PRICES
+    ownership_path: str = DEFAULT_OWNERSHIP_PRICES
+    api_prices_path: str = DEFAULT_API_PRICES   # api.csv, or a LiteLLM model_prices_and_context_window.json
+    ownership_years: float = 3.0                # write the purchase off over this many years
+    usd_per_kwh: float = 0.15                   # electricity price, an assumption: set your own tariff
+    utilisation: float = 0.5                    # share of the hours the hardware does paid work
+    pue: float = 1.0                            # power usage effectiveness of the room (1.0: none counted)
 
     def instances(self) -> pd.DataFrame:
-        frame = pd.read_csv(self.instances_path, dtype={"price_date": str})
-        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-        if missing:
-            raise ValueError(f"price catalog {self.instances_path} lacks column(s) {missing}")
-        undated = frame[frame["price_date"].isna() | frame["source"].isna()]
-        if len(undated):
-            raise ValueError(
-                f"price catalog {self.instances_path}: rows without a date or source: {list(undated['hardware'])}"
-            )
-        return frame
+        return read_catalog(self.instances_path, "hardware", INSTANCE_COLUMNS)
 
     def instance(self, hardware: str) -> dict:
-        frame = self.instances()
+        return _row(self.instances(), "hardware", hardware, self.instances_path)
+
+    def ownership_rows(self) -> pd.DataFrame:
+        return read_catalog(self.ownership_path, "hardware", OWNERSHIP_COLUMNS)
+
+    def ownership(self, hardware: str) -> tuple[Ownership, dict] | None:
+        """The ownership costs of `hardware`, or None when the catalog has no purchase price for it."""
+        frame = self.ownership_rows()
         rows = frame[frame["hardware"] == hardware]
         if rows.empty:
-            raise ValueError(
-                f"hardware '{hardware}' has no price in {self.instances_path}; known: "
-                f"{', '.join(frame['hardware'])}"
-            )
-        return rows.iloc[0].to_dict()
+            return None
+        row = rows.iloc[0].to_dict()
+        terms = Ownership(purchase_usd=float(row["purchase_usd"]), power_kw=float(row["power_kw"]),
+                          years=self.ownership_years, usd_per_kwh=self.usd_per_kwh,
+                          utilisation=self.utilisation, pue=self.pue)
+        return terms, row
+
+    def api_prices(self) -> pd.DataFrame:
+        if self.api_prices_path.endswith(".json"):
+            return read_litellm_prices(self.api_prices_path)
+        return read_catalog(self.api_prices_path, "model", API_COLUMNS)
+
+    def api_price(self, model: str) -> tuple[ApiPrice, dict]:
+        row = _row(self.api_prices(), "model", model, self.api_prices_path)
+        reasoning = row.get("reasoning_usd_per_million")
+        price = ApiPrice(model=model, input=float(row["input_usd_per_million"]),
+                         output=float(row["output_usd_per_million"]),
+                         reasoning=None if pd.isna(reasoning) else float(reasoning))
+        return price, row
+
+
+def _row(frame: pd.DataFrame, key: str, value: str, path: str) -> dict:
+    rows = frame[frame[key] == value]
+    if rows.empty:
+        known = ", ".join(frame[key].head(40))
+        raise PriceCatalogError(f"{key} '{value}' has no price in {path}; known: {known}")
+    return {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in rows.iloc[0].to_dict().items()}

@@ -17,14 +17,14 @@ CREATE TABLE IF NOT EXISTS benchmark_items (
 
 CREATE TABLE IF NOT EXISTS model_snapshots (
     variant            VARCHAR PRIMARY KEY,
-    source             VARCHAR NOT NULL,   -- hub | local | generated
+    source             VARCHAR NOT NULL,   -- hub | local | generated | external (repo: served model, revision: endpoint)
     repo               VARCHAR,
     revision           VARCHAR,
     commit_sha         VARCHAR,
-    local_path         VARCHAR NOT NULL,
+    local_path         VARCHAR,            -- NULL for external endpoints
     fingerprint        VARCHAR NOT NULL,   -- commit sha for hub snapshots, content fingerprint otherwise
-    bytes              BIGINT NOT NULL,
-    parameters         BIGINT NOT NULL,
+    bytes              BIGINT,
+    parameters         BIGINT,
     architecture       VARCHAR,
     model_type         VARCHAR,
     torch_dtype        VARCHAR,
@@ -42,9 +42,9 @@ CREATE TABLE IF NOT EXISTS quantized_models (
     variant          VARCHAR PRIMARY KEY,
     scheme           VARCHAR NOT NULL,     -- none | W8A16 | ...
     method           VARCHAR NOT NULL,     -- passthrough | rtn | ...
-    local_path       VARCHAR NOT NULL,
-    bytes_before     BIGINT NOT NULL,
-    bytes_after      BIGINT NOT NULL,
+    local_path       VARCHAR,
+    bytes_before     BIGINT,
+    bytes_after      BIGINT,
     seconds          DOUBLE NOT NULL,
     tool             VARCHAR,
     tool_version     VARCHAR,
@@ -191,19 +191,43 @@ CREATE TABLE IF NOT EXISTS serving_load_levels (
 
 CREATE TABLE IF NOT EXISTS cost_rollup (
     variant                     VARCHAR PRIMARY KEY,
-    hardware                    VARCHAR NOT NULL,
-    usd_per_hour                DOUBLE NOT NULL,
+    pricing                     VARCHAR NOT NULL,   -- instance: rented by the hour | api: billed by the token
+    hardware                    VARCHAR,            -- instance: the price catalog row
+    api_model                   VARCHAR,            -- api: the API price catalog row
+    usd_per_hour                DOUBLE,
     price_date                  DATE NOT NULL,
     price_source                VARCHAR NOT NULL,
-    best_profile                VARCHAR NOT NULL,   -- the load level priced: the fastest that met the SLOs
-    best_load                   DOUBLE NOT NULL,
-    meets_slo                   BOOLEAN NOT NULL,   -- false: no level met them, the fastest clean one is priced
-    output_tokens_per_s         DOUBLE NOT NULL,
-    usd_per_million_output_tokens DOUBLE NOT NULL,
-    output_tokens_spent         BIGINT NOT NULL,
+    best_profile                VARCHAR,            -- instance: the load level priced, the fastest that met the SLOs
+    best_load                   DOUBLE,
+    meets_slo                   BOOLEAN,            -- false: no level met them, the fastest clean one is priced
+    output_tokens_per_s         DOUBLE,
+    usd_per_million_output_tokens DOUBLE NOT NULL,  -- instance: measured; api: the list price
+    usd_per_million_input_tokens  DOUBLE,           -- api only
+    usd_per_million_reasoning_tokens DOUBLE,        -- api only, where reasoning is priced apart
+    owned_usd_per_hour          DOUBLE,             -- ownership mode, when the hardware's purchase price is known
+    owned_usd_per_million_output_tokens DOUBLE,
+    ownership_terms             VARCHAR,            -- JSON: purchase, power, years, $/kWh, utilisation, PUE, source
+    prompt_tokens_spent         BIGINT NOT NULL,
+    output_tokens_spent         BIGINT NOT NULL,    -- completion tokens, reasoning included
+    reasoning_tokens_spent      BIGINT NOT NULL,
+    usd_spent                   DOUBLE NOT NULL,    -- what the benchmarks' samples cost
     correct_answers             INTEGER NOT NULL,
     usd_per_correct_answer      DOUBLE,             -- NULL when nothing was answered correctly
     computed_at                 TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS benchmark_costs (
+    variant                VARCHAR NOT NULL,
+    benchmark              VARCHAR NOT NULL,
+    samples                INTEGER NOT NULL,
+    prompt_tokens          BIGINT NOT NULL,
+    output_tokens          BIGINT NOT NULL,
+    reasoning_tokens       BIGINT NOT NULL,
+    correct_answers        INTEGER NOT NULL,
+    usd_spent              DOUBLE NOT NULL,
+    usd_per_correct_answer DOUBLE,
+    computed_at            TIMESTAMP NOT NULL,
+    PRIMARY KEY (variant, benchmark)
 );
 
 -- Columns added after the first release: files made by older versions gain them here.
@@ -212,4 +236,12 @@ ALTER TABLE benchmark_generations ADD COLUMN IF NOT EXISTS reasoning_tokens INTE
 ALTER TABLE benchmark_generations ADD COLUMN IF NOT EXISTS answer_tokens INTEGER;
 -- Replaced by serving_load_levels and serving_request_timings (per-profile levels, full distributions).
 DROP TABLE IF EXISTS serving_levels;
+ALTER TABLE serving_load_levels ADD COLUMN IF NOT EXISTS prompts VARCHAR;  -- synthetic | a benchmark's name
+-- External endpoints have no local weights.
+ALTER TABLE model_snapshots ALTER COLUMN local_path DROP NOT NULL;
+ALTER TABLE model_snapshots ALTER COLUMN bytes DROP NOT NULL;
+ALTER TABLE model_snapshots ALTER COLUMN parameters DROP NOT NULL;
+ALTER TABLE quantized_models ALTER COLUMN local_path DROP NOT NULL;
+ALTER TABLE quantized_models ALTER COLUMN bytes_before DROP NOT NULL;
+ALTER TABLE quantized_models ALTER COLUMN bytes_after DROP NOT NULL;
 DROP TABLE IF EXISTS serving_requests;

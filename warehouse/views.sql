@@ -13,20 +13,21 @@ SELECT
     round(s.cons_at_k, 4)        AS cons_at_k,
     q.scheme                     AS quantization,
     d.engine,
-    c.hardware,
+    coalesce(c.hardware, 'api:' || c.api_model) AS priced_as,        -- the instance rented, or the API billed
     c.best_profile || '=' || c.best_load        AS priced_load,      -- the load level the costs are taken at
     c.meets_slo,
     round(c.output_tokens_per_s, 2)             AS output_tokens_per_s,
     round(l.ttft_ms_p99, 1)                     AS ttft_ms_p99,
     round(l.tpot_ms_p99, 2)                     AS tpot_ms_p99,
     round(c.usd_per_million_output_tokens, 4)   AS usd_per_million_output_tokens,
-    round(s.output_tokens * c.usd_per_million_output_tokens / 1e6
-          / nullif(s.correct_samples, 0), 6)    AS usd_per_correct_answer
+    round(c.owned_usd_per_million_output_tokens, 4) AS owned_usd_per_million_output_tokens,
+    round(b.usd_per_correct_answer, 6)          AS usd_per_correct_answer
 FROM benchmark_scores s
 LEFT JOIN quantized_models q USING (variant)
 LEFT JOIN (
     SELECT variant, arg_max(engine, started_at) AS engine FROM engine_deployments GROUP BY variant
 ) d USING (variant)
 LEFT JOIN cost_rollup c USING (variant)
+LEFT JOIN benchmark_costs b USING (variant, benchmark)
 LEFT JOIN serving_load_levels l
        ON l.variant = c.variant AND l.profile = c.best_profile AND l.load = c.best_load;

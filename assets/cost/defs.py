@@ -1,48 +1,135 @@
-"""cost_rollup: dollars per million output tokens and per correct answer, from measured throughput."""
+"""cost_rollup: what a million output tokens and a correct answer cost, rented, owned, or bought from an API.
 
+- A variant that runs its own engine on `hardware` is priced from the instance catalog at the fastest measured
+  load level that met the SLOs: $/M output tokens = $/h ÷ (output tok/s × 3600) × 10^6. When the ownership
+  catalog has a purchase price for that hardware, the owned figure is computed beside the rented one.
+- An external API with `api_price` is priced from its actual token use on the benchmarks: prompt tokens at
+  the input price, completion tokens (reasoning included) at the output price, reasoning at its own price
+  where the provider has one.
+"""
+
+import json
 from datetime import date
 
 import dagster as dg
 import pandas as pd
 
-from assets.cost.pricing import best_level, usd_per_correct_answer, usd_per_million_tokens
-from assets.variants import variant_named
+from assets.cost.pricing import ApiPrice, best_level, usd_per_correct_answer, usd_per_million_tokens
+from assets.variants import config_hash, variant_named
+from pipelines.matrix import Variant
 from pipelines.partitions import variant_partitions
 from resources.prices import PriceCatalogResource
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
+
+# Tokens and correct answers per benchmark, over the samples of the variant's current configuration.
+USAGE_SQL = """
+SELECT g.benchmark,
+       coalesce(sum(g.prompt_tokens), 0)     AS prompt_tokens,
+       coalesce(sum(g.completion_tokens), 0) AS output_tokens,
+       coalesce(sum(g.reasoning_tokens), 0)  AS reasoning_tokens,
+       count(*) FILTER (WHERE g.reasoning_tokens IS NULL) AS samples_without_reasoning_count,
+       coalesce(sum(CASE WHEN a.correct THEN 1 ELSE 0 END), 0) AS correct_answers,
+       count(*) AS samples
+FROM benchmark_generations g
+JOIN graded_answers a USING (variant, config_hash, benchmark, item_id, sample_index)
+WHERE g.variant = ? AND g.config_hash = ?
+GROUP BY g.benchmark ORDER BY g.benchmark
+"""
+
+
+def _instance_costs(variant: Variant, warehouse: WarehouseResource, prices: PriceCatalogResource) -> dict:
+    price = prices.instance(variant.hardware)
+    levels = warehouse.query("SELECT * FROM serving_load_levels WHERE variant = ?", [variant.name])
+    if levels.empty:
+        raise dg.Failure(f"variant '{variant.name}' is priced by the hour on '{variant.hardware}', which needs a "
+                         "measured throughput, but serving_benchmark stored no load level (its serving "
+                         "concurrency and request_rates are empty, or it was not materialized)")
+    best, meets_slo = best_level(levels.to_dict("records"))
+    throughput = float(best["output_throughput"])
+    row = {"pricing": "instance", "hardware": variant.hardware, "usd_per_hour": float(price["usd_per_hour"]),
+           "price_date": price["price_date"], "price_source": str(price["source"]),
+           "best_profile": best["profile"], "best_load": float(best["load"]), "meets_slo": meets_slo,
+           "output_tokens_per_s": throughput,
+           "usd_per_million_output_tokens": usd_per_million_tokens(float(price["usd_per_hour"]), throughput)}
+    owned = prices.ownership(variant.hardware)
+    if owned:
+        terms, source = owned
+        row.update(owned_usd_per_hour=terms.usd_per_hour,
+                   owned_usd_per_million_output_tokens=usd_per_million_tokens(terms.usd_per_hour, throughput),
+                   ownership_terms=json.dumps({
+                       "purchase_usd": terms.purchase_usd, "power_kw": terms.power_kw, "years": terms.years,
+                       "usd_per_kwh": terms.usd_per_kwh, "utilisation": terms.utilisation, "pue": terms.pue,
+                       "price_date": source["price_date"], "source": source["source"]}))
+    return row
+
+
+def _api_costs(variant: Variant, prices: PriceCatalogResource) -> tuple[dict, ApiPrice]:
+    price, row = prices.api_price(variant.api_price)
+    return {"pricing": "api", "api_model": variant.api_price, "price_date": row["price_date"],
+            "price_source": str(row["source"]), "usd_per_million_input_tokens": price.input,
+            "usd_per_million_output_tokens": price.output,
+            "usd_per_million_reasoning_tokens": price.reasoning}, price
 
 
 @dg.asset(partitions_def=variant_partitions, group_name="cost", kinds={"python", "duckdb"},
           deps=["benchmark_scores", "serving_benchmark"])
 def cost_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 prices: PriceCatalogResource) -> dg.MaterializeResult:
-    """$ per million output tokens at the fastest measured load level that met the SLOs, priced from the
-    dated, sourced instance catalog; and $ per correct answer over the tokens the benchmarks actually spent."""
+    """$ per million output tokens (rented and, where the hardware's purchase price is known, owned; or an
+    API's list price) and $ per correct answer over the tokens each benchmark actually spent."""
     variant = variant_named(context.partition_key)
-    price = prices.instance(variant.hardware)
-    levels = warehouse.query("SELECT * FROM serving_load_levels WHERE variant = ?", [variant.name])
-    if levels.empty:
-        raise dg.Failure(f"no serving_benchmark rows for variant '{variant.name}'; materialize it first")
-    best, meets_slo = best_level(levels.to_dict("records"))
-    per_million = usd_per_million_tokens(float(price["usd_per_hour"]), float(best["output_throughput"]))
-    totals = warehouse.query(
-        "SELECT coalesce(sum(output_tokens), 0) AS tokens, coalesce(sum(correct_samples), 0) AS correct "
-        "FROM benchmark_scores WHERE variant = ?", [variant.name]).iloc[0]
-    row = {
-        "variant": variant.name, "hardware": variant.hardware, "usd_per_hour": float(price["usd_per_hour"]),
-        "price_date": date.fromisoformat(str(price["price_date"])), "price_source": str(price["source"]),
-        "best_profile": best["profile"], "best_load": float(best["load"]), "meets_slo": meets_slo,
-        "output_tokens_per_s": float(best["output_throughput"]),
-        "usd_per_million_output_tokens": per_million, "output_tokens_spent": int(totals["tokens"]),
-        "correct_answers": int(totals["correct"]),
-        "usd_per_correct_answer": usd_per_correct_answer(int(totals["tokens"]), per_million, int(totals["correct"])),
+    api_price = None
+    if variant.api_price:
+        row, api_price = _api_costs(variant, prices)
+    else:
+        row = _instance_costs(variant, warehouse, prices)
+    per_million = row["usd_per_million_output_tokens"]
+
+    usage = warehouse.query(USAGE_SQL, [variant.name, config_hash(warehouse, variant)])
+    if usage.empty:
+        raise dg.Failure(f"no graded generations for variant '{variant.name}'; materialize graded_answers first")
+    benchmarks = []
+    for bench in usage.itertuples():
+        if api_price:
+            spent = api_price.usd(int(bench.prompt_tokens), int(bench.output_tokens), int(bench.reasoning_tokens))
+        else:
+            spent = int(bench.output_tokens) * per_million / 1e6
+        benchmarks.append({
+            "variant": variant.name, "benchmark": bench.benchmark, "samples": int(bench.samples),
+            "prompt_tokens": int(bench.prompt_tokens), "output_tokens": int(bench.output_tokens),
+            "reasoning_tokens": int(bench.reasoning_tokens), "correct_answers": int(bench.correct_answers),
+            "usd_spent": spent,
+            "usd_per_correct_answer": spent / bench.correct_answers if bench.correct_answers else None,
+        })
+    if api_price and int(usage["samples_without_reasoning_count"].sum()) and api_price.reasoning is not None:
+        context.log.warning(f"{variant.api_price} prices reasoning apart, but some samples did not report their "
+                            "reasoning tokens; those were priced at the output price")
+    costs = pd.DataFrame(benchmarks)
+    tokens, correct = int(costs["output_tokens"].sum()), int(costs["correct_answers"].sum())
+    row.update({
+        "variant": variant.name, "price_date": date.fromisoformat(str(row["price_date"])),
+        "prompt_tokens_spent": int(costs["prompt_tokens"].sum()), "output_tokens_spent": tokens,
+        "reasoning_tokens_spent": int(costs["reasoning_tokens"].sum()), "usd_spent": float(costs["usd_spent"].sum()),
+        "correct_answers": correct,
+        "usd_per_correct_answer": (float(costs["usd_spent"].sum()) / correct if correct else None)
+        if api_price else usd_per_correct_answer(tokens, per_million, correct),
         "computed_at": utc_now(),
-    }
-    warehouse.replace_partition("cost_rollup", variant.name, pd.DataFrame([row]))
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": 1,
-        "usd_per_million_output_tokens": round(per_million, 4),
-        "output_tokens_per_s": round(row["output_tokens_per_s"], 2),
-        "price": f"${row['usd_per_hour']}/h for {variant.hardware} ({price['price_date']}, {price['source']})",
     })
+    warehouse.replace_partition("cost_rollup", variant.name, pd.DataFrame([row]))
+    warehouse.replace_partition("benchmark_costs", variant.name, costs.assign(computed_at=row["computed_at"]))
+    basis = (f"${row['usd_per_hour']}/h for {variant.hardware}" if not api_price
+             else f"{variant.api_price}: ${api_price.input}/M in, ${api_price.output}/M out")
+    metadata = {
+        "dagster/row_count": 1,
+        "pricing": row["pricing"],
+        "usd_per_million_output_tokens": round(per_million, 4),
+        "usd_spent": round(row["usd_spent"], 6),
+        "price": f"{basis} ({row['price_date']}, {row['price_source']})",
+        "per_benchmark": dg.MetadataValue.md(costs.drop(columns="variant").round(6).to_markdown(index=False)),
+    }
+    if row.get("output_tokens_per_s"):
+        metadata["output_tokens_per_s"] = round(row["output_tokens_per_s"], 2)
+    if row.get("owned_usd_per_million_output_tokens"):
+        metadata["owned_usd_per_million_output_tokens"] = round(row["owned_usd_per_million_output_tokens"], 4)
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,8 +1,12 @@
-"""Cost arithmetic: what a million output tokens and a correct answer cost on a priced instance."""
+"""Cost arithmetic: what a million output tokens and a correct answer cost, rented, owned, or bought by the
+token from an API. Plain functions so every formula is checked against hand calculations."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 SECONDS_PER_HOUR = 3600
+HOURS_PER_YEAR = 8760
 MILLION = 1_000_000
 
 
@@ -18,6 +22,65 @@ def usd_per_correct_answer(tokens_spent: int, usd_per_million: float, correct_an
     if correct_answers <= 0:
         return None
     return tokens_spent * usd_per_million / MILLION / correct_answers
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Owning the hardware instead of renting it: what one busy hour costs.
+
+    The purchase is written off over `years`, but only the `utilisation` share of those hours does work, so
+    each working hour carries purchase ÷ (years × 8760 × utilisation); power is paid for the working hours at
+    `power_kw` × `usd_per_kwh` (× `pue` for the cooling and conversion overhead of the room it stands in).
+    """
+
+    purchase_usd: float
+    power_kw: float
+    years: float = 3.0
+    usd_per_kwh: float = 0.15
+    utilisation: float = 0.5
+    pue: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.purchase_usd < 0 or self.power_kw < 0 or self.usd_per_kwh < 0:
+            raise ValueError(f"ownership costs cannot be negative: {self}")
+        if self.years <= 0:
+            raise ValueError(f"ownership years must be positive, got {self.years}")
+        if not 0 < self.utilisation <= 1:
+            raise ValueError(f"utilisation is a share of the hours, in (0, 1], got {self.utilisation}")
+        if self.pue < 1:
+            raise ValueError(f"PUE is at least 1 (1 = no overhead), got {self.pue}")
+
+    @property
+    def capital_usd_per_hour(self) -> float:
+        return self.purchase_usd / (self.years * HOURS_PER_YEAR * self.utilisation)
+
+    @property
+    def power_usd_per_hour(self) -> float:
+        return self.power_kw * self.pue * self.usd_per_kwh
+
+    @property
+    def usd_per_hour(self) -> float:
+        return self.capital_usd_per_hour + self.power_usd_per_hour
+
+
+@dataclass(frozen=True)
+class ApiPrice:
+    """An API's list prices in $ per million tokens. Reasoning tokens are part of the completion tokens the
+    API bills; they cost `reasoning` when the provider prices them apart, else the output price."""
+
+    model: str
+    input: float
+    output: float
+    reasoning: float | None = None
+
+    def usd(self, prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0) -> float:
+        """What a call with this token usage costs; reasoning tokens are counted inside completion_tokens."""
+        if min(prompt_tokens, completion_tokens, reasoning_tokens) < 0 or reasoning_tokens > completion_tokens:
+            raise ValueError(f"impossible token usage: prompt {prompt_tokens}, completion {completion_tokens}, "
+                             f"of which reasoning {reasoning_tokens}")
+        reasoning_price = self.output if self.reasoning is None else self.reasoning
+        return (prompt_tokens * self.input + (completion_tokens - reasoning_tokens) * self.output
+                + reasoning_tokens * reasoning_price) / MILLION
 
 
 def best_level(levels: list[dict]) -> tuple[dict, bool]:

@@ -73,24 +73,42 @@ async def _generate(context, warehouse, variant, deployment, requests, sampling,
                               variant.engine.concurrency, write_batch, progress)
 
 
-def serving_loads(variant: Variant, sampling: dict) -> list[Load]:
+def serving_prompts(variant: Variant, items: pd.DataFrame) -> tuple[str, ...]:
+    """The load test's prompts: empty for synthetic ones of `input_len` tokens, else the named benchmark's
+    items rendered as the evaluation sends them."""
+    if variant.serving.prompts == "synthetic":
+        return ()
+    chosen = items[items["benchmark"] == variant.serving.prompts]
+    if chosen.empty:
+        raise dg.Failure(f"serving prompts come from benchmark '{variant.serving.prompts}', which has no items "
+                         f"for variant '{variant.name}'")
+    return tuple(build_messages(problem, variant.protocol)[-1]["content"] for problem in chosen["problem"])
+
+
+def serving_loads(variant: Variant, sampling: dict, prompts: tuple[str, ...] = ()) -> list[Load]:
     serving = variant.serving
     common = {"num_requests": serving.requests_per_level, "input_len": serving.input_len,
               "output_len": serving.output_len, "warmup": serving.warmup_requests, "sampling": sampling,
-              "exact_output_len": variant.engine.kind == "vllm"}
+              "exact_output_len": variant.engine.kind == "vllm", "prompts": prompts}
     return ([Load(concurrency=c, **common) for c in serving.concurrency]
             + [Load(request_rate=r, **common) for r in serving.request_rates])
 
 
-async def _load_test(variant: Variant, deployment: Deployment, sampling: dict) -> tuple[list[dict], list[dict]]:
+async def _load_test(context, variant: Variant, deployment: Deployment, sampling: dict,
+                     prompts: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
     endpoint = Endpoint(deployment.base_url, deployment.served_model, deployment.api_key)
     slo = Slo(variant.serving.slo_ttft_ms, variant.serving.slo_tpot_ms)
     levels, requests = [], []
-    for load in serving_loads(variant, sampling):
+    loads = serving_loads(variant, sampling, prompts)
+    for number, load in enumerate(loads, start=1):
+        context.log.info(f"load level {number}/{len(loads)}: "
+                         + (f"concurrency {load.concurrency}" if load.concurrency else f"{load.request_rate} req/s")
+                         + f", {load.num_requests} requests")
         timings, duration = await run_level(endpoint, load)
         profile, amount = ("concurrency", load.concurrency) if load.concurrency else ("rate", load.request_rate)
         levels.append({**flatten_level(summarise_level(load, timings, duration, slo)), "profile": profile,
                        "load": float(amount), "input_len": load.input_len, "output_len": load.output_len,
+                       "prompts": variant.serving.prompts,
                        "slo_ttft_ms": slo.ttft_ms, "slo_tpot_ms": slo.tpot_ms})
         requests += [
             {"profile": profile, "load": float(amount), "request_index": index, "ok": t.ok, "error": t.error,
@@ -154,7 +172,8 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
             generated = asyncio.run(_generate(context, warehouse, variant, deployment, requests,
                                               {**shared_sampling, "max_tokens": protocol.max_tokens},
                                               sample_config, run_id, count_tokens))
-            levels, timings = asyncio.run(_load_test(variant, deployment, shared_sampling))
+            levels, timings = asyncio.run(_load_test(context, variant, deployment, shared_sampling,
+                                                     serving_prompts(variant, items)))
             record["status"] = "stopped"
         except BaseException:
             record["status"] = "failed"
@@ -182,11 +201,16 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         "dagster/row_count": int(stored), "generated_this_run": generated, "reused": expected - len(requests),
         "config_hash": sample_config,
     })
+    if not levels:
+        yield dg.MaterializeResult(asset_key="serving_benchmark", metadata={
+            "dagster/row_count": 0, "skipped": "the variant's serving concurrency and request_rates are empty"})
+        return
     shown = pd.DataFrame(levels)[["profile", "load", "completed", "failed", "request_throughput",
                                   "output_throughput", "goodput", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p99",
                                   "itl_ms_p99", "e2el_ms_p99"]]
     yield dg.MaterializeResult(asset_key="serving_benchmark", metadata={
         "dagster/row_count": len(levels),
+        "prompts": variant.serving.prompts,
         "levels": dg.MetadataValue.md(shown.round(2).to_markdown(index=False)),
         "throughput_against_latency": dg.MetadataValue.md(
             throughput_latency_chart(pd.DataFrame(levels), f"{variant.name}: throughput against latency")),

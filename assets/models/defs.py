@@ -1,5 +1,6 @@
 """model_snapshot and quantized_model: the weights a variant serves, and exactly which ones they are."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pandas as pd
 from assets.models.checkpoint import describe_checkpoint, directory_bytes
 from assets.models.quantize import quantize_checkpoint
 from assets.variants import variant_named
+from pipelines.matrix import Variant
 from pipelines.partitions import variant_partitions
 from resources.hub import ModelHubResource
 from resources.warehouse import WarehouseResource
@@ -18,6 +20,17 @@ QUANTIZATION_MARKER = "yardstick_quantization.json"
 
 
 
+def external_snapshot(variant: Variant) -> dict:
+    """An external endpoint's weights are its own: recorded as the served model name at the endpoint, and
+    fingerprinted by both, so samples from another endpoint or model never mix with these."""
+    served = str(variant.engine.options["model"])
+    where = variant.engine.options.get("base_url") or f"${variant.engine.options['base_url_env']}"
+    fingerprint = hashlib.sha256(f"external:{where}:{served}".encode()).hexdigest()[:16]
+    return {"variant": variant.name, "source": "external", "repo": served, "revision": str(where),
+            "commit_sha": None, "local_path": None, "fingerprint": fingerprint, "bytes": None,
+            "parameters": None, "recorded_at": utc_now()}
+
+
 @dg.asset(partitions_def=variant_partitions, group_name="models", kinds={"huggingface", "duckdb"})
 def model_snapshot(
     context: dg.AssetExecutionContext, hub: ModelHubResource, warehouse: WarehouseResource
@@ -25,6 +38,12 @@ def model_snapshot(
     """The variant's weights on local disk: a hub snapshot at a pinned revision (only the files an engine
     needs), a local folder, or the generated offline model; with size, parameter count and architecture."""
     variant = variant_named(context.partition_key)
+    if variant.engine.kind == "external":
+        row = external_snapshot(variant)
+        warehouse.replace_partition("model_snapshots", variant.name, pd.DataFrame([row]))
+        context.log.info(f"external endpoint: {row['repo']} at {row['revision']}; no weights to fetch")
+        return dg.MaterializeResult(metadata={"dagster/row_count": 1, "source": "external",
+                                              "served_model": row["repo"], "endpoint": row["revision"]})
     fetched = hub.fetch(variant.model)
     facts = describe_checkpoint(fetched["local_path"])
     row = {"variant": variant.name, **fetched, **facts, "recorded_at": utc_now()}
@@ -49,8 +68,18 @@ def quantized_model(
     snapshot = warehouse.query("SELECT local_path, commit_sha FROM model_snapshots WHERE variant = ?", [variant.name])
     if snapshot.empty:
         raise dg.Failure(f"no model_snapshot for variant '{variant.name}'; materialize model_snapshot first")
-    source = Path(snapshot.iloc[0]["local_path"])
     scheme = variant.quantization.scheme
+    if variant.engine.kind == "external":
+        if scheme != "none":
+            raise dg.Failure(f"variant '{variant.name}' is an external endpoint; it cannot be quantized here "
+                             f"(quantization '{scheme}'); set quantization: none")
+        record = {"scheme": "none", "method": "external", "local_path": None, "bytes_before": None,
+                  "bytes_after": None, "seconds": 0.0, "tool": None, "tool_version": None, "recipe": None,
+                  "calibration": None}
+        warehouse.replace_partition("quantized_models", variant.name,
+                                    pd.DataFrame([{"variant": variant.name, **record, "recorded_at": utc_now()}]))
+        return dg.MaterializeResult(metadata={"dagster/row_count": 1, "scheme": "none", "method": "external"})
+    source = Path(snapshot.iloc[0]["local_path"])
     if scheme == "none":
         size = directory_bytes(source)
         record = {"scheme": "none", "method": "passthrough", "local_path": str(source), "bytes_before": size,
