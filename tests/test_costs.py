@@ -36,8 +36,8 @@ def test_owned_hour_writes_off_the_purchase_over_the_busy_hours_and_adds_power()
     assert usd_per_million_tokens(server.usd_per_hour, 300) == pytest.approx(13.990191, rel=1e-6)
 
 
-@pytest.mark.parametrize("terms", [dict(utilisation=0), dict(utilisation=1.2), dict(years=0), dict(pue=0.9),
-                                   dict(purchase_usd=-1)])
+@pytest.mark.parametrize("terms", [{"utilisation": 0}, {"utilisation": 1.2}, {"years": 0}, {"pue": 0.9},
+                                   {"purchase_usd": -1}])
 def test_impossible_ownership_terms_are_refused(terms):
     with pytest.raises(ValueError):
         Ownership(**{"purchase_usd": 1000, "power_kw": 0.3, **terms})
