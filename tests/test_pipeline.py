@@ -149,3 +149,50 @@ def test_corrupted_score_fails_the_check_and_stops_the_cost_rollup(first_run, mo
     assert result.asset_materializations_for_node("cost_rollup") == []
     assert counts("tiny-test")["cost_rollup"] == 0
     assert engine_processes(str(STATE)) == []
+
+
+def test_api_baseline_is_an_external_variant_priced_from_its_token_use(first_run, monkeypatch, tmp_path):
+    """An endpoint that already runs (here the CPU engine serving the tiny model, started outside the
+    pipeline) evaluated as a variant with no weights of its own, and billed at an API's list prices."""
+    warehouse = defs.resources["warehouse"]
+    model_path = warehouse.query("SELECT local_path FROM model_snapshots WHERE variant = 'tiny-test'").iloc[0, 0]
+    spec = MATRIX.variant("tiny-test")
+    endpoint = defs.resources["engine"].deploy(spec.engine, model_path, served_name="tiny-endpoint",
+                                               log_name="already-running-endpoint",
+                                               warmup_sampling={"temperature": spec.protocol.temperature,
+                                                                "top_p": spec.protocol.top_p})
+    with endpoint as running:
+        # The endpoint serves the model under its path (transformers serve pins one); the variant names it so.
+        matrix = tmp_path / "matrix.yaml"
+        matrix.write_text(MATRIX.path.read_text().replace("model: tiny-endpoint", f"model: {running.served_model}"))
+        monkeypatch.setenv("YARDSTICK_MATRIX", str(matrix))
+        monkeypatch.setenv("YARDSTICK_TEST_ENDPOINT", running.base_url)
+        result = materialize("tiny-test-api")
+        assert result.success
+        assert engine_processes(str(STATE)) == [running.pid]   # the pipeline started no engine of its own
+    found = counts("tiny-test-api")
+    assert found["benchmark_generations"] == expected_samples("tiny-test-api")
+    assert found["serving_load_levels"] == 0   # an API is not load-tested unless its serving levels ask for it
+    snapshot = warehouse.query("SELECT source, repo, local_path FROM model_snapshots WHERE variant = 'tiny-test-api'")
+    assert snapshot.iloc[0].to_dict() == {"source": "external", "repo": model_path, "local_path": None}
+
+    # The bill, computed here from the stored token counts at deepseek-reasoner's list prices per million.
+    usage = warehouse.query(
+        "SELECT benchmark, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, "
+        "count(*) FILTER (WHERE prompt_tokens IS NULL OR completion_tokens IS NULL) AS unreported "
+        "FROM benchmark_generations WHERE variant = 'tiny-test-api' GROUP BY ALL")
+    assert usage["unreported"].sum() == 0 and (usage["p"] > 0).all()
+    rollup = warehouse.query("SELECT * FROM cost_rollup WHERE variant = 'tiny-test-api'").iloc[0]
+    assert rollup["pricing"] == "api" and rollup["api_model"] == "deepseek-reasoner"
+    assert rollup["usd_per_million_output_tokens"] == pytest.approx(0.42)
+    expected = (usage["p"].sum() * 0.28 + usage["c"].sum() * 0.42) / 1e6
+    assert rollup["usd_spent"] == pytest.approx(expected, rel=1e-9)
+    per_benchmark = warehouse.query("SELECT benchmark, usd_spent, correct_answers, usd_per_correct_answer "
+                                    "FROM benchmark_costs WHERE variant = 'tiny-test-api'")
+    assert per_benchmark["usd_spent"].sum() == pytest.approx(expected, rel=1e-9)
+    answered = per_benchmark[per_benchmark["correct_answers"] > 0]
+    assert (answered["usd_per_correct_answer"] * answered["correct_answers"]).to_numpy() == pytest.approx(
+        answered["usd_spent"].to_numpy())
+    board = warehouse.query("SELECT * FROM leaderboard WHERE variant = 'tiny-test-api'")
+    assert (board["priced_as"] == "api:deepseek-reasoner").all() and board["engine"].eq("external").all()
+    assert engine_processes(str(STATE)) == []
