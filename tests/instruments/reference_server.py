@@ -50,8 +50,8 @@ class ReferenceServer:
             await _respond(send, 404, b'{"error": "not found"}')
 
     async def _complete(self, request: dict, send) -> None:
-        tokens = max(1, int(request.get("max_tokens") or 16))
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in request.get("messages", []))
+        tokens = max(1, int(request.get("max_tokens") or request.get("max_completion_tokens") or 16))
+        prompt_tokens = sum(len(_text(m.get("content")).split()) for m in request.get("messages", []))
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": tokens, "total_tokens": prompt_tokens + tokens}
         async with self.slots:
             if not request.get("stream"):
@@ -76,6 +76,13 @@ class ReferenceServer:
                      "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}
             await send({"type": "http.response.body",
                         "body": f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode(), "more_body": False})
+
+
+def _text(content: object) -> str:
+    """A message's text: a string, or OpenAI's list of content parts."""
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return str(content or "")
 
 
 async def _respond(send, status: int, body: bytes) -> None:
