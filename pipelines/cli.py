@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from assets.models.memory import PlanError
 from pipelines.matrix import MatrixError, load_matrix
 
 
@@ -117,6 +118,55 @@ class InputError(ValueError):
     """A line of the input file is not what the command needs."""
 
 
+def _plan(args: argparse.Namespace) -> int:
+    """The memory plan of a variant: weights, KV cache, and whether it fits each GPU of the catalog."""
+    import pandas as pd
+
+    from assets.models.memory import GPUS, plan_variant
+
+    variant = load_matrix(args.matrix).variant(args.variant)
+    if args.gpu and args.gpu not in GPUS:
+        raise InputError(f"unknown GPU '{args.gpu}'; known: {', '.join(GPUS)}")
+    checkpoint = args.checkpoint or _built_checkpoint(variant)
+    planned = plan_variant(variant, checkpoint)
+    plan = planned.plan
+    print(f"variant {variant.name}: config from {planned.config_source}")
+    print(f"weights {_size(plan.weight_bytes)} from the {plan.weight_source} ({plan.parameters / 1e9:.3g} B "
+          f"parameters, quantization {variant.quantization.scheme})")
+    attention = "latent attention, held whole by every tensor-parallel rank" if plan.latent_attention else "MHA/GQA"
+    print(f"KV cache {plan.kv_bytes_per_token / 1024:.2f} KiB per token ({attention}); {plan.max_model_len} tokens "
+          f"× {plan.concurrency} sequences = {_size(plan.kv_cache_bytes)}")
+    print(f"per GPU: weights and KV ÷ parallel ranks + {_size(plan.overhead_per_gpu)} overhead, against memory × "
+          f"gpu_memory_utilization {plan.gpu_memory_utilization}\n")
+    gpus = [GPUS[args.gpu]] if args.gpu else list(GPUS.values())
+    table = pd.DataFrame(planned.rows(gpus))
+    table["fits"] = table["fits"].map({True: "yes", False: "no"})
+    for column in ("smallest_tp", "tp_to_start"):
+        table[column] = table[column].map(lambda tp: "> 8" if pd.isna(tp) else str(int(tp)))
+    print(table.round(2).to_markdown(index=False))
+    return 0
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.2f} {unit}"
+    return f"{count} bytes"
+
+
+def _built_checkpoint(variant) -> str | None:
+    """The variant's checkpoint when a run has already written it under $YARDSTICK_HOME/models."""
+    import os
+
+    models = Path(os.environ.get("YARDSTICK_HOME", ".yardstick")) / "models"
+    if variant.quantization.scheme != "none":
+        quantized = models / "quantized" / f"{variant.name}-{variant.quantization.scheme}"
+        return str(quantized) if quantized.is_dir() else None
+    if variant.model.generate and (models / variant.model.generate).is_dir():
+        return str(models / variant.model.generate)
+    return None
+
+
 def _build_tiny_model(args: argparse.Namespace) -> int:
     from assets.models.tiny import build_tiny_model
 
@@ -165,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--output", required=True, help="RESULT.json")
     bench.set_defaults(handler=_bench)
 
+    plan = commands.add_parser("plan", help="plan a variant's GPU memory: weights, KV cache, fit per GPU")
+    plan.add_argument("variant", help="a variant of the matrix")
+    plan.add_argument("--matrix", help="matrix YAML (default: $YARDSTICK_MATRIX or pipelines/matrix.yaml)")
+    plan.add_argument("--gpu", help="one GPU of the catalog (default: all of them)")
+    plan.add_argument("--checkpoint", help="the checkpoint folder (default: the one a run wrote, if any)")
+    plan.set_defaults(handler=_plan)
+
     tiny = commands.add_parser("build-tiny-model", help="write the offline tiny R1-style qwen2 model to a folder")
     tiny.add_argument("output")
     tiny.add_argument("--seed", type=int, default=0)
@@ -173,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (MatrixError, FileNotFoundError, InputError) as error:
+    except (MatrixError, FileNotFoundError, InputError, PlanError) as error:
         print(f"yardstick: {error}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,377 @@
+"""Memory planning before anything starts: weight bytes, KV-cache bytes per token, and whether a variant fits
+a GPU at a tensor-parallel size.
+
+- Weights: the checkpoint's own bytes when it is on disk, else counted from config.json (parameters per
+  architecture) at the bytes per parameter of the quantization scheme.
+- KV cache per token: layers × KV heads × head dim × 2 (K and V) × dtype bytes for multi-head and grouped
+  attention; for multi-head latent attention (DeepSeek-V2/V3/R1) the cache holds one compressed latent and
+  the rotary key per layer, layers × (kv_lora_rank + qk_rope_head_dim) × dtype bytes, and every
+  tensor-parallel rank holds all of it.
+- Per GPU: weights ÷ (TP × PP) + KV for max_model_len × concurrent sequences ÷ (TP × PP) (÷ PP only for
+  latent attention) + a fixed overhead for the CUDA context, activations and graphs, against
+  memory × gpu_memory_utilization.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+GIB = 1024**3
+GB = 1000**3
+# CUDA context, activation peak and CUDA graphs per GPU: an estimate, checked against measured memory when a
+# GPU is lent (see the notes of the GPU issue); vLLM profiles the real figure at start-up.
+DEFAULT_OVERHEAD_BYTES = 2 * GIB
+TENSOR_PARALLEL_SIZES = (1, 2, 4, 8)
+KNOWN_ARCHITECTURES = Path(__file__).with_name("architectures.yaml")
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str
+    memory_bytes: int      # total memory as the driver reports it (nvidia-smi, MiB × 2^20)
+
+
+# Total memory as nvidia-smi reports it for each card; marketing "80 GB" is 80 GiB on A100, a little less on H100.
+GPUS = {gpu.name: gpu for gpu in (
+    Gpu("V100-32GB", 32768 * 2**20),
+    Gpu("A100-40GB", 40960 * 2**20),
+    Gpu("A100-80GB", 81920 * 2**20),
+    Gpu("H100-80GB", 81559 * 2**20),
+    Gpu("H200-141GB", 143771 * 2**20),
+    Gpu("RTX3090-24GB", 24576 * 2**20),
+    Gpu("RTX4090-24GB", 24564 * 2**20),
+)}
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "fp8": 1, "float8_e4m3fn": 1, "int8": 1}
+# Bytes per parameter of the quantized linear layers (scales included, group size 128 for 4-bit); embeddings,
+# norms and lm_head stay in the model's dtype.
+SCHEME_LINEAR_BYTES = {
+    "none": None,                       # the model's dtype
+    "W8A16": 1 + 2 / 4096,              # int8 weights, one bf16 scale per output channel (≈ 1/hidden)
+    "W4A16": 0.5 + 2 / 128,             # packed int4, a bf16 scale per group of 128
+    "W4A16_GPTQ": 0.5 + 2 / 128,
+    "W8A8": 1 + 2 / 4096,
+    "FP8_DYNAMIC": 1 + 2 / 4096,
+}
+
+
+class PlanError(ValueError):
+    """The configuration cannot be planned: an unknown architecture, GPU or setting."""
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What a memory plan needs from config.json."""
+
+    model_type: str
+    num_layers: int
+    hidden_size: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    tie_word_embeddings: bool
+    dtype: str
+    max_position_embeddings: int | None
+    qkv_bias: bool = False
+    # multi-head latent attention (DeepSeek-V2/V3/R1)
+    kv_lora_rank: int | None = None
+    q_lora_rank: int | None = None
+    qk_nope_head_dim: int | None = None
+    qk_rope_head_dim: int | None = None
+    v_head_dim: int | None = None
+    # mixture of experts
+    n_routed_experts: int | None = None
+    n_shared_experts: int = 0
+    moe_intermediate_size: int | None = None
+    first_k_dense_replace: int = 0
+    checkpoint_dtype: str | None = None   # "fp8" when the released weights are already FP8 (DeepSeek-V3/R1)
+
+    @classmethod
+    def from_config(cls, config: dict) -> Architecture:
+        text = config.get("text_config", config)
+        try:
+            heads = int(text["num_attention_heads"])
+            hidden = int(text["hidden_size"])
+            quantization = text.get("quantization_config") or {}
+            return cls(
+                model_type=str(text.get("model_type")),
+                num_layers=int(text["num_hidden_layers"]),
+                hidden_size=hidden,
+                num_attention_heads=heads,
+                num_kv_heads=int(text.get("num_key_value_heads") or heads),
+                head_dim=int(text.get("head_dim") or hidden // heads),
+                intermediate_size=int(text["intermediate_size"]),
+                vocab_size=int(text["vocab_size"]),
+                tie_word_embeddings=bool(text.get("tie_word_embeddings", False)),
+                dtype=str(text.get("dtype") or text.get("torch_dtype") or "bfloat16"),
+                max_position_embeddings=text.get("max_position_embeddings"),
+                qkv_bias=bool(text.get("attention_bias", text.get("model_type") == "qwen2")),
+                kv_lora_rank=text.get("kv_lora_rank"),
+                q_lora_rank=text.get("q_lora_rank"),
+                qk_nope_head_dim=text.get("qk_nope_head_dim"),
+                qk_rope_head_dim=text.get("qk_rope_head_dim"),
+                v_head_dim=text.get("v_head_dim"),
+                n_routed_experts=text.get("n_routed_experts"),
+                n_shared_experts=int(text.get("n_shared_experts") or 0),
+                moe_intermediate_size=text.get("moe_intermediate_size"),
+                first_k_dense_replace=int(text.get("first_k_dense_replace") or 0),
+                checkpoint_dtype="fp8" if quantization.get("quant_method") == "fp8" else None,
+            )
+        except KeyError as missing:
+            raise PlanError(f"config.json lacks {missing}; cannot plan memory for this architecture") from missing
+
+    @property
+    def latent_attention(self) -> bool:
+        return self.kv_lora_rank is not None
+
+    def kv_cache_bytes_per_token(self, kv_dtype: str | None = None) -> int:
+        """Bytes of KV cache one token occupies across all layers (the whole model, not one GPU)."""
+        size = _dtype_bytes(kv_dtype or self.dtype)
+        if self.latent_attention:
+            return self.num_layers * (self.kv_lora_rank + self.qk_rope_head_dim) * size
+        return self.num_layers * self.num_kv_heads * self.head_dim * 2 * size
+
+    def _attention_parameters(self) -> int:
+        h = self.hidden_size
+        if self.latent_attention:
+            heads, rope, nope, v = (self.num_attention_heads, self.qk_rope_head_dim, self.qk_nope_head_dim,
+                                    self.v_head_dim)
+            if self.q_lora_rank:
+                query = h * self.q_lora_rank + self.q_lora_rank + self.q_lora_rank * heads * (nope + rope)
+            else:
+                query = h * heads * (nope + rope)
+            key_value = (h * (self.kv_lora_rank + rope) + self.kv_lora_rank
+                         + self.kv_lora_rank * heads * (nope + v))
+            return query + key_value + heads * v * h
+        q = self.num_attention_heads * self.head_dim
+        kv = self.num_kv_heads * self.head_dim
+        bias = q + 2 * kv if self.qkv_bias else 0
+        return h * q + 2 * h * kv + bias + q * h
+
+    def _mlp_parameters(self, layer: int) -> int:
+        h = self.hidden_size
+        if self.n_routed_experts and layer >= self.first_k_dense_replace:
+            experts = self.n_routed_experts + self.n_shared_experts
+            return experts * 3 * h * self.moe_intermediate_size + self.n_routed_experts * (h + 1)
+        return 3 * h * self.intermediate_size
+
+    def linear_parameters(self) -> int:
+        """Parameters in the decoder's linear layers: what weight quantization compresses."""
+        layers = sum(self._attention_parameters() + self._mlp_parameters(i) for i in range(self.num_layers))
+        return layers
+
+    def other_parameters(self) -> int:
+        """Embeddings, lm_head and norms: kept in the model's dtype by the quantization schemes here."""
+        embeddings = self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
+        return embeddings + (2 * self.num_layers + 1) * self.hidden_size
+
+    def parameters(self) -> int:
+        return self.linear_parameters() + self.other_parameters()
+
+    def weight_bytes(self, scheme: str = "none") -> int:
+        """Estimated bytes of the weights under `scheme` (config-only; the checkpoint's size wins when known)."""
+        if scheme not in SCHEME_LINEAR_BYTES:
+            raise PlanError(f"no weight-size rule for quantization scheme '{scheme}'; known: "
+                            f"{', '.join(SCHEME_LINEAR_BYTES)}")
+        dense = _dtype_bytes(self.dtype)
+        linear = SCHEME_LINEAR_BYTES[scheme]
+        if linear is None:
+            # DeepSeek-V3/R1 ship FP8 linear weights with one fp32 scale per 128×128 block.
+            linear = 1 + 4 / (128 * 128) if self.checkpoint_dtype == "fp8" else dense
+        return round(self.linear_parameters() * linear + self.other_parameters() * dense)
+
+
+@dataclass(frozen=True)
+class Fit:
+    gpu: str
+    tensor_parallel: int
+    pipeline_parallel: int
+    weights_per_gpu: int
+    kv_cache_per_gpu: int
+    overhead_per_gpu: int
+    usable_per_gpu: int
+
+    @property
+    def needed_per_gpu(self) -> int:
+        return self.weights_per_gpu + self.kv_cache_per_gpu + self.overhead_per_gpu
+
+    @property
+    def fits(self) -> bool:
+        return self.needed_per_gpu <= self.usable_per_gpu
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    weight_bytes: int
+    weight_source: str           # "checkpoint" (bytes on disk) or "config" (counted)
+    parameters: int
+    kv_bytes_per_token: int
+    max_model_len: int
+    concurrency: int
+    gpu_memory_utilization: float
+    latent_attention: bool
+    overhead_per_gpu: int = DEFAULT_OVERHEAD_BYTES
+
+    @property
+    def kv_cache_bytes(self) -> int:
+        """KV cache for `concurrency` sequences at full `max_model_len`: the worst case the engine admits."""
+        return self.kv_bytes_per_token * self.max_model_len * self.concurrency
+
+    def fit(self, gpu: Gpu, tensor_parallel: int, pipeline_parallel: int = 1) -> Fit:
+        shards = tensor_parallel * pipeline_parallel
+        # a latent KV cache is not split across heads: each tensor-parallel rank keeps all of it
+        kv_shards = pipeline_parallel if self.latent_attention else shards
+        return Fit(gpu=gpu.name, tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel,
+                   weights_per_gpu=-(-self.weight_bytes // shards),
+                   kv_cache_per_gpu=-(-self.kv_cache_bytes // kv_shards),
+                   overhead_per_gpu=self.overhead_per_gpu,
+                   usable_per_gpu=int(gpu.memory_bytes * self.gpu_memory_utilization))
+
+    def full_length_sequences(self, fit: Fit) -> int:
+        """How many sequences of max_model_len tokens the memory left after weights and overhead can hold
+        (vLLM logs the same figure as its maximum concurrency at start-up)."""
+        free = fit.usable_per_gpu - fit.weights_per_gpu - fit.overhead_per_gpu
+        shards = fit.pipeline_parallel if self.latent_attention else fit.tensor_parallel * fit.pipeline_parallel
+        return max(0, free * shards // (self.kv_bytes_per_token * self.max_model_len))
+
+    def smallest_fit(self, gpu: Gpu, pipeline_parallel: int = 1, heads: int | None = None,
+                     sequences: int | None = None) -> Fit | None:
+        """The smallest tensor-parallel size (1, 2, 4, 8; dividing the attention heads) at which `sequences`
+        full-length sequences fit (default: all `concurrency` of them), or None."""
+        wanted = self.concurrency if sequences is None else sequences
+        for size in TENSOR_PARALLEL_SIZES:
+            if heads and heads % size:
+                continue
+            fit = self.fit(gpu, size, pipeline_parallel)
+            if self.full_length_sequences(fit) >= wanted:
+                return fit
+        return None
+
+
+def plan_memory(architecture: Architecture, max_model_len: int, concurrency: int, scheme: str = "none",
+                gpu_memory_utilization: float = 0.9, checkpoint_bytes: int | None = None,
+                kv_cache_dtype: str | None = None, overhead_per_gpu: int = DEFAULT_OVERHEAD_BYTES) -> MemoryPlan:
+    if max_model_len < 1 or concurrency < 1:
+        raise PlanError(f"max_model_len and concurrency must be positive, got {max_model_len} and {concurrency}")
+    if not 0 < gpu_memory_utilization <= 1:
+        raise PlanError(f"gpu_memory_utilization is a share in (0, 1], got {gpu_memory_utilization}")
+    return MemoryPlan(
+        weight_bytes=checkpoint_bytes if checkpoint_bytes else architecture.weight_bytes(scheme),
+        weight_source="checkpoint" if checkpoint_bytes else "config",
+        parameters=architecture.parameters(),
+        kv_bytes_per_token=architecture.kv_cache_bytes_per_token(kv_cache_dtype),
+        max_model_len=max_model_len, concurrency=concurrency, gpu_memory_utilization=gpu_memory_utilization,
+        latent_attention=architecture.latent_attention, overhead_per_gpu=overhead_per_gpu,
+    )
+
+
+def checkpoint_weight_bytes(path: str | Path) -> int | None:
+    """Bytes of the weight files in a checkpoint folder, or None when it has none."""
+    files = [f for f in Path(path).glob("*") if f.suffix in (".safetensors", ".bin")]
+    return sum(f.stat().st_size for f in files) or None
+
+
+def read_config(path: str | Path) -> dict:
+    file = Path(path) / "config.json"
+    if not file.is_file():
+        raise PlanError(f"{path} has no config.json")
+    return json.loads(file.read_text())
+
+
+def known_config(repo: str) -> dict | None:
+    """config.json facts of well-known public models, for planning without downloading anything."""
+    catalog = yaml.safe_load(KNOWN_ARCHITECTURES.read_text())
+    entry = catalog.get(repo)
+    return dict(entry["config"]) if entry else None
+
+
+def _dtype_bytes(dtype: str) -> int:
+    name = str(dtype).replace("torch.", "")
+    if name not in DTYPE_BYTES:
+        raise PlanError(f"unknown dtype '{dtype}'; known: {', '.join(DTYPE_BYTES)}")
+    return DTYPE_BYTES[name]
+
+
+@dataclass(frozen=True)
+class VariantPlan:
+    variant: str
+    config_source: str      # where config.json came from
+    plan: MemoryPlan
+    tensor_parallel: int
+    pipeline_parallel: int
+    heads: int
+
+    def rows(self, gpus: list[Gpu]) -> list[dict]:
+        """One row per GPU at the variant's own parallelism: what one GPU needs with every sequence at full
+        length, whether that fits, how many full-length sequences do fit, and the smallest tensor-parallel
+        sizes that hold all of them (`smallest_tp`) or just one, the least vLLM starts with (`tp_to_start`)."""
+        rows = []
+        for gpu in gpus:
+            own = self.plan.fit(gpu, self.tensor_parallel, self.pipeline_parallel)
+            every = self.plan.smallest_fit(gpu, self.pipeline_parallel, self.heads)
+            one = self.plan.smallest_fit(gpu, self.pipeline_parallel, self.heads, sequences=1)
+            rows.append({
+                "gpu": gpu.name, "tp": self.tensor_parallel, "pp": self.pipeline_parallel,
+                "weights_gib": own.weights_per_gpu / GIB, "kv_cache_gib": own.kv_cache_per_gpu / GIB,
+                "needed_gib": own.needed_per_gpu / GIB, "usable_gib": own.usable_per_gpu / GIB,
+                "fits": own.fits, "full_length_sequences": self.plan.full_length_sequences(own),
+                "smallest_tp": every.tensor_parallel if every else None,
+                "tp_to_start": one.tensor_parallel if one else None,
+            })
+        return rows
+
+
+def plan_variant(variant, checkpoint: str | Path | None = None) -> VariantPlan:
+    """The memory plan of a matrix variant, from its checkpoint on disk when there is one, else from its
+    config.json (the hub at the pinned revision, or the catalog of well-known models)."""
+    if variant.engine.kind == "external":
+        raise PlanError(f"variant '{variant.name}' is an external endpoint; its memory is not ours to plan")
+    options = variant.engine.options
+    scheme = variant.quantization.scheme
+    if variant.quantization.method == "gptq" and scheme == "W4A16":
+        scheme = "W4A16_GPTQ"
+    checkpoint_bytes = None
+    local = Path(checkpoint) if checkpoint else Path(variant.model.path) if variant.model.path else None
+    if local and (local / "config.json").is_file():
+        config, source = read_config(local), str(local)
+        checkpoint_bytes = checkpoint_weight_bytes(local)
+    elif variant.model.repo:
+        config = known_config(variant.model.repo)
+        source = f"catalog entry for {variant.model.repo} ({KNOWN_ARCHITECTURES.name})"
+        if config is None:
+            config, source = _hub_config(variant.model.repo, variant.model.revision), f"hf://{variant.model.repo}"
+    else:
+        raise PlanError(f"variant '{variant.name}': its checkpoint is not on disk yet; materialize "
+                        "quantized_model (or `make run`) first, or pass the checkpoint folder")
+    architecture = Architecture.from_config(config)
+    max_model_len = int(options.get("max_model_len") or architecture.max_position_embeddings or 0)
+    concurrency = int(options.get("max_num_seqs")
+                      or max([variant.engine.concurrency, *variant.serving.concurrency]))
+    plan = plan_memory(architecture, max_model_len, concurrency, scheme,
+                       gpu_memory_utilization=float(options.get("gpu_memory_utilization", 0.9)),
+                       checkpoint_bytes=checkpoint_bytes, kv_cache_dtype=_kv_dtype(options.get("kv_cache_dtype")))
+    return VariantPlan(variant.name, source, plan, int(options.get("tensor_parallel_size", 1)),
+                       int(options.get("pipeline_parallel_size", 1)), architecture.num_attention_heads)
+
+
+def _kv_dtype(setting: str | None) -> str | None:
+    """vLLM's --kv-cache-dtype: auto (the model's dtype) or an fp8 variant."""
+    if not setting or setting == "auto":
+        return None
+    return "fp8" if str(setting).startswith("fp8") else str(setting)
+
+
+def _hub_config(repo: str, revision: str | None) -> dict:
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return json.loads(Path(hf_hub_download(repo, "config.json", revision=revision)).read_text())
+    except Exception as error:  # offline, gated, or missing: say what to do
+        raise PlanError(f"cannot read config.json of {repo}@{revision} from the hub ({type(error).__name__}: "
+                        f"{error}); download the checkpoint, or add the model to {KNOWN_ARCHITECTURES}") from error
