@@ -67,11 +67,32 @@ class ModelSpec:
         return "local" if self.path else "generated" if self.generate else "external"
 
 
+# Quantization schemes and the methods each allows; the first is the default. Methods other than rtn and
+# dynamic need a calibration set.
+QUANTIZATION_METHODS = {
+    "none": ("rtn",),
+    "W8A16": ("rtn", "gptq"),
+    "W4A16": ("rtn", "gptq"),
+    "W8A8": ("smoothquant-gptq", "gptq"),
+    "FP8_DYNAMIC": ("dynamic",),
+}
+CALIBRATED_METHODS = ("gptq", "smoothquant-gptq")
+
+
 @dataclass(frozen=True)
 class QuantizationSpec:
     scheme: str = "none"
     method: str = "rtn"
-    calibration: str | None = None
+    calibration: str | None = None        # a named source, see assets/models/calibration.py
+    calibration_samples: int = 512
+    calibration_max_seq_len: int = 2048
+
+    def identity(self) -> dict:
+        """What makes two quantized checkpoints the same (calibration sizes only matter with a calibration)."""
+        identity = asdict(self)
+        if self.calibration is None:
+            del identity["calibration_samples"], identity["calibration_max_seq_len"]
+        return identity
 
 
 @dataclass(frozen=True)
@@ -138,7 +159,7 @@ class Variant:
         engine_options = {k: v for k, v in self.engine.options.items() if k not in _RUNTIME_ONLY_ENGINE_OPTIONS}
         identity = {
             "model": asdict(self.model),
-            "quantization": asdict(self.quantization),
+            "quantization": self.quantization.identity(),
             "engine": {"kind": self.engine.kind, "options": engine_options},
             "protocol": asdict(self.protocol),
         }
@@ -190,6 +211,33 @@ def _merge(base: dict, override: dict) -> dict:
     return merged
 
 
+def _parse_quantization(body: dict, where: str) -> QuantizationSpec:
+    unknown = set(body) - set(QuantizationSpec.__dataclass_fields__)
+    if unknown:
+        raise MatrixError(f"{where}: quantization has unknown keys {sorted(unknown)}")
+    scheme = body.get("scheme", "none")
+    if scheme not in QUANTIZATION_METHODS:
+        raise MatrixError(f"{where}: quantization scheme '{scheme}' unknown; known: {', '.join(QUANTIZATION_METHODS)}")
+    method = body.get("method") or QUANTIZATION_METHODS[scheme][0]
+    if method not in QUANTIZATION_METHODS[scheme]:
+        raise MatrixError(f"{where}: scheme {scheme} is made with {' or '.join(QUANTIZATION_METHODS[scheme])}, "
+                          f"not '{method}'")
+    calibration = body.get("calibration")
+    if method in CALIBRATED_METHODS and not calibration:
+        raise MatrixError(f"{where}: method {method} needs a 'calibration' source, e.g. arith-train or "
+                          "hf:HuggingFaceH4/ultrachat_200k@train_sft")
+    if calibration and method not in CALIBRATED_METHODS:
+        raise MatrixError(f"{where}: method {method} takes no calibration data; drop 'calibration'")
+    if calibration:
+        from assets.models.calibration import CalibrationError, parse_source
+
+        try:
+            parse_source(calibration)
+        except CalibrationError as error:
+            raise MatrixError(f"{where}: {error}") from None
+    return QuantizationSpec(**{**body, "scheme": scheme, "method": method})
+
+
 def _parse_variant(name: str, body: dict, path: Path) -> Variant:
     where = f"variant '{name}' in {path}"
     for required in ("engine", "benchmarks"):
@@ -199,12 +247,12 @@ def _parse_variant(name: str, body: dict, path: Path) -> Variant:
     if not (body.get("hardware") or body.get("api_price")):
         raise MatrixError(f"{where} has neither 'hardware' (a row of the instance price catalog) nor "
                           "'api_price' (a row of the API price catalog); its costs cannot be priced")
-    if body.get("api_price") and body.get("hardware"):
-        raise MatrixError(f"{where}: priced both by 'hardware' and by 'api_price'; an API is billed by the "
-                          "token, so set 'hardware: null' (the defaults give every variant one)")
     if body.get("api_price") and not external:
         raise MatrixError(f"{where}: 'api_price' prices an external API by the token; a variant that starts "
                           "its own engine is priced by its 'hardware'")
+    if body.get("api_price") and body.get("hardware"):
+        raise MatrixError(f"{where}: priced both by 'hardware' and by 'api_price'; an API is billed by the "
+                          "token, so set 'hardware: null' (the defaults give every variant one)")
 
     model_body = body.get("model") or {}
     if external and model_body:
@@ -224,7 +272,7 @@ def _parse_variant(name: str, body: dict, path: Path) -> Variant:
     quantization_body = body.get("quantization", "none")
     if isinstance(quantization_body, str):
         quantization_body = {"scheme": quantization_body}
-    quantization = QuantizationSpec(**quantization_body)
+    quantization = _parse_quantization(quantization_body, where)
 
     engine_body = dict(body["engine"])
     kind = engine_body.pop("kind", None)

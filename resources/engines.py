@@ -179,6 +179,11 @@ def transformers_argv(command: str, model_path: str, options: dict, host: str, p
 
 def vllm_argv(command: str, model_path: str, served_name: str, options: dict, host: str, port: int,
               trust_remote_code: bool) -> list[str]:
+    """`vllm serve` for a variant: parallelism, precision, memory, batching, the R1 reasoning parser.
+
+    `nodes` > 1 selects Ray as the distributed executor (start the Ray cluster across the nodes first); a
+    compressed-tensors checkpoint is recognised by vLLM itself, so `quantization` is only for quantizing at
+    load time (`fp8`)."""
     argv = [*shlex.split(command), "serve", model_path, "--host", host, "--port", str(port),
             "--served-model-name", served_name,
             "--tensor-parallel-size", str(options.get("tensor_parallel_size", 1)),
@@ -190,14 +195,17 @@ def vllm_argv(command: str, model_path: str, served_name: str, options: dict, ho
         argv += ["--max-model-len", str(options["max_model_len"])]
     if options.get("max_num_seqs"):
         argv += ["--max-num-seqs", str(options["max_num_seqs"])]
-    if options.get("distributed_executor_backend"):
-        argv += ["--distributed-executor-backend", str(options["distributed_executor_backend"])]
+    backend = options.get("distributed_executor_backend") or ("ray" if int(options.get("nodes", 1)) > 1 else None)
+    if backend:
+        argv += ["--distributed-executor-backend", str(backend)]
     if options.get("quantization"):
         argv += ["--quantization", str(options["quantization"])]
+    if options.get("kv_cache_dtype"):
+        argv += ["--kv-cache-dtype", str(options["kv_cache_dtype"])]
     if options.get("reasoning_parser", "deepseek_r1"):
         argv += ["--reasoning-parser", str(options.get("reasoning_parser", "deepseek_r1"))]
-    if options.get("enable_prefix_caching", True):
-        argv.append("--enable-prefix-caching")
+    argv.append("--enable-prefix-caching" if options.get("enable_prefix_caching", True)
+                else "--no-enable-prefix-caching")
     if trust_remote_code:
         argv.append("--trust-remote-code")
     return argv + [str(arg) for arg in options.get("extra_args", [])]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -89,6 +90,12 @@ class WarehouseResource(dg.ConfigurableResource):
         return len(frame)
 
 
+# Connections to one file in one process share a database instance that the first of them creates. Two threads
+# opening at once (a step writing while a sensor or a test reads) could get the instance before the Python
+# client had registered its DataFrame scan in it ("pandas_scan does not exist"), so opening is serialised.
+_OPENING = threading.Lock()
+
+
 def _open_when_free(path: Path, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
     """DuckDB lets one process write a file at a time; steps running side by side take turns.
 
@@ -98,7 +105,8 @@ def _open_when_free(path: Path, read_only: bool, timeout_s: float) -> duckdb.Duc
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            with _OPENING:
+                return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as error:
             if "lock" not in str(error).lower() or time.monotonic() > deadline:
                 raise

@@ -15,7 +15,7 @@ from tests.conftest import SHARED_BENCHMARKS, engine_processes, needs_shared
 
 
 def test_unknown_variant_names_the_known_ones(capsys):
-    with pytest.raises(MatrixError, match=r"variant 'nope' not in .*matrix.test.yaml; known: tiny-test, tiny-test-w8a16"):
+    with pytest.raises(MatrixError, match=r"variant 'nope' not in .*matrix.test.yaml; known: tiny-test, tiny-test-api, tiny-test-w8a16"):
         load_matrix().variant("nope")
 
 
@@ -31,6 +31,31 @@ def test_matrix_errors_name_the_variant_and_the_key(tmp_path):
         load_matrix(bad)
     with pytest.raises(MatrixError, match="does not exist"):
         load_matrix(tmp_path / "missing.yaml")
+
+
+LOCAL = "model: {path: /x}\n    engine: {kind: transformers}\n    hardware: cpu-2vcpu\n"
+API = "model: null\n    engine: {kind: external, base_url: 'https://api.example/v1', model: m}\n"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (API.replace("model: null", "model: {path: /x}") + "    api_price: deepseek-reasoner\n",
+     "external endpoint serves its own weights, so 'model' does not apply; set 'model: null'"),
+    (API, "has neither 'hardware' .* nor 'api_price'"),
+    (API + "    hardware: h100-1x\n    api_price: deepseek-reasoner\n", "set 'hardware: null'"),
+    (LOCAL + "    api_price: deepseek-reasoner\n", "a variant that starts its own engine is priced by its 'hardware'"),
+    (API.replace(", model: m", "") + "    api_price: x\n", "an external engine needs 'model'"),
+    (LOCAL + "    quantization: {scheme: W4A16, method: gptq}\n", "method gptq needs a 'calibration' source"),
+    (LOCAL + "    quantization: {scheme: W8A16, calibration: arith-train}\n", "method rtn takes no calibration"),
+    (LOCAL + "    quantization: {scheme: W4A16, method: gptq, calibration: 'hf:openai/gsm8k:main@test'}\n",
+     "the split the 'gsm8k' benchmark tests on"),
+    (LOCAL + "    quantization: {scheme: FP8_DYNAMIC, method: gptq}\n", "FP8_DYNAMIC is made with dynamic"),
+    (LOCAL + "    serving: {prompts: aime25}\n", "serving prompts 'aime25' must be 'synthetic' or one of"),
+])
+def test_matrix_refuses_inconsistent_variants_with_the_fix(tmp_path, body, message):
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(f"variants:\n  v1:\n    {body}    benchmarks: [gsm8k]\n")
+    with pytest.raises(MatrixError, match=message):
+        load_matrix(matrix)
 
 
 def test_settings_hash_changes_with_what_changes_samples_only():
@@ -111,7 +136,7 @@ def test_cli_reports_a_missing_warehouse(tmp_path, capsys):
     assert yardstick(["leaderboard", "--warehouse", str(tmp_path / "none.duckdb")]) == 2
     assert "does not exist yet; run `make run`" in capsys.readouterr().err
     assert yardstick(["variants"]) == 0
-    assert capsys.readouterr().out.split() == ["tiny-test", "tiny-test-w8a16"]
+    assert capsys.readouterr().out.split() == ["tiny-test", "tiny-test-w8a16", "tiny-test-api"]
     assert Path(tmp_path).exists()
 
 

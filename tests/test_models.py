@@ -3,11 +3,16 @@
 import hashlib
 import json
 
+import httpx
 import pytest
 
+from assets.benchmarks.synthetic import arithmetic_items
+from assets.models.calibration import CalibrationError, calibration_texts, parse_source
 from assets.models.checkpoint import CheckpointError, checkpoint_fingerprint, describe_checkpoint
 from assets.models.quantize import QuantizationError, quantize_checkpoint
 from assets.models.tiny import R1_CHAT_TEMPLATE, build_tiny_model, ensure_tiny_model
+from pipelines.matrix import EngineSpec, QuantizationSpec
+from resources.engines import EngineResource
 from tests.conftest import STATE
 
 
@@ -58,18 +63,64 @@ def test_fingerprint_follows_the_files(tiny, tmp_path):
     assert checkpoint_fingerprint(copy) != first
 
 
-def test_w8a16_writes_a_compressed_tensors_checkpoint(tiny, tmp_path):
-    record = quantize_checkpoint(tiny, tmp_path / "w8a16", "W8A16")
-    config = json.loads((tmp_path / "w8a16" / "config.json").read_text())
+SCHEMES = {
+    "W8A16": QuantizationSpec("W8A16"),
+    "W4A16": QuantizationSpec("W4A16"),
+    "W4A16-gptq": QuantizationSpec("W4A16", "gptq", "arith-train", calibration_samples=32,
+                                   calibration_max_seq_len=64),
+    "W8A8": QuantizationSpec("W8A8", "smoothquant-gptq", "arith-train", calibration_samples=32,
+                             calibration_max_seq_len=64),
+    "FP8_DYNAMIC": QuantizationSpec("FP8_DYNAMIC", "dynamic"),
+}
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_every_scheme_writes_a_checkpoint_the_cpu_engine_serves(tiny, tmp_path, name):
+    spec = SCHEMES[name]
+    record = quantize_checkpoint(tiny, tmp_path / name, spec)
+    config = json.loads((tmp_path / name / "config.json").read_text())
     assert config["quantization_config"]["quant_method"] == "compressed-tensors"
     assert record["bytes_after"] < record["bytes_before"]
-    assert record["tool"] == "llmcompressor" and record["tool_version"]
-    assert not (tmp_path / "w8a16.partial").exists()
-    assert (tmp_path / "w8a16" / "tokenizer.json").exists()
+    assert record["scheme"] == spec.scheme and record["method"] == spec.method
+    assert record["tool_version"].startswith("llmcompressor ") and "compressed-tensors" in record["tool_version"]
+    assert record["recipe"] and ("GPTQModifier" in record["recipe"]) == (spec.method != "rtn" and
+                                                                          spec.method != "dynamic")
+    assert ("SmoothQuantModifier" in record["recipe"]) == (spec.method == "smoothquant-gptq")
+    assert (record["calibration"] or "").startswith("arith-train: 32 samples") == bool(spec.calibration)
+    assert not (tmp_path / f"{name}.partial").exists() and (tmp_path / name / "tokenizer.json").exists()
+
+    # the checkpoint serves through the CPU engine's own code and answers in the R1 format
+    engine = EngineResource(log_dir=str(tmp_path / "logs"))
+    options = {"device": "cpu", "cb_num_blocks": 32, "cb_block_size": 32, "cb_max_batch_tokens": 256,
+               "startup_timeout_s": 120}
+    with engine.deploy(EngineSpec("transformers", options), str(tmp_path / name), served_name=name,
+                       log_name=name, warmup_sampling={"temperature": 0.0}) as deployment:
+        reply = httpx.post(f"{deployment.base_url}/chat/completions", timeout=120, json={
+            "model": deployment.served_model, "max_tokens": 48, "temperature": 0.0,
+            "messages": [{"role": "user", "content": "What is 12 + 7?"}]}).json()
+    message = reply["choices"][0]["message"]
+    assert "\\boxed{" in (message.get("reasoning_content") or "") + message["content"]
+
+
+def test_calibration_never_uses_test_items():
+    with pytest.raises(CalibrationError, match="the split the 'math500' benchmark tests on"):
+        parse_source("hf:HuggingFaceH4/MATH-500@test")
+    assert parse_source("hf:openai/gsm8k:main@train").split == "train"
+    questions = {row["problem"] for row in arithmetic_items()}
+    texts = calibration_texts(parse_source("arith-train"), FakeTemplate(), 50)
+    assert len(texts) == 50 and not any(question in text for text in texts for question in questions)
+
+
+class FakeTemplate:
+    """Renders a chat as plain text; enough to see which questions a calibration set holds."""
+
+    @staticmethod
+    def apply_chat_template(messages, tokenize=False, add_generation_prompt=False):
+        return "".join(message["content"] for message in messages) + "|"
 
 
 def test_unknown_scheme_and_not_a_checkpoint(tiny, tmp_path):
-    with pytest.raises(QuantizationError, match="'W3A5' is not supported; supported: none, W8A16"):
-        quantize_checkpoint(tiny, tmp_path / "x", "W3A5")
+    with pytest.raises(QuantizationError, match="'W3A5' is not supported; supported: W8A16, W4A16, W8A8"):
+        quantize_checkpoint(tiny, tmp_path / "x", QuantizationSpec("W3A5"))
     with pytest.raises(CheckpointError, match="has no config.json"):
         describe_checkpoint(tmp_path)

@@ -88,14 +88,16 @@ def quantized_model(
     else:
         target = Path(hub.models_dir).resolve() / "quantized" / f"{variant.name}-{scheme}"
         identity = {"source": str(source), "source_sha": snapshot.iloc[0]["commit_sha"],
-                    "source_bytes": directory_bytes(source), "scheme": scheme}
+                    "source_bytes": directory_bytes(source), **variant.quantization.identity()}
         marker = target / QUANTIZATION_MARKER
         if marker.exists() and json.loads(marker.read_text()).get("identity") == identity:
             record = json.loads(marker.read_text())["record"]
             context.log.info(f"reusing {target}, quantized earlier from the same source")
         else:
-            context.log.info(f"quantizing {source} with {scheme}")
-            record = {**quantize_checkpoint(source, target, scheme), "local_path": str(target)}
+            context.log.info(f"quantizing {source} with {scheme} ({variant.quantization.method}"
+                             + (f", calibrated on {variant.quantization.calibration})" if variant.quantization.calibration
+                                else ")"))
+            record = {**quantize_checkpoint(source, target, variant.quantization), "local_path": str(target)}
             marker.write_text(json.dumps({"identity": identity, "record": record}, indent=2))
     row = {"variant": variant.name, **record, "recorded_at": utc_now()}
     warehouse.replace_partition("quantized_models", variant.name, pd.DataFrame([row]))
@@ -106,4 +108,7 @@ def quantized_model(
         "bytes_before": record["bytes_before"],
         "bytes_after": record["bytes_after"],
         "seconds": round(record["seconds"], 2),
+        "method": record["method"],
+        "calibration": record["calibration"] or "none",
+        "tools": record["tool_version"] or "",
     })

@@ -1,4 +1,13 @@
-"""Quantization through llm-compressor, writing compressed-tensors checkpoints that vLLM and transformers load."""
+"""Quantization through llm-compressor, writing compressed-tensors checkpoints that vLLM loads natively (and
+transformers decompresses on the CPU).
+
+| scheme | method | what |
+|---|---|---|
+| W8A16 | rtn (or gptq) | int8 weights per output channel, 16-bit activations |
+| W4A16 | rtn or gptq | int4 weights in groups of 128; GPTQ corrects rounding error with calibration data |
+| W8A8 | smoothquant-gptq (or gptq) | int8 weights and dynamic per-token int8 activations; SmoothQuant first moves activation outliers into the weights |
+| FP8_DYNAMIC | dynamic | FP8 weights per channel, FP8 activations per token at run time |
+"""
 
 from __future__ import annotations
 
@@ -7,35 +16,69 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from assets.models.calibration import calibration_texts, parse_source
 from assets.models.checkpoint import directory_bytes
+from pipelines.matrix import CALIBRATED_METHODS, QUANTIZATION_METHODS, QuantizationSpec
 
-# Schemes that need no calibration data: weights are rounded to the nearest level (RTN) or cast per tensor.
-DATA_FREE_SCHEMES = ("W8A16", "W4A16", "FP8_DYNAMIC")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
                    "generation_config.json")
+TOOLS = ("llmcompressor", "compressed-tensors", "transformers", "torch")
+SMOOTHING_STRENGTH = 0.8
 
 
 class QuantizationError(ValueError):
     """The scheme is unknown or the tool failed."""
 
 
-def quantize_checkpoint(source: Path, target: Path, scheme: str) -> dict:
-    """Quantize `source` into `target` with a data-free llm-compressor recipe; returns what was done."""
-    if scheme not in DATA_FREE_SCHEMES:
-        raise QuantizationError(
-            f"quantization scheme '{scheme}' is not supported; supported: none, {', '.join(DATA_FREE_SCHEMES)}"
-        )
+def build_recipe(spec: QuantizationSpec) -> list:
+    """llm-compressor modifiers for the scheme and method; lm_head stays in full precision."""
+    from llmcompressor.modifiers.quantization import GPTQModifier, QuantizationModifier
+
+    if spec.scheme not in QUANTIZATION_METHODS or spec.scheme == "none":
+        raise QuantizationError(f"quantization scheme '{spec.scheme}' is not supported; supported: "
+                                f"{', '.join(s for s in QUANTIZATION_METHODS if s != 'none')}")
+    if spec.method not in QUANTIZATION_METHODS[spec.scheme]:
+        raise QuantizationError(f"scheme {spec.scheme} cannot be made with method '{spec.method}'")
+    common = {"targets": "Linear", "scheme": spec.scheme, "ignore": ["lm_head"]}
+    if spec.method in ("rtn", "dynamic"):
+        return [QuantizationModifier(**common)]
+    recipe = []
+    if spec.method == "smoothquant-gptq":
+        from llmcompressor.modifiers.smoothquant import SmoothQuantModifier
+
+        recipe.append(SmoothQuantModifier(smoothing_strength=SMOOTHING_STRENGTH))
+    return [*recipe, GPTQModifier(**common)]
+
+
+def _calibration_dataset(spec: QuantizationSpec, tokenizer):
+    from datasets import Dataset
+
+    texts = calibration_texts(parse_source(spec.calibration), tokenizer, spec.calibration_samples)
+    return Dataset.from_dict({"text": texts}).map(
+        lambda row: tokenizer(row["text"], add_special_tokens=False, truncation=True,
+                              max_length=spec.calibration_max_seq_len),
+        remove_columns=["text"]), len(texts)
+
+
+def quantize_checkpoint(source: Path, target: Path, spec: QuantizationSpec) -> dict:
+    """Quantize `source` into `target`; returns what was done: scheme, recipe, calibration, time, sizes, tools."""
     from llmcompressor import oneshot
-    from llmcompressor.modifiers.quantization import QuantizationModifier
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    recipe = build_recipe(spec)
     started = time.perf_counter()
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     model = AutoModelForCausalLM.from_pretrained(source, dtype="auto")
     tokenizer = AutoTokenizer.from_pretrained(source)
-    recipe = QuantizationModifier(targets="Linear", scheme=scheme, ignore=["lm_head"])
-    oneshot(model=model, recipe=recipe)
+    calibration = None
+    if spec.method in CALIBRATED_METHODS:
+        dataset, count = _calibration_dataset(spec, tokenizer)
+        oneshot(model=model, recipe=recipe, dataset=dataset, num_calibration_samples=count,
+                max_seq_length=spec.calibration_max_seq_len)
+        calibration = f"{spec.calibration}: {count} samples of at most {spec.calibration_max_seq_len} tokens"
+    else:
+        oneshot(model=model, recipe=recipe)
     model.save_pretrained(staging, save_compressed=True)
     tokenizer.save_pretrained(staging)
     for name in TOKENIZER_FILES:
@@ -43,14 +86,22 @@ def quantize_checkpoint(source: Path, target: Path, scheme: str) -> dict:
             shutil.copy2(source / name, staging / name)
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)  # a crash never leaves a half-written checkpoint under the final name
+    written = target / "recipe.yaml"
     return {
-        "scheme": scheme,
-        "method": "rtn" if scheme.startswith("W") else "dynamic",
+        "scheme": spec.scheme,
+        "method": spec.method,
         "bytes_before": directory_bytes(source),
         "bytes_after": directory_bytes(target),
         "seconds": time.perf_counter() - started,
         "tool": "llmcompressor",
-        "tool_version": metadata.version("llmcompressor"),
-        "recipe": f"QuantizationModifier(targets=Linear, scheme={scheme}, ignore=[lm_head])",
-        "calibration": None,
+        "tool_version": "; ".join(f"{tool} {_version(tool)}" for tool in TOOLS),
+        "recipe": written.read_text() if written.exists() else "; ".join(map(repr, recipe)),
+        "calibration": calibration,
     }
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "absent"
