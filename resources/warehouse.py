@@ -51,8 +51,10 @@ class WarehouseResource(dg.ConfigurableResource):
         connection = _open_when_free(path, read_only, self.lock_timeout_s)
         try:
             if not read_only and (os.getpid(), path) not in _SCHEMA_APPLIED:
-                apply_schema(connection)
-                _SCHEMA_APPLIED.add((os.getpid(), path))
+                with _OPENING:   # one thread applies it; the others wait rather than conflict
+                    if (os.getpid(), path) not in _SCHEMA_APPLIED:
+                        apply_schema(connection)
+                        _SCHEMA_APPLIED.add((os.getpid(), path))
             yield connection
         finally:
             connection.close()

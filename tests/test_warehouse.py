@@ -1,5 +1,7 @@
 """Warehouse writes are idempotent on their natural keys, and the schema can be applied any number of times."""
 
+import threading
+
 import duckdb
 import pandas as pd
 
@@ -41,3 +43,29 @@ def test_schema_applies_twice_and_readers_open_read_only(tmp_path):
         apply_schema(connection)
     with WarehouseResource(path=str(path)).connect(read_only=True) as reader:
         assert reader.execute("SELECT count(*) FROM leaderboard").fetchone() == (0,)
+
+
+def test_threads_reading_while_a_step_writes_never_collide(tmp_path):
+    """A sensor or a test polling the file while a step writes: every open, schema and write succeeds."""
+    warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
+    row = {"variant": "a", "profile": "concurrency", "load": 1.0, "request_index": 0, "ok": True}
+    errors, done = [], threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            try:
+                warehouse.query("SELECT count(*) FROM serving_request_timings")
+            except duckdb.Error as error:
+                errors.append(error)
+
+    readers = [threading.Thread(target=poll) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    try:
+        for _ in range(150):
+            warehouse.replace_partition("serving_request_timings", "a", pd.DataFrame([row]))
+    finally:
+        done.set()
+        for reader in readers:
+            reader.join()
+    assert errors == []
