@@ -11,6 +11,7 @@ from assets.grading.defs import graded_answers
 from assets.leaderboard.defs import leaderboard
 from assets.models.defs import model_snapshot, quantized_model
 from assets.scoring.defs import benchmark_scores, benchmark_scores_are_valid
+from assets.scoring.loss import quantization_loss
 from pipelines.partitions import variant_partitions
 from resources.engines import EngineResource
 from resources.hub import ModelHubResource
@@ -18,7 +19,7 @@ from resources.prices import PriceCatalogResource
 from resources.warehouse import WarehouseResource, default_warehouse_path
 
 ALL_ASSETS = [benchmark_items, model_snapshot, quantized_model, engine_step, graded_answers, benchmark_scores,
-              cost_rollup, leaderboard]
+              quantization_loss, cost_rollup, leaderboard]
 
 evaluation_job = dg.define_asset_job(
     "evaluation", selection=dg.AssetSelection.all(),

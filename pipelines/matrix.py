@@ -149,6 +149,7 @@ class Variant:
     serving: ServingSpec
     hardware: str | None = None     # a row of the instance price catalog: what the engine runs on
     api_price: str | None = None    # a row of the API price catalog: an API billed per token
+    baseline: str | None = None     # the variant quantization loss is measured against (default: the twin)
 
     @property
     def settings_hash(self) -> str:
@@ -327,4 +328,5 @@ def _parse_variant(name: str, body: dict, path: Path) -> Variant:
         serving=serving,
         hardware=str(body["hardware"]) if body.get("hardware") else None,
         api_price=str(body["api_price"]) if body.get("api_price") else None,
+        baseline=str(body["baseline"]) if body.get("baseline") else None,
     )

@@ -8,7 +8,14 @@ import pytest
 
 from assets.cost.pricing import best_level, usd_per_correct_answer, usd_per_million_tokens
 from assets.grading.equivalence import Grader, answer_equivalence
-from assets.scoring.metrics import bootstrap_interval, consensus, pass_at_k, pass_at_k_levels, score_benchmark
+from assets.scoring.metrics import (
+    bootstrap_interval,
+    consensus,
+    paired_difference,
+    pass_at_k,
+    pass_at_k_levels,
+    score_benchmark,
+)
 
 
 def test_pass_at_1_is_the_mean_over_items_of_the_mean_over_samples():
@@ -88,3 +95,24 @@ def test_priced_load_level_is_the_fastest_that_met_the_slos():
               {"load": 4, "failed": 0, "output_throughput": 40.0, "request_throughput": 4.0, "goodput": 4.0}]
     assert best_level(levels) == (levels[3], True)   # 16 is faster but half its requests missed the SLOs
     assert best_level(levels[2:3]) == (levels[2], False)
+
+
+def test_paired_difference_by_hand_and_against_unpaired_noise():
+    ours = pd.Series({"a": 1.0, "b": 0.5, "c": 0.0, "d": 1.0})
+    theirs = pd.Series({"a": 1.0, "b": 1.0, "c": 0.5, "d": 1.0, "e": 0.0})   # e: not in both, left out
+    paired = paired_difference(ours, theirs)
+    assert paired.n_items == 4
+    assert (paired.score, paired.baseline_score, paired.delta) == pytest.approx((0.625, 0.875, -0.25))
+    assert paired.delta_low <= -0.25 <= paired.delta_high <= 0
+    # Items range from always right to always wrong; a variant one notch worse on every item is a clear,
+    # significant loss when paired, although the two scores' own intervals overlap.
+    rng = np.random.default_rng(3)
+    difficulty = pd.Series(rng.uniform(0, 1, 200), index=[f"i{n}" for n in range(200)])
+    worse = (difficulty - 0.05).clip(lower=0)
+    loss = paired_difference(worse, difficulty)
+    assert loss.significant and loss.delta_high < 0
+    assert bootstrap_interval(worse.to_numpy())[1] > bootstrap_interval(difficulty.to_numpy())[0]
+    same = paired_difference(difficulty, difficulty)
+    assert same.delta == 0 and not same.significant
+    with pytest.raises(ValueError, match="share no items"):
+        paired_difference(ours, pd.Series({"z": 1.0}))

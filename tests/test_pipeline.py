@@ -130,6 +130,16 @@ def test_killed_engine_resumes_without_duplicates():
     assert metadata["benchmark_generations"]["reused"].value == kept
     assert engine_processes(str(STATE)) == []
 
+    # the quantized variant is compared with its unquantized twin on the same items
+    loss = warehouse.query("SELECT * FROM quantization_loss WHERE variant = ?", [variant])
+    spec = MATRIX.variant(variant)
+    assert sorted(loss["benchmark"]) == sorted(spec.benchmarks) and (loss["baseline"] == "tiny-test").all()
+    assert (loss["n_items"] == [spec.benchmarks[b] for b in loss["benchmark"]]).all()
+    assert ((loss["delta_low"] <= loss["delta"]) & (loss["delta"] <= loss["delta_high"])).all()
+    assert (loss["delta"] - (loss["pass_at_1"] - loss["baseline_pass_at_1"])).abs().max() < 1e-12
+    board = warehouse.query("SELECT delta_vs_baseline FROM leaderboard WHERE variant = ?", [variant])
+    assert board["delta_vs_baseline"].notna().all()
+
 
 def test_corrupted_score_fails_the_check_and_stops_the_cost_rollup(first_run, monkeypatch):
     real = scoring_defs.score_benchmark

@@ -16,7 +16,7 @@ from resources.engines import free_port
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_ASSETS = {"benchmark_items", "model_snapshot", "quantized_model", "engine_deployment",
                    "benchmark_generations", "serving_benchmark", "graded_answers", "benchmark_scores",
-                   "cost_rollup", "leaderboard"}
+                   "quantization_loss", "cost_rollup", "leaderboard"}
 
 
 def test_definitions_load():

@@ -216,6 +216,21 @@ CREATE TABLE IF NOT EXISTS cost_rollup (
     computed_at                 TIMESTAMP NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS quantization_loss (
+    variant             VARCHAR NOT NULL,
+    baseline            VARCHAR NOT NULL,   -- the same model unquantized
+    benchmark           VARCHAR NOT NULL,
+    n_items             INTEGER NOT NULL,   -- items both were scored on
+    pass_at_1           DOUBLE NOT NULL,
+    baseline_pass_at_1  DOUBLE NOT NULL,
+    delta               DOUBLE NOT NULL,    -- pass_at_1 - baseline_pass_at_1: negative is a loss
+    delta_low           DOUBLE NOT NULL,    -- 95% paired bootstrap interval over items
+    delta_high          DOUBLE NOT NULL,
+    significant         BOOLEAN NOT NULL,   -- the interval excludes zero
+    computed_at         TIMESTAMP NOT NULL,
+    PRIMARY KEY (variant, benchmark)
+);
+
 CREATE TABLE IF NOT EXISTS benchmark_costs (
     variant                VARCHAR NOT NULL,
     benchmark              VARCHAR NOT NULL,

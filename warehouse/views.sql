@@ -12,6 +12,9 @@ SELECT
     round(s.pass_at_1_high, 4)   AS pass_at_1_high,
     round(s.cons_at_k, 4)        AS cons_at_k,
     q.scheme                     AS quantization,
+    round(ql.delta, 4)           AS delta_vs_baseline,     -- pass@1 minus the unquantized baseline's, same items
+    '[' || round(ql.delta_low, 3) || ', ' || round(ql.delta_high, 3) || ']' AS delta_interval,
+    ql.significant               AS delta_significant,
     d.engine,
     coalesce(c.hardware, 'api:' || c.api_model) AS priced_as,        -- the instance rented, or the API billed
     c.best_profile || '=' || c.best_load        AS priced_load,      -- the load level the costs are taken at
@@ -29,5 +32,6 @@ LEFT JOIN (
 ) d USING (variant)
 LEFT JOIN cost_rollup c USING (variant)
 LEFT JOIN benchmark_costs b USING (variant, benchmark)
+LEFT JOIN quantization_loss ql USING (variant, benchmark)
 LEFT JOIN serving_load_levels l
        ON l.variant = c.variant AND l.profile = c.best_profile AND l.load = c.best_load;

@@ -4,13 +4,15 @@ import dagster as dg
 
 from assets.cost.defs import cost_rollup
 from assets.plots import pareto_chart
+from assets.scoring.loss import quantization_loss
 from pipelines.partitions import variant_partitions
 from resources.warehouse import WarehouseResource
 
 LEADERBOARD_SQL = "SELECT * FROM leaderboard ORDER BY benchmark, pass_at_1 DESC, variant"
 
 
-@dg.asset(partitions_def=variant_partitions, group_name="leaderboard", kinds={"duckdb"}, deps=[cost_rollup])
+@dg.asset(partitions_def=variant_partitions, group_name="leaderboard", kinds={"duckdb"},
+          deps=[cost_rollup, quantization_loss])
 def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The `leaderboard` view (accuracy with intervals, throughput, latency, $/M tokens, $/correct answer)
     refreshed after this variant's cost rollup; its full table is shown here, with a chart of accuracy

@@ -124,3 +124,39 @@ def score_benchmark(
         correct_samples=int(difficulty["correct"].sum()),
     )
     return score, pd.DataFrame(pass_k_rows), difficulty.sort_values("pass_rate", kind="stable")
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    n_items: int
+    score: float            # pass@1 of the variant on the shared items
+    baseline_score: float   # pass@1 of the baseline on the same items
+    delta: float            # score - baseline_score
+    delta_low: float
+    delta_high: float
+
+    @property
+    def significant(self) -> bool:
+        """The interval excludes zero: the difference is unlikely to be resampling noise."""
+        return self.delta_low > 0 or self.delta_high < 0
+
+
+def paired_difference(variant: pd.Series, baseline: pd.Series, confidence: float = 0.95,
+                      resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> PairedDifference:
+    """Difference in pass@1 on the items both were scored on, with a paired bootstrap interval: items are
+    resampled together, so the item-to-item spread in difficulty that both share cancels out.
+
+    `variant` and `baseline` map item ids to each item's mean correctness over its samples."""
+    shared = variant.index.intersection(baseline.index)
+    if len(shared) == 0:
+        raise ValueError("the variant and its baseline share no items; they cannot be compared")
+    ours, theirs = variant.loc[shared].to_numpy(float), baseline.loc[shared].to_numpy(float)
+    differences = ours - theirs
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(shared), size=(resamples, len(shared)))
+    means = differences[picks].mean(axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    delta = float(differences.mean())
+    return PairedDifference(len(shared), float(ours.mean()), float(theirs.mean()), delta,
+                            min(float(low), delta), max(float(high), delta))
