@@ -11,7 +11,7 @@ SELECT
     round(s.pass_at_1_low, 4)    AS pass_at_1_low,
     round(s.pass_at_1_high, 4)   AS pass_at_1_high,
     round(s.cons_at_k, 4)        AS cons_at_k,
-    q.scheme                     AS quantization,
+    CASE WHEN q.scheme = 'none' THEN 'none' ELSE q.scheme || ' ' || q.method END AS quantization,
     round(ql.delta, 4)           AS delta_vs_baseline,     -- pass@1 minus the unquantized baseline's, same items
     '[' || round(ql.delta_low, 3) || ', ' || round(ql.delta_high, 3) || ']' AS delta_interval,
     ql.significant               AS delta_significant,
