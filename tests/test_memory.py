@@ -64,9 +64,9 @@ def test_fit_and_smallest_tensor_parallel_size_by_hand():
 
 
 def test_plan_of_a_matrix_variant_uses_its_engine_settings():
-    variant = load_matrix("pipelines/matrix.gpu.yaml").variant("r1-distill-qwen-32b-bf16-2xh100")
+    variant = load_matrix("pipelines/matrix.gpu.yaml").variant("r1-qwen-32b-bf16-2xh100")
     planned = plan_variant(variant)
-    assert planned.tensor_parallel == 2 and planned.plan.max_model_len == 32768
+    assert planned.tensor_parallel == 2 and planned.plan.max_model_len == 34816
     assert planned.plan.kv_bytes_per_token == 256 * 1024 and planned.plan.weight_source == "config"
     with pytest.raises(PlanError, match="unknown dtype"):
         Architecture.from_config({**known_config("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"),
@@ -74,10 +74,10 @@ def test_plan_of_a_matrix_variant_uses_its_engine_settings():
 
 
 def test_plan_command_prints_the_table_and_refuses_unknown_gpus(capsys):
-    assert main(["plan", "r1-distill-qwen-32b-bf16-2xh100", "--matrix", "pipelines/matrix.gpu.yaml",
+    assert main(["plan", "r1-qwen-32b-bf16-2xh100", "--matrix", "pipelines/matrix.gpu.yaml",
                  "--gpu", "H100-80GB"]) == 0
     out = capsys.readouterr().out
     assert "256.00 KiB per token" in out and "| H100-80GB" in out
-    assert main(["plan", "r1-distill-qwen-32b-bf16-2xh100", "--matrix", "pipelines/matrix.gpu.yaml",
+    assert main(["plan", "r1-qwen-32b-bf16-2xh100", "--matrix", "pipelines/matrix.gpu.yaml",
                  "--gpu", "TPU"]) == 2
     assert "unknown GPU 'TPU'; known: V100-32GB" in capsys.readouterr().err

@@ -40,6 +40,8 @@ GROUP BY g.benchmark ORDER BY g.benchmark
 
 def _instance_costs(variant: Variant, warehouse: WarehouseResource, prices: PriceCatalogResource) -> dict:
     price = prices.instance(variant.hardware)
+    nodes = int(variant.engine.options.get("nodes", 1))   # a multi-node deployment rents the instance n times
+    usd_per_hour = float(price["usd_per_hour"]) * nodes
     levels = warehouse.query("SELECT * FROM serving_load_levels WHERE variant = ?", [variant.name])
     if levels.empty:
         raise dg.Failure(f"variant '{variant.name}' is priced by the hour on '{variant.hardware}', which needs a "
@@ -47,16 +49,17 @@ def _instance_costs(variant: Variant, warehouse: WarehouseResource, prices: Pric
                          "concurrency and request_rates are empty, or it was not materialized)")
     best, meets_slo = best_level(levels.to_dict("records"))
     throughput = float(best["output_throughput"])
-    row = {"pricing": "instance", "hardware": variant.hardware, "usd_per_hour": float(price["usd_per_hour"]),
+    row = {"pricing": "instance", "hardware": variant.hardware if nodes == 1 else f"{variant.hardware} x{nodes}",
+           "usd_per_hour": usd_per_hour,
            "price_date": price["price_date"], "price_source": str(price["source"]),
            "best_profile": best["profile"], "best_load": float(best["load"]), "meets_slo": meets_slo,
            "output_tokens_per_s": throughput,
-           "usd_per_million_output_tokens": usd_per_million_tokens(float(price["usd_per_hour"]), throughput)}
+           "usd_per_million_output_tokens": usd_per_million_tokens(usd_per_hour, throughput)}
     owned = prices.ownership(variant.hardware)
     if owned:
         terms, source = owned
-        row.update(owned_usd_per_hour=terms.usd_per_hour,
-                   owned_usd_per_million_output_tokens=usd_per_million_tokens(terms.usd_per_hour, throughput),
+        row.update(owned_usd_per_hour=terms.usd_per_hour * nodes,
+                   owned_usd_per_million_output_tokens=usd_per_million_tokens(terms.usd_per_hour * nodes, throughput),
                    ownership_terms=json.dumps({
                        "purchase_usd": terms.purchase_usd, "power_kw": terms.power_kw, "years": terms.years,
                        "usd_per_kwh": terms.usd_per_kwh, "utilisation": terms.utilisation, "pue": terms.pue,
@@ -118,7 +121,7 @@ def cost_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     })
     warehouse.replace_partition("cost_rollup", variant.name, pd.DataFrame([row]))
     warehouse.replace_partition("benchmark_costs", variant.name, costs.assign(computed_at=row["computed_at"]))
-    basis = (f"${row['usd_per_hour']}/h for {variant.hardware}" if not api_price
+    basis = (f"${row['usd_per_hour']}/h for {row['hardware']}" if not api_price
              else f"{variant.api_price}: ${api_price.input}/M in, ${api_price.output}/M out")
     metadata = {
         "dagster/row_count": 1,

@@ -1,0 +1,65 @@
+"""Golden tests of the `vllm serve` command line for every vLLM variant of the example GPU matrix.
+
+The golden file is what the launcher must build; after a deliberate change, regenerate it with
+`YARDSTICK_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_vllm_argv.py` and review the diff.
+"""
+
+import json
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+
+from pipelines.matrix import load_matrix
+from resources.engines import vllm_argv
+
+GOLDEN = Path(__file__).parent / "golden" / "vllm_argv.json"
+MATRIX = load_matrix(Path(__file__).parent.parent / "pipelines" / "matrix.gpu.yaml")
+VLLM_VARIANTS = sorted(name for name, v in MATRIX.variants.items() if v.engine.kind == "vllm")
+
+
+def argv_for(name: str) -> list[str]:
+    variant = MATRIX.variant(name)
+    return vllm_argv("vllm", f"/models/{name}", name, variant.engine.options, "127.0.0.1", 8000,
+                     variant.model.trust_remote_code)
+
+
+def test_golden_file_covers_every_vllm_variant():
+    if os.environ.get("YARDSTICK_UPDATE_GOLDEN"):
+        GOLDEN.write_text(json.dumps({name: shlex.join(argv_for(name)) for name in VLLM_VARIANTS}, indent=1) + "\n")
+    assert sorted(json.loads(GOLDEN.read_text())) == VLLM_VARIANTS
+
+
+@pytest.mark.parametrize("name", VLLM_VARIANTS)
+def test_vllm_argv_matches_the_golden_file(name):
+    assert argv_for(name) == shlex.split(json.loads(GOLDEN.read_text())[name])
+
+
+def _flag(argv: list[str], flag: str) -> str | None:
+    return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+def test_vllm_argv_carries_the_variant_settings():
+    single = argv_for("r1-qwen-7b-bf16-h100")
+    assert single[:3] == ["vllm", "serve", "/models/r1-qwen-7b-bf16-h100"]
+    assert _flag(single, "--served-model-name") == "r1-qwen-7b-bf16-h100"
+    assert _flag(single, "--tensor-parallel-size") == "1" and _flag(single, "--reasoning-parser") == "deepseek_r1"
+    assert _flag(single, "--max-model-len") == "34816" and _flag(single, "--max-num-seqs") == "64"
+    assert _flag(single, "--dtype") == "bfloat16" and _flag(single, "--seed") == "0"
+    assert "--enable-prefix-caching" in single and "--trust-remote-code" not in single
+    assert "--distributed-executor-backend" not in single and "--quantization" not in single
+    assert _flag(argv_for("r1-qwen-32b-bf16-2xh100"), "--tensor-parallel-size") == "2"
+    multi_node = argv_for("r1-671b-fp8-2x8xh100")
+    assert _flag(multi_node, "--pipeline-parallel-size") == "2"
+    assert _flag(multi_node, "--distributed-executor-backend") == "ray"
+
+
+def test_options_that_are_off_by_default_appear_when_asked():
+    options = {"quantization": "fp8", "kv_cache_dtype": "fp8", "enable_prefix_caching": False,
+               "distributed_executor_backend": "mp", "extra_args": ["--enforce-eager"]}
+    argv = vllm_argv("docker run --gpus all vllm/vllm-openai", "/m", "m", options, "0.0.0.0", 9000, True)
+    assert argv[:6] == ["docker", "run", "--gpus", "all", "vllm/vllm-openai", "serve"]
+    assert _flag(argv, "--quantization") == "fp8" and _flag(argv, "--kv-cache-dtype") == "fp8"
+    assert "--no-enable-prefix-caching" in argv and _flag(argv, "--distributed-executor-backend") == "mp"
+    assert argv[-2:] == ["--trust-remote-code", "--enforce-eager"]
