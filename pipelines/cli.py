@@ -124,9 +124,12 @@ def _plan(args: argparse.Namespace) -> int:
 
     from assets.models.memory import GPUS, plan_variant
 
-    variant = load_matrix(args.matrix).variant(args.variant)
     if args.gpu and args.gpu not in GPUS:
         raise InputError(f"unknown GPU '{args.gpu}'; known: {', '.join(GPUS)}")
+    matrix = load_matrix(args.matrix)
+    if not args.variant:
+        return _plan_matrix(matrix, args.gpu)
+    variant = matrix.variant(args.variant)
     checkpoint = args.checkpoint or _built_checkpoint(variant)
     planned = plan_variant(variant, checkpoint)
     plan = planned.plan
@@ -143,6 +146,41 @@ def _plan(args: argparse.Namespace) -> int:
     table["fits"] = table["fits"].map({True: "yes", False: "no"})
     for column in ("smallest_tp", "tp_to_start"):
         table[column] = table[column].map(lambda tp: "> 8" if pd.isna(tp) else str(int(tp)))
+    print(table.round(2).to_markdown(index=False))
+    return 0
+
+
+def _plan_matrix(matrix, gpu_name: str | None) -> int:
+    """One line per variant: its memory on the GPU its hardware names (or `gpu_name`) at its parallelism."""
+    import pandas as pd
+
+    from assets.models.memory import GIB, GPUS, gpu_of_hardware, plan_variant
+
+    rows = []
+    for variant in matrix.variants.values():
+        if variant.engine.kind == "external":
+            continue
+        planned = plan_variant(variant, _built_checkpoint(variant))
+        gpu = GPUS.get(gpu_name) if gpu_name else gpu_of_hardware(variant.hardware)
+        plan = planned.plan
+        row = {"variant": variant.name, "weights_gib": plan.weight_bytes / GIB,
+               "kv_kib_per_token": plan.kv_bytes_per_token / 1024, "max_model_len": plan.max_model_len,
+               "sequences": plan.concurrency, "gpu": gpu.name if gpu else f"({variant.hardware})",
+               "tp": planned.tensor_parallel, "pp": planned.pipeline_parallel}
+        if gpu:
+            fit = planned.rows([gpu])[0]
+            row.update(per_gpu_gib=fit["needed_gib"], usable_gib=fit["usable_gib"], fits=fit["fits"],
+                       full_length_sequences=fit["full_length_sequences"], smallest_tp=fit["smallest_tp"],
+                       tp_to_start=fit["tp_to_start"])
+        rows.append(row)
+    if not rows:
+        print("(no variant of this matrix starts an engine; external endpoints have no memory to plan)")
+        return 0
+    table = pd.DataFrame(rows)
+    for column in ("smallest_tp", "tp_to_start"):
+        if column in table:
+            table[column] = table[column].map(lambda tp: "> 8" if pd.isna(tp) else str(int(tp)))
+    print(f"matrix {matrix.path}: per GPU at each variant's own parallelism, every sequence at max_model_len")
     print(table.round(2).to_markdown(index=False))
     return 0
 
@@ -216,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.set_defaults(handler=_bench)
 
     plan = commands.add_parser("plan", help="plan a variant's GPU memory: weights, KV cache, fit per GPU")
-    plan.add_argument("variant", help="a variant of the matrix")
+    plan.add_argument("variant", nargs="?", help="a variant of the matrix (default: a summary of all of them)")
     plan.add_argument("--matrix", help="matrix YAML (default: $YARDSTICK_MATRIX or pipelines/matrix.yaml)")
     plan.add_argument("--gpu", help="one GPU of the catalog (default: all of them)")
     plan.add_argument("--checkpoint", help="the checkpoint folder (default: the one a run wrote, if any)")

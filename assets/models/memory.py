@@ -46,6 +46,23 @@ GPUS = {gpu.name: gpu for gpu in (
     Gpu("RTX4090-24GB", 24564 * 2**20),
 )}
 
+def gpu_of_hardware(hardware: str | None) -> Gpu | None:
+    """The planning GPU of a price-catalog hardware profile (its `gpu` column), or None (CPU, unknown)."""
+    if not hardware:
+        return None
+    from resources.prices import PriceCatalogResource
+
+    rows = PriceCatalogResource().instances()
+    found = rows[rows["hardware"] == hardware]
+    if found.empty:
+        return None
+    label = str(found.iloc[0].get("gpu", "")).replace(" ", "").replace("-", "").upper()
+    for name, gpu in GPUS.items():
+        if label and name.replace("-", "").upper().startswith(label):
+            return gpu
+    return None
+
+
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "fp8": 1, "float8_e4m3fn": 1, "int8": 1}
 # Bytes per parameter of the quantized linear layers (scales included, group size 128 for 4-bit); embeddings,
 # norms and lm_head stay in the model's dtype.
