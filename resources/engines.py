@@ -103,33 +103,54 @@ def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None
     process.wait()
 
 
+# What engines print when the weights or the KV cache do not fit (PyTorch, vLLM).
+_OUT_OF_MEMORY = ("CUDA out of memory", "OutOfMemoryError", "No available memory for the cache blocks",
+                  "larger than the maximum number of tokens that can be stored in KV cache",
+                  "Cannot allocate memory")
+
+
+def out_of_memory_hint(tail: str) -> str:
+    """Advice when the log shows the engine ran out of memory while loading; empty otherwise."""
+    if not any(marker in tail for marker in _OUT_OF_MEMORY):
+        return ""
+    return ("\nThe engine ran out of memory while loading: the weights and KV cache do not fit. See "
+            "`yardstick plan VARIANT` for the memory plan, then lower max_model_len or max_num_seqs, raise "
+            "tensor_parallel_size, use a quantized variant, or change gpu_memory_utilization.")
+
+
 def wait_until_ready(
-    process: subprocess.Popen, url: str, timeout_s: float, log_path: Path, what: str
+    process: subprocess.Popen, urls: list[str], timeout_s: float, log_path: Path, what: str
 ) -> float:
-    """Poll `url` until it answers 200; fail fast with the log tail if the process dies or time runs out."""
+    """Poll every URL (health, then the model list) until each answers 200; fail fast with the log tail (and
+    advice when it shows an out-of-memory error) if the process dies, or when time runs out."""
     started = time.monotonic()
+    pending = list(urls)
     while True:
         if process.poll() is not None:
+            tail = log_tail(log_path)
             raise EngineError(
                 f"{what} exited with code {process.returncode} before it was ready; "
-                f"last lines of {log_path}:\n{log_tail(log_path)}"
+                f"last lines of {log_path}:\n{tail}{out_of_memory_hint(tail)}"
             )
         try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
+            while pending and httpx.get(pending[0], timeout=2.0).status_code == 200:
+                pending.pop(0)
+            if not pending:
                 return time.monotonic() - started
         except httpx.HTTPError:
             pass
         if time.monotonic() - started > timeout_s:
+            tail = log_tail(log_path)
             raise EngineError(
-                f"{what} was not ready at {url} after {timeout_s:.0f} s; last lines of {log_path}:\n"
-                f"{log_tail(log_path)}"
+                f"{what} was not ready at {pending[0]} after {timeout_s:.0f} s; last lines of {log_path}:\n"
+                f"{tail}{out_of_memory_hint(tail)}"
             )
         time.sleep(0.25)
 
 
 @contextmanager
 def server_process(
-    argv: list[str], log_path: Path, ready_url: str, timeout_s: float, env: dict[str, str], what: str
+    argv: list[str], log_path: Path, ready_urls: list[str], timeout_s: float, env: dict[str, str], what: str
 ) -> Iterator[tuple[subprocess.Popen, float]]:
     """Start a server, wait until it is ready, yield it, and always stop its whole process group."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +164,7 @@ def server_process(
         except FileNotFoundError as error:
             raise EngineError(f"cannot start {what}: command {argv[0]!r} not found ({error})") from error
     try:
-        startup = wait_until_ready(process, ready_url, timeout_s, log_path, what)
+        startup = wait_until_ready(process, ready_urls, timeout_s, log_path, what)
         yield process, startup
     finally:
         stop_process_group(process)
@@ -253,7 +274,8 @@ class EngineResource(dg.ConfigurableResource):
             argv = vllm_argv(self.vllm_command, model_path, served_name, spec.options, self.bind_host, port,
                              trust_remote_code)
             env, served, version, what = {}, served_name, _version("vllm"), "vllm serve"
-        with server_process(argv, log_path, f"{base}/health", spec.startup_timeout_s, env, what) as (process, startup):
+        ready = [f"{base}/health", f"{base}/v1/models"]
+        with server_process(argv, log_path, ready, spec.startup_timeout_s, env, what) as (process, startup):
             deployment = Deployment(engine=spec.kind, engine_version=version, base_url=f"{base}/v1",
                                     served_model=served, argv=argv, startup_seconds=startup, pid=process.pid,
                                     log_path=log_path)

@@ -1,11 +1,15 @@
 """The CPU engine for real: start, ready, sampling as the protocol says, stop with nothing left behind."""
 
+import os
+import sys
+from pathlib import Path
+
 import httpx
 import pytest
 
 from assets.models.tiny import ensure_tiny_model
 from pipelines.matrix import EngineSpec
-from resources.engines import EngineResource
+from resources.engines import EngineError, EngineResource
 from tests.conftest import STATE, engine_processes
 
 SPEC = EngineSpec(kind="transformers", options={"device": "cpu", "startup_timeout_s": 120, "cb_num_blocks": 64,
@@ -51,3 +55,56 @@ def test_greedy_engine_repeats_itself(tiny_model, tmp_path):
     assert len({_text(reply) for reply in replies}) == 1
     assert all(reply["usage"]["completion_tokens"] == 12 for reply in replies)
     assert engine_processes(tiny_model) == []
+
+
+VLLM_STANDIN = f"{sys.executable} -m tests.instruments.vllm_standin"
+VLLM_SPEC = EngineSpec(kind="vllm", options={"tensor_parallel_size": 2, "max_model_len": 4096,
+                                             "startup_timeout_s": 60})
+
+
+def _live_members(group: int) -> list[int]:
+    """PIDs in a process group that are not zombies (a zombie is dead, waiting to be reaped)."""
+    members = []
+    for proc in Path("/proc").iterdir():
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if proc.name.isdigit() and int(fields[2]) == group and fields[0] != "Z":
+            members.append(int(proc.name))
+    return members
+
+
+def test_vllm_launcher_lifecycle_against_a_real_server_process(tmp_path, monkeypatch):
+    """The vLLM path of the launcher, run against a stand-in server process that takes vLLM's argv: it
+    starts, is ready once /health and /v1/models answer, serves, logs, and leaves no process behind, even
+    the child it started."""
+    monkeypatch.setenv("STANDIN_CHILD", "1")
+    model = tmp_path / "model"
+    model.mkdir()
+    engine = EngineResource(log_dir=str(tmp_path / "logs"), vllm_command=VLLM_STANDIN)
+    with engine.deploy(VLLM_SPEC, str(model), served_name="my-variant", log_name="standin") as deployment:
+        assert deployment.engine == "vllm" and deployment.served_model == "my-variant"
+        assert deployment.argv[3:5] == ["serve", str(model)]
+        models = httpx.get(f"{deployment.base_url}/models", timeout=10).json()
+        assert [m["id"] for m in models["data"]] == ["my-variant"]
+        reply = httpx.post(f"{deployment.base_url}/chat/completions", timeout=30, json={
+            "model": "my-variant", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}).json()
+        assert reply["usage"]["completion_tokens"] == 4
+        group = os.getpgid(deployment.pid)
+    log = (tmp_path / "logs" / "standin.log").read_text()
+    assert "--tensor-parallel-size 2" in log and "--max-model-len 4096" in log
+    assert _live_members(group) == []   # nothing of the group is left running, the child included
+
+
+def test_vllm_out_of_memory_at_load_says_what_to_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("STANDIN_FAIL", "oom")
+    model = tmp_path / "model"
+    model.mkdir()
+    engine = EngineResource(log_dir=str(tmp_path / "logs"), vllm_command=VLLM_STANDIN)
+    with pytest.raises(EngineError) as raised, engine.deploy(VLLM_SPEC, str(model), "v", "oom"):
+        pass
+    message = str(raised.value)
+    assert "exited with code 1 before it was ready" in message
+    assert "No available memory for the cache blocks" in message        # the log's tail
+    assert "ran out of memory while loading" in message and "yardstick plan VARIANT" in message

@@ -21,7 +21,8 @@ MODEL = "reference"
 
 
 class ReferenceServer:
-    def __init__(self, ttft_ms: float, tpot_ms: float, slots: int):
+    def __init__(self, ttft_ms: float, tpot_ms: float, slots: int, model: str = MODEL):
+        self.model = model
         self.ttft_s = ttft_ms / 1000
         self.tpot_s = tpot_ms / 1000
         self.slots = asyncio.Semaphore(slots)
@@ -37,7 +38,7 @@ class ReferenceServer:
         if path == "/health":
             await _respond(send, 200, b"{}")
         elif path == "/v1/models":
-            await _respond(send, 200, json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]}).encode())
+            await _respond(send, 200, json.dumps({"object": "list", "data": [{"id": self.model, "object": "model"}]}).encode())
         elif path == "/v1/chat/completions" and scope["method"] == "POST":
             body = b""
             while True:
@@ -56,7 +57,7 @@ class ReferenceServer:
         async with self.slots:
             if not request.get("stream"):
                 await asyncio.sleep(self.ttft_s + (tokens - 1) * self.tpot_s)
-                body = {"id": "ref", "object": "chat.completion", "model": MODEL, "usage": usage,
+                body = {"id": "ref", "object": "chat.completion", "model": self.model, "usage": usage,
                         "choices": [{"index": 0, "finish_reason": "length",
                                      "message": {"role": "assistant", "content": " tok" * tokens}}]}
                 await _respond(send, 200, json.dumps(body).encode())
@@ -68,11 +69,11 @@ class ReferenceServer:
                 # Sleep to an absolute schedule so timer jitter does not accumulate over a long reply.
                 due = started + self.ttft_s + index * self.tpot_s
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
-                chunk = {"id": "ref", "object": "chat.completion.chunk", "model": MODEL,
+                chunk = {"id": "ref", "object": "chat.completion.chunk", "model": self.model,
                          "choices": [{"index": 0, "delta": {"content": " tok"}, "finish_reason": None}]}
                 await send({"type": "http.response.body", "body": f"data: {json.dumps(chunk)}\n\n".encode(),
                             "more_body": True})
-            final = {"id": "ref", "object": "chat.completion.chunk", "model": MODEL, "usage": usage,
+            final = {"id": "ref", "object": "chat.completion.chunk", "model": self.model, "usage": usage,
                      "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}
             await send({"type": "http.response.body",
                         "body": f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode(), "more_body": False})

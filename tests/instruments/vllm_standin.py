@@ -1,0 +1,43 @@
+"""A stand-in for `vllm serve` on machines without a GPU: it takes vLLM's command line and serves the reference
+server (known timing) under the served model name. A test instrument for the launcher (argv, readiness, logs,
+teardown), not an engine; the GPU path itself is checked whenever a GPU is lent.
+
+    python -m tests.instruments.vllm_standin serve MODEL --host H --port P --served-model-name NAME [vLLM flags]
+
+STANDIN_FAIL=oom makes it print what vLLM prints when the KV cache does not fit, and exit 1.
+STANDIN_CHILD=1 makes it start a child process first, as vLLM starts its engine core and workers.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import uvicorn
+
+from tests.instruments.reference_server import ReferenceServer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["serve"])
+    parser.add_argument("model")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--served-model-name")
+    args, vllm_flags = parser.parse_known_args()
+    print(f"vllm stand-in: serve {args.model} as {args.served_model_name} with {' '.join(vllm_flags)}", flush=True)
+    if os.environ.get("STANDIN_CHILD"):
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    if os.environ.get("STANDIN_FAIL") == "oom":
+        time.sleep(0.5)
+        print("ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` "
+              "when initializing the engine.", flush=True)
+        sys.exit(1)
+    app = ReferenceServer(ttft_ms=5, tpot_ms=1, slots=8, model=args.served_model_name or args.model)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
