@@ -55,6 +55,7 @@ class Deployment:
     pid: int | None = None
     log_path: Path | None = None
     peak_rss_bytes: int | None = None
+    gpu_memory_bytes: int | None = None   # held on the GPU at the end of the block (vLLM preallocates its cache)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -83,6 +84,25 @@ def _peak_rss_bytes(pid: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+def gpu_memory_bytes(group: int) -> int | None:
+    """GPU memory held by the processes of a process group, as nvidia-smi reports it; None without a GPU."""
+    try:
+        listing = subprocess.run(
+            ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    used = 0
+    for line in listing.splitlines():
+        pid, _, mib = line.partition(",")
+        try:
+            if os.getpgid(int(pid)) == group:
+                used += int(float(mib)) * 2**20
+        except (ValueError, ProcessLookupError, PermissionError):
+            continue
+    return used
 
 
 def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None:
@@ -274,7 +294,9 @@ class EngineResource(dg.ConfigurableResource):
             argv = vllm_argv(self.vllm_command, model_path, served_name, spec.options, self.bind_host, port,
                              trust_remote_code)
             env, served, version, what = {}, served_name, _version("vllm"), "vllm serve"
-        ready = [f"{base}/health", f"{base}/v1/models"]
+        # vLLM answers /v1/models once the model is loaded; transformers serve lists the hub cache there, which
+        # fails on a machine without one, so its /health alone says it is up.
+        ready = [f"{base}/health"] + ([f"{base}/v1/models"] if spec.kind == "vllm" else [])
         with server_process(argv, log_path, ready, spec.startup_timeout_s, env, what) as (process, startup):
             deployment = Deployment(engine=spec.kind, engine_version=version, base_url=f"{base}/v1",
                                     served_model=served, argv=argv, startup_seconds=startup, pid=process.pid,
@@ -285,6 +307,7 @@ class EngineResource(dg.ConfigurableResource):
                 yield deployment
             finally:
                 deployment.peak_rss_bytes = _peak_rss_bytes(process.pid)
+                deployment.gpu_memory_bytes = gpu_memory_bytes(process.pid)
 
     @staticmethod
     def _warm_up(deployment: Deployment, sampling: dict, process: subprocess.Popen, log_path: Path) -> None:

@@ -1,5 +1,6 @@
 """End to end through dg.materialize with the real CPU engine and the real tiny model, offline."""
 
+import json
 import os
 import signal
 import threading
@@ -75,6 +76,11 @@ def test_whole_chain_fills_the_warehouse(first_run):
     assert serving["serving_benchmark"]["throughput_against_latency"].value.startswith("![chart](data:image/png")
     board_metadata = result.asset_materializations_for_node("leaderboard")[0].metadata
     assert {f"pareto_{name}" for name in spec.benchmarks} <= set(board_metadata)
+    plan = json.loads(warehouse.query("SELECT memory_plan FROM engine_deployments WHERE variant = 'tiny-test' "
+                                      "ORDER BY started_at DESC LIMIT 1").iloc[0, 0])
+    snapshot = warehouse.query("SELECT * FROM model_snapshots WHERE variant = 'tiny-test'").iloc[0]
+    assert plan["weight_source"] == "checkpoint" and plan["kv_bytes_per_token"] == (
+        snapshot["num_layers"] * snapshot["num_kv_heads"] * snapshot["head_dim"] * 2 * 2)   # bf16
     assert engine_processes(str(STATE)) == []
 
 

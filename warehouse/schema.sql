@@ -252,6 +252,8 @@ ALTER TABLE benchmark_generations ADD COLUMN IF NOT EXISTS answer_tokens INTEGER
 -- Replaced by serving_load_levels and serving_request_timings (per-profile levels, full distributions).
 DROP TABLE IF EXISTS serving_levels;
 ALTER TABLE serving_load_levels ADD COLUMN IF NOT EXISTS prompts VARCHAR;  -- synthetic | a benchmark's name
+ALTER TABLE engine_deployments ADD COLUMN IF NOT EXISTS memory_plan VARCHAR;      -- JSON, made before the start
+ALTER TABLE engine_deployments ADD COLUMN IF NOT EXISTS gpu_memory_bytes BIGINT;  -- measured, when on a GPU
 -- External endpoints have no local weights.
 ALTER TABLE model_snapshots ALTER COLUMN local_path DROP NOT NULL;
 ALTER TABLE model_snapshots ALTER COLUMN bytes DROP NOT NULL;

@@ -5,6 +5,7 @@ whole life; the step runs in the `engine` pool so two never share an accelerator
 """
 
 import asyncio
+import json
 from collections.abc import Callable
 
 import dagster as dg
@@ -16,6 +17,7 @@ from assets.benchmarks.prompts import build_messages
 from assets.engine.generation import SampleRequest, generate, with_token_split
 from assets.engine.loadtest import Endpoint, Load, Slo, flatten_level, run_level, summarise_level
 from assets.models.defs import quantized_model
+from assets.models.memory import PlanError, gpu_of_hardware, plan_variant
 from assets.plots import throughput_latency_chart
 from assets.variants import config_hash, variant_named
 from pipelines.matrix import Variant
@@ -43,6 +45,34 @@ def pending_requests(variant: Variant, items: pd.DataFrame, finished: pd.DataFra
 def _client(deployment: Deployment) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=deployment.base_url, api_key=deployment.api_key,
                               timeout=REQUEST_TIMEOUT_S, max_retries=1)
+
+
+def planned_memory(context, variant: Variant, checkpoint: str | None) -> dict | None:
+    """The memory plan made before the engine starts, stored with the deployment; None for external endpoints
+    or architectures the planner does not know (logged, not fatal: the engine itself is the judge)."""
+    if variant.engine.kind == "external":
+        return None
+    try:
+        planned = plan_variant(variant, checkpoint)
+    except PlanError as error:
+        context.log.warning(f"no memory plan: {error}")
+        return None
+    plan = planned.plan
+    record = {"weight_bytes": plan.weight_bytes, "weight_source": plan.weight_source,
+              "kv_bytes_per_token": plan.kv_bytes_per_token, "max_model_len": plan.max_model_len,
+              "sequences": plan.concurrency, "tensor_parallel": planned.tensor_parallel,
+              "pipeline_parallel": planned.pipeline_parallel, "overhead_per_gpu": plan.overhead_per_gpu}
+    gpu = gpu_of_hardware(variant.hardware)
+    if gpu:
+        fit = planned.rows([gpu])[0]
+        record.update(gpu=gpu.name, needed_gib_per_gpu=round(fit["needed_gib"], 3),
+                      usable_gib_per_gpu=round(fit["usable_gib"], 3), fits=fit["fits"],
+                      full_length_sequences=fit["full_length_sequences"])
+        if not fit["fits"]:
+            context.log.warning(f"memory plan: {fit['needed_gib']:.1f} GiB per {gpu.name} with every sequence at "
+                                f"full length, {fit['usable_gib']:.1f} usable; {fit['full_length_sequences']} "
+                                "full-length sequences fit at once")
+    return record
 
 
 def token_counter(model_path: str, engine_kind: str) -> Callable[[str], int] | None:
@@ -158,6 +188,7 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     shared_sampling = {"temperature": protocol.temperature, "top_p": protocol.top_p}
     run_id = context.run.run_id
     count_tokens = token_counter(model.iloc[0]["local_path"], variant.engine.kind)
+    memory_plan = planned_memory(context, variant, model.iloc[0]["local_path"])
     with engine.deploy(variant.engine, model.iloc[0]["local_path"], served_name=variant.name,
                        log_name=f"{variant.name}-{run_id[:8]}", trust_remote_code=variant.model.trust_remote_code,
                        warmup_sampling=shared_sampling) as deployment:
@@ -166,6 +197,7 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                   "engine_version": deployment.engine_version, "argv": " ".join(deployment.argv),
                   "base_url": deployment.base_url, "served_model": deployment.served_model,
                   "startup_seconds": deployment.startup_seconds, "peak_rss_bytes": None,
+                  "memory_plan": json.dumps(memory_plan) if memory_plan else None, "gpu_memory_bytes": None,
                   "started_at": utc_now(), "stopped_at": None, "status": "running"}
         warehouse.upsert("engine_deployments", pd.DataFrame([record]))
         try:
@@ -181,6 +213,7 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         finally:
             record["stopped_at"] = utc_now()
             record["peak_rss_bytes"] = deployment.peak_rss_bytes
+            record["gpu_memory_bytes"] = deployment.gpu_memory_bytes
             warehouse.upsert("engine_deployments", pd.DataFrame([record]))
 
     now = utc_now()
@@ -196,6 +229,8 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         "dagster/row_count": 1, "engine": deployment.engine, "engine_version": deployment.engine_version or "",
         "argv": " ".join(deployment.argv), "startup_seconds": round(deployment.startup_seconds, 2),
         "peak_rss_bytes": deployment.peak_rss_bytes or 0,
+        "gpu_memory_bytes": deployment.gpu_memory_bytes or 0,
+        "memory_plan": dg.MetadataValue.json(memory_plan or {}),
     })
     yield dg.MaterializeResult(asset_key="benchmark_generations", metadata={
         "dagster/row_count": int(stored), "generated_this_run": generated, "reused": expected - len(requests),
