@@ -1,5 +1,5 @@
 # yardstick: `make run` runs the whole chain on the offline default, `make test` runs the tests.
-# Both create the Python environment first when it is missing.
+# Both create the Python environment first when it is missing. `make run VARIANTS="a b"` runs only those.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -27,7 +27,7 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 	cp pipelines/dagster.yaml $@
 
 run: $(BIN)/yardstick $(DAGSTER_HOME)/dagster.yaml
-	@for variant in $$($(BIN)/yardstick variants); do \
+	@for variant in $(or $(VARIANTS),$$($(BIN)/yardstick variants)); do \
 		echo "== materializing every asset for variant $$variant"; \
 		$(BIN)/dagster asset materialize -m pipelines.definitions --select '*' --partition $$variant || exit 1; \
 	done
