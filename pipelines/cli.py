@@ -160,7 +160,11 @@ def _plan_matrix(matrix, gpu_name: str | None) -> int:
     for variant in matrix.variants.values():
         if variant.engine.kind == "external":
             continue
-        planned = plan_variant(variant, _built_checkpoint(variant))
+        try:
+            planned = plan_variant(variant, _built_checkpoint(variant))
+        except PlanError as error:
+            rows.append({"variant": variant.name, "gpu": f"(not planned: {error})"})
+            continue
         gpu = GPUS.get(gpu_name) if gpu_name else gpu_of_hardware(variant.hardware)
         plan = planned.plan
         row = {"variant": variant.name, "weights_gib": plan.weight_bytes / GIB,

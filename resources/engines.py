@@ -94,12 +94,12 @@ def gpu_memory_bytes(group: int) -> int | None:
             capture_output=True, text=True, timeout=30, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    used = 0
+    used = None   # stays None when no listed process is ours (containers, other PID namespaces, Ray workers)
     for line in listing.splitlines():
         pid, _, mib = line.partition(",")
         try:
             if os.getpgid(int(pid)) == group:
-                used += int(float(mib)) * 2**20
+                used = (used or 0) + int(float(mib)) * 2**20
         except (ValueError, ProcessLookupError, PermissionError):
             continue
     return used

@@ -10,6 +10,7 @@ Every row carries a date and a source; a row without them is refused, because an
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +37,8 @@ def read_catalog(path: str, key: str, required: tuple[str, ...]) -> pd.DataFrame
     """A CSV price table whose every row has a key, a date and a source."""
     if not Path(path).is_file():
         raise PriceCatalogError(f"price catalog {path} does not exist")
-    frame = pd.read_csv(path, dtype={"price_date": str, key: str}, comment="#", skipinitialspace=True)
+    lines = [line for line in Path(path).read_text().splitlines() if not line.startswith("#")]
+    frame = pd.read_csv(io.StringIO("\n".join(lines)), dtype={"price_date": str, key: str}, skipinitialspace=True)
     missing = [column for column in required if column not in frame.columns]
     if missing:
         raise PriceCatalogError(f"price catalog {path} lacks column(s) {missing}; it needs {list(required)}")

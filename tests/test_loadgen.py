@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from assets.engine.loadtest import Load, level_prompts
 from pipelines.cli import main as yardstick
 from resources.engines import free_port
 
@@ -90,3 +91,13 @@ def test_a_refused_request_is_a_failure_with_the_servers_answer(server, tmp_path
                       "--concurrency", "1", "--num-requests", "2", "--warmup", "0", "--output", str(out)])
     level = json.loads(out.read_text())["levels"][0]
     assert code == 1 and level["failed"] == 2 and "HTTP 404" in level["errors"][0]
+
+
+def test_no_request_repeats_an_earlier_prompt_so_prefix_caches_cannot_flatter():
+    synthetic = level_prompts(Load(concurrency=4, num_requests=50, input_len=64, output_len=8, warmup=2))
+    assert len(synthetic) == 52 and len(set(synthetic)) == 52
+    assert len({prompt.split()[0] for prompt in synthetic}) > 1 and all(len(p.split()) == 64 for p in synthetic)
+    real = level_prompts(Load(concurrency=4, num_requests=5, input_len=0, output_len=8, warmup=1,
+                              prompts=("What is 1 + 1?", "What is 2 + 2?")))
+    assert real == ["What is 1 + 1?", "What is 2 + 2?", "(1) What is 1 + 1?", "(1) What is 2 + 2?",
+                    "(2) What is 1 + 1?", "(2) What is 2 + 2?"]

@@ -81,3 +81,11 @@ def test_plan_command_prints_the_table_and_refuses_unknown_gpus(capsys):
     assert main(["plan", "r1-qwen-32b-bf16-2xh100", "--matrix", "pipelines/matrix.gpu.yaml",
                  "--gpu", "TPU"]) == 2
     assert "unknown GPU 'TPU'; known: V100-32GB" in capsys.readouterr().err
+
+
+def test_tensor_parallelism_beyond_the_kv_heads_replicates_them():
+    small = Architecture.from_config(known_config("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"))   # 2 KV heads
+    plan = plan_memory(small, max_model_len=8192, concurrency=4)
+    h100 = GPUS["H100-80GB"]
+    assert plan.fit(h100, 2).kv_cache_per_gpu == plan.kv_cache_bytes // 2
+    assert plan.fit(h100, 4).kv_cache_per_gpu == plan.kv_cache_bytes // 2   # not // 4: each head on two ranks

@@ -226,7 +226,7 @@ CREATE TABLE IF NOT EXISTS quantization_loss (
     delta               DOUBLE NOT NULL,    -- pass_at_1 - baseline_pass_at_1: negative is a loss
     delta_low           DOUBLE NOT NULL,    -- 95% paired bootstrap interval over items
     delta_high          DOUBLE NOT NULL,
-    significant         BOOLEAN NOT NULL,   -- the interval excludes zero
+    significant         BOOLEAN,            -- the interval excludes zero; NULL with fewer than 10 shared items
     computed_at         TIMESTAMP NOT NULL,
     PRIMARY KEY (variant, benchmark)
 );
@@ -254,6 +254,7 @@ DROP TABLE IF EXISTS serving_levels;
 ALTER TABLE serving_load_levels ADD COLUMN IF NOT EXISTS prompts VARCHAR;  -- synthetic | a benchmark's name
 ALTER TABLE engine_deployments ADD COLUMN IF NOT EXISTS memory_plan VARCHAR;      -- JSON, made before the start
 ALTER TABLE engine_deployments ADD COLUMN IF NOT EXISTS gpu_memory_bytes BIGINT;  -- measured, when on a GPU
+ALTER TABLE quantization_loss ALTER COLUMN significant DROP NOT NULL;
 -- External endpoints have no local weights.
 ALTER TABLE model_snapshots ALTER COLUMN local_path DROP NOT NULL;
 ALTER TABLE model_snapshots ALTER COLUMN bytes DROP NOT NULL;

@@ -27,12 +27,14 @@ USAGE_SQL = """
 SELECT g.benchmark,
        coalesce(sum(g.prompt_tokens), 0)     AS prompt_tokens,
        coalesce(sum(g.completion_tokens), 0) AS output_tokens,
-       coalesce(sum(g.reasoning_tokens), 0)  AS reasoning_tokens,
+       coalesce(sum(g.reasoning_tokens) FILTER (WHERE g.completion_tokens IS NOT NULL), 0) AS reasoning_tokens,
        count(*) FILTER (WHERE g.reasoning_tokens IS NULL) AS samples_without_reasoning_count,
+       count(*) FILTER (WHERE g.completion_tokens IS NULL OR g.prompt_tokens IS NULL) AS samples_without_usage,
        coalesce(sum(CASE WHEN a.correct THEN 1 ELSE 0 END), 0) AS correct_answers,
        count(*) AS samples
 FROM benchmark_generations g
 JOIN graded_answers a USING (variant, config_hash, benchmark, item_id, sample_index)
+JOIN benchmark_items i USING (variant, benchmark, item_id)   -- the items the matrix names now, as scores do
 WHERE g.variant = ? AND g.config_hash = ?
 GROUP BY g.benchmark ORDER BY g.benchmark
 """
@@ -105,6 +107,10 @@ def cost_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
             "usd_spent": spent,
             "usd_per_correct_answer": spent / bench.correct_answers if bench.correct_answers else None,
         })
+    unpriced = int(usage["samples_without_usage"].sum())
+    if unpriced:
+        context.log.warning(f"{unpriced} samples came back without token usage; they count as 0 tokens, so the "
+                            "spend is understated")
     if api_price and int(usage["samples_without_reasoning_count"].sum()) and api_price.reasoning is not None:
         context.log.warning(f"{variant.api_price} prices reasoning apart, but some samples did not report their "
                             "reasoning tokens; those were priced at the output price")

@@ -54,8 +54,8 @@ def planned_memory(context, variant: Variant, checkpoint: str | None) -> dict | 
         return None
     try:
         planned = plan_variant(variant, checkpoint)
-    except PlanError as error:
-        context.log.warning(f"no memory plan: {error}")
+    except (PlanError, TypeError, ValueError) as error:   # a config the planner does not understand
+        context.log.warning(f"no memory plan: {type(error).__name__}: {error}")
         return None
     plan = planned.plan
     record = {"weight_bytes": plan.weight_bytes, "weight_source": plan.weight_source,

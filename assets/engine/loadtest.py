@@ -79,9 +79,22 @@ class RequestTiming:
         return (self.e2el_ms - self.ttft_ms) / (self.output_tokens - 1)
 
 
-def synthetic_prompt(approx_tokens: int) -> str:
-    """A prompt of roughly `approx_tokens` tokens (one short common word is one token in most vocabularies)."""
-    return " ".join(SYNTHETIC_WORDS[i % len(SYNTHETIC_WORDS)] for i in range(max(1, approx_tokens)))
+def synthetic_prompt(approx_tokens: int, seed: int = 0) -> str:
+    """A prompt of roughly `approx_tokens` tokens (one short common word is one token in most vocabularies),
+    its words drawn with `seed`: prompts with different seeds differ from their first word, so an engine's
+    prefix cache cannot serve one request from another's."""
+    rng = random.Random(seed)
+    return " ".join(rng.choice(SYNTHETIC_WORDS) for _ in range(max(1, approx_tokens)))
+
+
+def level_prompts(load: Load) -> list[str]:
+    """One prompt per request, warm-up first: synthetic ones all different, or the real prompts in turn, each
+    repeat numbered at its start so that no request is a cached copy of an earlier one."""
+    total = load.warmup + load.num_requests
+    if not load.prompts:
+        return [synthetic_prompt(load.input_len, seed=load.seed * 1_000_003 + index) for index in range(total)]
+    rounds = [(index // len(load.prompts), load.prompts[index % len(load.prompts)]) for index in range(total)]
+    return [prompt if turn == 0 else f"({turn}) {prompt}" for turn, prompt in rounds]
 
 
 def request_body(endpoint: Endpoint, prompt: str, load: Load) -> dict:
@@ -133,11 +146,11 @@ async def timed_request(client: EventStreamClient, endpoint: Endpoint, body: dic
 async def run_level(endpoint: Endpoint, load: Load) -> tuple[list[RequestTiming], float]:
     """Send the warm-up, then the measured requests; returns their timings and the measured duration."""
     rng = random.Random(load.seed)
-    prompts = load.prompts or (synthetic_prompt(load.input_len),)
-    bodies = [request_body(endpoint, prompts[i % len(prompts)], load) for i in range(load.num_requests)]
+    prompts = level_prompts(load)
+    bodies = [request_body(endpoint, prompt, load) for prompt in prompts[load.warmup:]]
     async with EventStreamClient(endpoint.base_url) as client:
-        for index in range(load.warmup):
-            await timed_request(client, endpoint, request_body(endpoint, prompts[index % len(prompts)], load))
+        for prompt in prompts[:load.warmup]:
+            await timed_request(client, endpoint, request_body(endpoint, prompt, load))
         started = time.perf_counter()
         if load.concurrency is not None:
             semaphore = asyncio.Semaphore(load.concurrency)

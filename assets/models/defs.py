@@ -12,6 +12,7 @@ from assets.models.quantize import quantize_checkpoint
 from assets.variants import variant_named
 from pipelines.matrix import Variant
 from pipelines.partitions import variant_partitions
+from resources.engines import external_base_url
 from resources.hub import ModelHubResource
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
@@ -24,7 +25,7 @@ def external_snapshot(variant: Variant) -> dict:
     """An external endpoint's weights are its own: recorded as the served model name at the endpoint, and
     fingerprinted by both, so samples from another endpoint or model never mix with these."""
     served = str(variant.engine.options["model"])
-    where = variant.engine.options.get("base_url") or f"${variant.engine.options['base_url_env']}"
+    where = external_base_url(variant.engine)   # the URL itself, also when an environment variable holds it
     fingerprint = hashlib.sha256(f"external:{where}:{served}".encode()).hexdigest()[:16]
     return {"variant": variant.name, "source": "external", "repo": served, "revision": str(where),
             "commit_sha": None, "local_path": None, "fingerprint": fingerprint, "bytes": None,

@@ -234,6 +234,7 @@ class MemoryPlan:
     gpu_memory_utilization: float
     latent_attention: bool
     overhead_per_gpu: int = DEFAULT_OVERHEAD_BYTES
+    kv_heads: int = 1_000_000      # KV heads: tensor parallelism beyond them replicates the cache
 
     @property
     def kv_cache_bytes(self) -> int:
@@ -242,8 +243,9 @@ class MemoryPlan:
 
     def fit(self, gpu: Gpu, tensor_parallel: int, pipeline_parallel: int = 1) -> Fit:
         shards = tensor_parallel * pipeline_parallel
-        # a latent KV cache is not split across heads: each tensor-parallel rank keeps all of it
-        kv_shards = pipeline_parallel if self.latent_attention else shards
+        # a latent KV cache is not split across heads: each tensor-parallel rank keeps all of it; grouped KV
+        # heads split across at most as many ranks as there are heads (beyond that vLLM replicates them)
+        kv_shards = pipeline_parallel * (1 if self.latent_attention else min(tensor_parallel, self.kv_heads))
         return Fit(gpu=gpu.name, tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel,
                    weights_per_gpu=-(-self.weight_bytes // shards),
                    kv_cache_per_gpu=-(-self.kv_cache_bytes // kv_shards),
@@ -254,7 +256,7 @@ class MemoryPlan:
         """How many sequences of max_model_len tokens the memory left after weights and overhead can hold
         (vLLM logs the same figure as its maximum concurrency at start-up)."""
         free = fit.usable_per_gpu - fit.weights_per_gpu - fit.overhead_per_gpu
-        shards = fit.pipeline_parallel if self.latent_attention else fit.tensor_parallel * fit.pipeline_parallel
+        shards = fit.pipeline_parallel * (1 if self.latent_attention else min(fit.tensor_parallel, self.kv_heads))
         return max(0, free * shards // (self.kv_bytes_per_token * self.max_model_len))
 
     def smallest_fit(self, gpu: Gpu, pipeline_parallel: int = 1, heads: int | None = None,
@@ -285,6 +287,7 @@ def plan_memory(architecture: Architecture, max_model_len: int, concurrency: int
         kv_bytes_per_token=architecture.kv_cache_bytes_per_token(kv_cache_dtype),
         max_model_len=max_model_len, concurrency=concurrency, gpu_memory_utilization=gpu_memory_utilization,
         latent_attention=architecture.latent_attention, overhead_per_gpu=overhead_per_gpu,
+        kv_heads=architecture.num_kv_heads,
     )
 
 

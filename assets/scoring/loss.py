@@ -11,9 +11,11 @@ from pipelines.partitions import variant_partitions
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
 
+# Mean correctness per item over the items the matrix names now (as benchmark_scores counts them).
 PER_ITEM_SQL = """
-SELECT benchmark, item_id, avg(CASE WHEN correct THEN 1.0 ELSE 0.0 END) AS accuracy, count(*) AS samples
-FROM graded_answers WHERE variant = ? AND config_hash = ? GROUP BY ALL
+SELECT a.benchmark, a.item_id, avg(CASE WHEN a.correct THEN 1.0 ELSE 0.0 END) AS accuracy, count(*) AS samples
+FROM graded_answers a JOIN benchmark_items i USING (variant, benchmark, item_id)
+WHERE a.variant = ? AND a.config_hash = ? GROUP BY ALL
 """
 
 
@@ -57,7 +59,8 @@ def quantization_loss(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     rows = []
     for benchmark, group in ours.groupby("benchmark"):
         other = theirs[theirs["benchmark"] == benchmark]
-        if other.empty:
+        if not set(other["item_id"]) & set(group["item_id"]):
+            context.log.warning(f"{benchmark}: no item scored by both {variant.name} and {baseline.name}")
             continue
         paired = paired_difference(group.set_index("item_id")["accuracy"], other.set_index("item_id")["accuracy"])
         rows.append({"variant": variant.name, "baseline": baseline.name, "benchmark": benchmark,

@@ -13,6 +13,7 @@ from assets.grading.extraction import as_number
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
+MIN_ITEMS_FOR_SIGNIFICANCE = 10
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,11 @@ class PairedDifference:
     delta_high: float
 
     @property
-    def significant(self) -> bool:
-        """The interval excludes zero: the difference is unlikely to be resampling noise."""
+    def significant(self) -> bool | None:
+        """The interval excludes zero: the difference is unlikely to be resampling noise. None when there are
+        too few shared items for a bootstrap to say anything."""
+        if self.n_items < MIN_ITEMS_FOR_SIGNIFICANCE:
+            return None
         return self.delta_low > 0 or self.delta_high < 0
 
 
