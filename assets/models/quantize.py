@@ -44,7 +44,7 @@ def build_recipe(spec: QuantizationSpec) -> list:
         return [QuantizationModifier(**common)]
     recipe = []
     if spec.method == "smoothquant-gptq":
-        from llmcompressor.modifiers.smoothquant import SmoothQuantModifier
+        from llmcompressor.modifiers.transform import SmoothQuantModifier
 
         recipe.append(SmoothQuantModifier(smoothing_strength=SMOOTHING_STRENGTH))
     return [*recipe, GPTQModifier(**common)]
