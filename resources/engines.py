@@ -55,7 +55,14 @@ class Deployment:
     pid: int | None = None
     log_path: Path | None = None
     peak_rss_bytes: int | None = None
-    gpu_memory_bytes: int | None = None   # held on the GPU at the end of the block (vLLM preallocates its cache)
+    gpu_memory_bytes: int | None = None   # held on the GPU when measured (vLLM preallocates its cache)
+
+    def measure_memory(self) -> None:
+        """Read the server's peak resident memory and the GPU memory its process group holds, now, while it
+        still runs; a no-op for endpoints started elsewhere."""
+        if self.pid is not None:
+            self.peak_rss_bytes = _peak_rss_bytes(self.pid) or self.peak_rss_bytes
+            self.gpu_memory_bytes = gpu_memory_bytes(self.pid) or self.gpu_memory_bytes
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -306,8 +313,7 @@ class EngineResource(dg.ConfigurableResource):
             try:
                 yield deployment
             finally:
-                deployment.peak_rss_bytes = _peak_rss_bytes(process.pid)
-                deployment.gpu_memory_bytes = gpu_memory_bytes(process.pid)
+                deployment.measure_memory()
 
     @staticmethod
     def _warm_up(deployment: Deployment, sampling: dict, process: subprocess.Popen, log_path: Path) -> None:

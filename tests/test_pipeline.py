@@ -76,8 +76,10 @@ def test_whole_chain_fills_the_warehouse(first_run):
     assert serving["serving_benchmark"]["throughput_against_latency"].value.startswith("![chart](data:image/png")
     board_metadata = result.asset_materializations_for_node("leaderboard")[0].metadata
     assert {f"pareto_{name}" for name in spec.benchmarks} <= set(board_metadata)
-    plan = json.loads(warehouse.query("SELECT memory_plan FROM engine_deployments WHERE variant = 'tiny-test' "
-                                      "ORDER BY started_at DESC LIMIT 1").iloc[0, 0])
+    deployment = warehouse.query("SELECT memory_plan, peak_rss_bytes FROM engine_deployments "
+                                 "WHERE variant = 'tiny-test' ORDER BY started_at DESC LIMIT 1").iloc[0]
+    assert deployment["peak_rss_bytes"] > 50 * 2**20   # a real server process: torch alone is more than that
+    plan = json.loads(deployment["memory_plan"])
     snapshot = warehouse.query("SELECT * FROM model_snapshots WHERE variant = 'tiny-test'").iloc[0]
     assert plan["weight_source"] == "checkpoint" and plan["kv_bytes_per_token"] == (
         snapshot["num_layers"] * snapshot["num_kv_heads"] * snapshot["head_dim"] * 2 * 2)   # bf16

@@ -212,6 +212,7 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
             raise
         finally:
             record["stopped_at"] = utc_now()
+            deployment.measure_memory()   # before the block ends and the server with it
             record["peak_rss_bytes"] = deployment.peak_rss_bytes
             record["gpu_memory_bytes"] = deployment.gpu_memory_bytes
             warehouse.upsert("engine_deployments", pd.DataFrame([record]))
