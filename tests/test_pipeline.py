@@ -98,7 +98,7 @@ def test_second_run_reuses_finished_work(first_run):
     assert engine_processes(str(STATE)) == []
 
 
-def test_killed_engine_resumes_without_duplicates():
+def test_killed_engine_resumes_without_duplicates(first_run):   # first_run: the unquantized twin
     """Kill the engine while it generates; the run fails, keeps what finished, and a rerun completes."""
     variant = "tiny-test-w8a16"
     warehouse = defs.resources["warehouse"]
@@ -137,6 +137,12 @@ def test_killed_engine_resumes_without_duplicates():
     metadata = {m.asset_key.to_user_string(): m.metadata for m in rerun.asset_materializations_for_node("engine_step")}
     assert metadata["benchmark_generations"]["reused"].value == kept
     assert engine_processes(str(STATE)) == []
+
+    # its load test sent the arith items' prompts, as the evaluation renders them
+    levels = warehouse.query("SELECT prompts, input_len, completed FROM serving_load_levels WHERE variant = ?",
+                             [variant])
+    assert (levels["prompts"] == "arith").all() and (levels["completed"] > 0).all()
+    assert (levels["input_len"] > 10).all()   # the mean the engine counted, not the synthetic target
 
     # the quantized variant is compared with its unquantized twin on the same items
     loss = warehouse.query("SELECT * FROM quantization_loss WHERE variant = ?", [variant])

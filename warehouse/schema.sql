@@ -170,7 +170,7 @@ CREATE TABLE IF NOT EXISTS serving_load_levels (
     load                    DOUBLE NOT NULL,
     concurrency             INTEGER,
     request_rate            DOUBLE,
-    input_len               INTEGER NOT NULL,
+    input_len               INTEGER NOT NULL,   -- synthetic target, or real prompts' mean as counted
     output_len              INTEGER NOT NULL,
     completed               INTEGER NOT NULL,
     failed                  INTEGER NOT NULL,

@@ -124,6 +124,14 @@ def serving_loads(variant: Variant, sampling: dict, prompts: tuple[str, ...] = (
             + [Load(request_rate=r, **common) for r in serving.request_rates])
 
 
+def _input_len(load: Load, timings: list) -> int:
+    """The prompt length of a level: the synthetic target, or for real prompts the mean the engine counted."""
+    if not load.prompts:
+        return load.input_len
+    counted = [t.prompt_tokens for t in timings if t.ok and t.prompt_tokens]
+    return round(sum(counted) / len(counted)) if counted else 0
+
+
 async def _load_test(context, variant: Variant, deployment: Deployment, sampling: dict,
                      prompts: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
     endpoint = Endpoint(deployment.base_url, deployment.served_model, deployment.api_key)
@@ -137,7 +145,8 @@ async def _load_test(context, variant: Variant, deployment: Deployment, sampling
         timings, duration = await run_level(endpoint, load)
         profile, amount = ("concurrency", load.concurrency) if load.concurrency else ("rate", load.request_rate)
         levels.append({**flatten_level(summarise_level(load, timings, duration, slo)), "profile": profile,
-                       "load": float(amount), "input_len": load.input_len, "output_len": load.output_len,
+                       "load": float(amount), "input_len": _input_len(load, timings),
+                       "output_len": load.output_len,
                        "prompts": variant.serving.prompts,
                        "slo_ttft_ms": slo.ttft_ms, "slo_tpot_ms": slo.tpot_ms})
         requests += [
