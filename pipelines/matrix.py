@@ -284,6 +284,9 @@ def _parse_variant(name: str, body: dict, path: Path) -> Variant:
         if not engine_body.get("model"):
             raise MatrixError(f"{where}: an external engine needs 'model', the model name the endpoint serves "
                               "(for example deepseek-reasoner)")
+        if engine_body.get("token_limit_param", "max_tokens") not in ("max_tokens", "max_completion_tokens"):
+            raise MatrixError(f"{where}: token_limit_param is max_tokens or max_completion_tokens, not "
+                              f"'{engine_body['token_limit_param']}'")
         if bool(engine_body.get("base_url")) == bool(engine_body.get("base_url_env")):
             raise MatrixError(f"{where}: an external engine needs exactly one of 'base_url' (ending in /v1) or "
                               "'base_url_env' (an environment variable holding it)")

@@ -166,3 +166,17 @@ def test_multiple_choice_golds_are_letters():
     aqua = load_items("aqua_rat", SHARED_BENCHMARKS, 50)
     assert {item["gold"] for item in mmlu} <= set("ABCD") and {item["gold"] for item in aqua} <= set("ABCDE")
     assert "\nA. " in mmlu[0]["problem"] and "\nA)" in aqua[0]["problem"]
+
+
+def test_reasoning_apis_get_the_parameters_they_accept(tmp_path):
+    from assets.engine.defs import request_sampling
+
+    matrix = load_matrix("pipelines/matrix.gpu.yaml")
+    sampling = {"temperature": 0.6, "top_p": 0.95, "max_tokens": 32768}
+    assert request_sampling(matrix.variant("o4-mini-api"), sampling) == {"max_completion_tokens": 32768}
+    assert request_sampling(matrix.variant("deepseek-reasoner-api"), sampling) == sampling
+    bad = tmp_path / "matrix.yaml"
+    bad.write_text("variants:\n  v1:\n    model: null\n    engine: {kind: external, base_url: 'http://x/v1', "
+                   "model: m, token_limit_param: max_new_tokens}\n    api_price: o4-mini\n    benchmarks: [gsm8k]\n")
+    with pytest.raises(MatrixError, match="token_limit_param is max_tokens or max_completion_tokens"):
+        load_matrix(bad)

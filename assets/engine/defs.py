@@ -47,6 +47,21 @@ def _client(deployment: Deployment) -> openai.AsyncOpenAI:
                               timeout=REQUEST_TIMEOUT_S, max_retries=1)
 
 
+def request_sampling(variant: Variant, sampling: dict) -> dict:
+    """The sampling parameters a generation request sends: the protocol's, adapted for APIs that refuse some
+    (OpenAI's reasoning models take `max_completion_tokens` and only their own temperature and top_p). What
+    was sent is stored with every sample."""
+    options = variant.engine.options
+    adapted = dict(sampling)
+    if options.get("fixed_sampling"):
+        adapted.pop("temperature", None)
+        adapted.pop("top_p", None)
+    limit = options.get("token_limit_param", "max_tokens")
+    if "max_tokens" in adapted and limit != "max_tokens":
+        adapted[limit] = adapted.pop("max_tokens")
+    return adapted
+
+
 def planned_memory(context, variant: Variant, checkpoint: str | None) -> dict | None:
     """The memory plan made before the engine starts, stored with the deployment; None for external endpoints
     or architectures the planner does not know (logged, not fatal: the engine itself is the judge)."""
@@ -211,7 +226,8 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         warehouse.upsert("engine_deployments", pd.DataFrame([record]))
         try:
             generated = asyncio.run(_generate(context, warehouse, variant, deployment, requests,
-                                              {**shared_sampling, "max_tokens": protocol.max_tokens},
+                                              request_sampling(variant, {**shared_sampling,
+                                                                         "max_tokens": protocol.max_tokens}),
                                               sample_config, run_id, count_tokens))
             levels, timings = asyncio.run(_load_test(context, variant, deployment, shared_sampling,
                                                      serving_prompts(variant, items)))
