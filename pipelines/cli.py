@@ -144,8 +144,7 @@ def _plan(args: argparse.Namespace) -> int:
     gpus = [GPUS[args.gpu]] if args.gpu else list(GPUS.values())
     table = pd.DataFrame(planned.rows(gpus))
     table["fits"] = table["fits"].map({True: "yes", False: "no"})
-    for column in ("smallest_tp", "tp_to_start"):
-        table[column] = table[column].map(lambda tp: "> 8" if pd.isna(tp) else str(int(tp)))
+    _show_tensor_parallel_sizes(table)
     print(table.round(2).to_markdown(index=False))
     return 0
 
@@ -181,12 +180,19 @@ def _plan_matrix(matrix, gpu_name: str | None) -> int:
         print("(no variant of this matrix starts an engine; external endpoints have no memory to plan)")
         return 0
     table = pd.DataFrame(rows)
-    for column in ("smallest_tp", "tp_to_start"):
-        if column in table:
-            table[column] = table[column].map(lambda tp: "> 8" if pd.isna(tp) else str(int(tp)))
+    _show_tensor_parallel_sizes(table)
     print(f"matrix {matrix.path}: per GPU at each variant's own parallelism, every sequence at max_model_len")
     print(table.round(2).to_markdown(index=False))
     return 0
+
+
+def _show_tensor_parallel_sizes(table) -> None:
+    """None means no tensor-parallel size up to 8 suffices."""
+    import pandas as pd
+
+    for column in ("smallest_tp", "tp_to_start"):
+        if column in table:
+            table[column] = table[column].map(lambda tp: "> 8" if pd.isna(tp) else str(int(tp)))
 
 
 def _size(count: int) -> str:
@@ -202,7 +208,9 @@ def _built_checkpoint(variant) -> str | None:
 
     models = Path(os.environ.get("YARDSTICK_HOME", ".yardstick")) / "models"
     if variant.quantization.scheme != "none":
-        quantized = models / "quantized" / f"{variant.name}-{variant.quantization.scheme}"
+        from assets.models.quantize import quantized_path
+
+        quantized = quantized_path(models, variant)
         return str(quantized) if quantized.is_dir() else None
     if variant.model.generate and (models / variant.model.generate).is_dir():
         return str(models / variant.model.generate)

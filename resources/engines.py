@@ -197,7 +197,7 @@ def server_process(
         stop_process_group(process)
 
 
-def _version(distribution: str) -> str | None:
+def installed_version(distribution: str) -> str | None:
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
@@ -296,11 +296,11 @@ class EngineResource(dg.ConfigurableResource):
             argv = transformers_argv(self.transformers_command or _sibling_command("transformers"), model_path,
                                      {**spec.options, "trust_remote_code": trust_remote_code}, self.bind_host, port)
             env = {"OMP_NUM_THREADS": str(self.cpu_threads), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
-            served, version, what = model_path, _version("transformers"), "transformers serve"
+            served, version, what = model_path, installed_version("transformers"), "transformers serve"
         else:
             argv = vllm_argv(self.vllm_command, model_path, served_name, spec.options, self.bind_host, port,
                              trust_remote_code)
-            env, served, version, what = {}, served_name, _version("vllm"), "vllm serve"
+            env, served, version, what = {}, served_name, installed_version("vllm"), "vllm serve"
         # vLLM answers /v1/models once the model is loaded; transformers serve lists the hub cache there, which
         # fails on a machine without one, so its /health alone says it is up.
         ready = [f"{base}/health"] + ([f"{base}/v1/models"] if spec.kind == "vllm" else [])

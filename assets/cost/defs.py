@@ -14,7 +14,7 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from assets.cost.pricing import ApiPrice, best_level, usd_per_correct_answer, usd_per_million_tokens
+from assets.cost.pricing import ApiPrice, best_level, usd_per_million_tokens
 from assets.variants import config_hash, variant_named
 from pipelines.matrix import Variant
 from pipelines.partitions import variant_partitions
@@ -121,8 +121,7 @@ def cost_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         "prompt_tokens_spent": int(costs["prompt_tokens"].sum()), "output_tokens_spent": tokens,
         "reasoning_tokens_spent": int(costs["reasoning_tokens"].sum()), "usd_spent": float(costs["usd_spent"].sum()),
         "correct_answers": correct,
-        "usd_per_correct_answer": (float(costs["usd_spent"].sum()) / correct if correct else None)
-        if api_price else usd_per_correct_answer(tokens, per_million, correct),
+        "usd_per_correct_answer": float(costs["usd_spent"].sum()) / correct if correct else None,
         "computed_at": utc_now(),
     })
     warehouse.replace_partition("cost_rollup", variant.name, pd.DataFrame([row]))

@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.models.checkpoint import describe_checkpoint, directory_bytes
-from assets.models.quantize import quantize_checkpoint
+from assets.models.quantize import quantize_checkpoint, quantized_path
 from assets.variants import variant_named
 from pipelines.matrix import Variant
 from pipelines.partitions import variant_partitions
@@ -87,7 +87,7 @@ def quantized_model(
                   "bytes_after": size, "seconds": 0.0, "tool": None, "tool_version": None, "recipe": None,
                   "calibration": None}
     else:
-        target = Path(hub.models_dir).resolve() / "quantized" / f"{variant.name}-{scheme}"
+        target = quantized_path(hub.models_dir, variant)
         identity = {"source": str(source), "source_sha": snapshot.iloc[0]["commit_sha"],
                     "source_bytes": directory_bytes(source), **variant.quantization.identity()}
         marker = target / QUANTIZATION_MARKER

@@ -70,7 +70,6 @@ SCHEME_LINEAR_BYTES = {
     "none": None,                       # the model's dtype
     "W8A16": 1 + 2 / 4096,              # int8 weights, one bf16 scale per output channel (≈ 1/hidden)
     "W4A16": 0.5 + 2 / 128,             # packed int4, a bf16 scale per group of 128
-    "W4A16_GPTQ": 0.5 + 2 / 128,
     "W8A8": 1 + 2 / 4096,
     "FP8_DYNAMIC": 1 + 2 / 4096,
 }
@@ -180,8 +179,7 @@ class Architecture:
 
     def linear_parameters(self) -> int:
         """Parameters in the decoder's linear layers: what weight quantization compresses."""
-        layers = sum(self._attention_parameters() + self._mlp_parameters(i) for i in range(self.num_layers))
-        return layers
+        return sum(self._attention_parameters() + self._mlp_parameters(i) for i in range(self.num_layers))
 
     def other_parameters(self) -> int:
         """Embeddings, lm_head and norms: kept in the model's dtype by the quantization schemes here."""
@@ -243,9 +241,7 @@ class MemoryPlan:
 
     def fit(self, gpu: Gpu, tensor_parallel: int, pipeline_parallel: int = 1) -> Fit:
         shards = tensor_parallel * pipeline_parallel
-        # a latent KV cache is not split across heads: each tensor-parallel rank keeps all of it; grouped KV
-        # heads split across at most as many ranks as there are heads (beyond that vLLM replicates them)
-        kv_shards = pipeline_parallel * (1 if self.latent_attention else min(tensor_parallel, self.kv_heads))
+        kv_shards = self._kv_shards(tensor_parallel, pipeline_parallel)
         return Fit(gpu=gpu.name, tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel,
                    weights_per_gpu=-(-self.weight_bytes // shards),
                    kv_cache_per_gpu=-(-self.kv_cache_bytes // kv_shards),
@@ -256,8 +252,14 @@ class MemoryPlan:
         """How many sequences of max_model_len tokens the memory left after weights and overhead can hold
         (vLLM logs the same figure as its maximum concurrency at start-up)."""
         free = fit.usable_per_gpu - fit.weights_per_gpu - fit.overhead_per_gpu
-        shards = fit.pipeline_parallel * (1 if self.latent_attention else min(fit.tensor_parallel, self.kv_heads))
+        shards = self._kv_shards(fit.tensor_parallel, fit.pipeline_parallel)
         return max(0, free * shards // (self.kv_bytes_per_token * self.max_model_len))
+
+    def _kv_shards(self, tensor_parallel: int, pipeline_parallel: int) -> int:
+        """Into how many parts the KV cache splits: a latent cache is not split across heads (each
+        tensor-parallel rank keeps all of it); grouped KV heads split across at most as many ranks as there
+        are heads (beyond that vLLM replicates them)."""
+        return pipeline_parallel * (1 if self.latent_attention else min(tensor_parallel, self.kv_heads))
 
     def smallest_fit(self, gpu: Gpu, pipeline_parallel: int = 1, heads: int | None = None,
                      sequences: int | None = None) -> Fit | None:
@@ -354,8 +356,6 @@ def plan_variant(variant, checkpoint: str | Path | None = None) -> VariantPlan:
         raise PlanError(f"variant '{variant.name}' is an external endpoint; its memory is not ours to plan")
     options = variant.engine.options
     scheme = variant.quantization.scheme
-    if variant.quantization.method == "gptq" and scheme == "W4A16":
-        scheme = "W4A16_GPTQ"
     checkpoint_bytes = None
     local = Path(checkpoint) if checkpoint else Path(variant.model.path) if variant.model.path else None
     if local and (local / "config.json").is_file():

@@ -13,17 +13,22 @@ from __future__ import annotations
 
 import shutil
 import time
-from importlib import metadata
 from pathlib import Path
 
 from assets.models.calibration import calibration_texts, parse_source
 from assets.models.checkpoint import directory_bytes
-from pipelines.matrix import CALIBRATED_METHODS, QUANTIZATION_METHODS, QuantizationSpec
+from pipelines.matrix import CALIBRATED_METHODS, QUANTIZATION_METHODS, QuantizationSpec, Variant
+from resources.engines import installed_version
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
                    "generation_config.json")
 TOOLS = ("llmcompressor", "compressed-tensors", "transformers", "torch")
 SMOOTHING_STRENGTH = 0.8
+
+
+def quantized_path(models_dir: str | Path, variant: Variant) -> Path:
+    """Where a variant's quantized checkpoint is written (and found again by `yardstick plan`)."""
+    return Path(models_dir).resolve() / "quantized" / f"{variant.name}-{variant.quantization.scheme}"
 
 
 class QuantizationError(ValueError):
@@ -94,14 +99,8 @@ def quantize_checkpoint(source: Path, target: Path, spec: QuantizationSpec) -> d
         "bytes_after": directory_bytes(target),
         "seconds": time.perf_counter() - started,
         "tool": "llmcompressor",
-        "tool_version": "; ".join(f"{tool} {_version(tool)}" for tool in TOOLS),
+        "tool_version": "; ".join(f"{tool} {installed_version(tool) or 'absent'}" for tool in TOOLS),
         "recipe": written.read_text() if written.exists() else "; ".join(map(repr, recipe)),
         "calibration": calibration,
     }
 
-
-def _version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "absent"
