@@ -102,9 +102,11 @@ def _bench(args: argparse.Namespace) -> int:
         level = summarise_level(load, timings, duration, slo)
         levels.append(level)
         what = f"concurrency {load.concurrency}" if load.concurrency else f"rate {load.request_rate}/s"
+        ttft, tpot = level["ttft_ms"]["p50"], level["tpot_ms"]["p50"]
         print(f"{what}: {level['completed']} done, {level['failed']} failed, "
-              f"{level['output_throughput']:.1f} tok/s, TTFT p50 {level['ttft_ms']['p50'] or 0:.1f} ms, "
-              f"TPOT p50 {level['tpot_ms']['p50'] or 0:.2f} ms", file=sys.stderr)
+              f"{level['output_throughput']:.1f} tok/s, TTFT p50 {'n/a' if ttft is None else f'{ttft:.1f} ms'}, "
+              f"TPOT p50 {'n/a' if tpot is None else f'{tpot:.2f} ms'}"
+              + (f"; first error: {level['errors'][0]}" if level["errors"] else ""), file=sys.stderr)
     result = {"base_url": endpoint.base_url, "model": endpoint.model, "input_len": args.input_len,
               "output_len": args.output_len, "slo": {"ttft_ms": slo.ttft_ms, "tpot_ms": slo.tpot_ms},
               "levels": levels}

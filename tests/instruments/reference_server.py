@@ -5,6 +5,15 @@ sleeps `ttft_ms` before its first token and `tpot_ms` before each later one, and
 `max_tokens` tokens. Its capacity is therefore known: slots / (ttft + (max_tokens - 1) * tpot) requests per
 second. It is a test instrument, not an engine.
 
+`GET /stats` reports what the server itself saw, so that a client can be judged against the capacity the server
+really had rather than its nominal one (on a loaded machine the server's own event loop takes a few
+milliseconds to hand a freed slot to the next waiting request):
+
+- `completed`, `window_s` (first request in to last reply out), and so `delivered_rps`;
+- `mean_service_s`: how long a request held its slot;
+- `starved_fraction`: the share of slot-time, from the first request's arrival to the last one's, in which a
+  slot was free and no request was waiting for it, i.e. the server waited on its client.
+
     python -m tests.instruments.reference_server --port 8000 --ttft-ms 100 --tpot-ms 10 --slots 32
 """
 
@@ -25,7 +34,28 @@ class ReferenceServer:
         self.model = model
         self.ttft_s = ttft_ms / 1000
         self.tpot_s = tpot_ms / 1000
+        self.slot_count = slots
         self.slots = asyncio.Semaphore(slots)
+        self.completed = self.waiting = self.holding = 0
+        self.service_s = self.starved_slot_s = self.starved_by_last_arrival = 0.0
+        self.first_arrival = self.last_arrival = self.last_reply = self.last_event = None
+
+    def _tick(self) -> float:
+        """Account the time since the last event: free slots with nobody waiting are starved slot-time."""
+        now = time.monotonic()
+        if self.last_event is not None and self.waiting == 0:
+            self.starved_slot_s += (self.slot_count - self.holding) * (now - self.last_event)
+        self.last_event = now
+        return now
+
+    def stats(self) -> dict:
+        if not self.completed:
+            return {"slots": self.slot_count, "completed": 0}
+        window = self.last_reply - self.first_arrival
+        arrivals = self.last_arrival - self.first_arrival
+        return {"slots": self.slot_count, "completed": self.completed, "window_s": window,
+                "delivered_rps": self.completed / window, "mean_service_s": self.service_s / self.completed,
+                "starved_fraction": self.starved_by_last_arrival / (self.slot_count * arrivals) if arrivals > 0 else 0.0}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -37,6 +67,8 @@ class ReferenceServer:
         path = scope["path"]
         if path == "/health":
             await _respond(send, 200, b"{}")
+        elif path == "/stats":
+            await _respond(send, 200, json.dumps(self.stats()).encode())
         elif path == "/v1/models":
             await _respond(send, 200, json.dumps({"object": "list", "data": [{"id": self.model, "object": "model"}]}).encode())
         elif path == "/v1/chat/completions" and scope["method"] == "POST":
@@ -54,29 +86,46 @@ class ReferenceServer:
         tokens = max(1, int(request.get("max_tokens") or request.get("max_completion_tokens") or 16))
         prompt_tokens = sum(len(_text(m.get("content")).split()) for m in request.get("messages", []))
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": tokens, "total_tokens": prompt_tokens + tokens}
+        arrived = self._tick()
+        self.first_arrival = self.first_arrival or arrived
+        self.last_arrival = arrived
+        self.starved_by_last_arrival = self.starved_slot_s  # after the last arrival, idle slots are the drain
+        self.waiting += 1
         async with self.slots:
-            if not request.get("stream"):
-                await asyncio.sleep(self.ttft_s + (tokens - 1) * self.tpot_s)
-                body = {"id": "ref", "object": "chat.completion", "model": self.model, "usage": usage,
-                        "choices": [{"index": 0, "finish_reason": "length",
-                                     "message": {"role": "assistant", "content": " tok" * tokens}}]}
-                await _respond(send, 200, json.dumps(body).encode())
-                return
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"text/event-stream")]})
-            started = time.monotonic()
-            for index in range(tokens):
-                # Sleep to an absolute schedule so timer jitter does not accumulate over a long reply.
-                due = started + self.ttft_s + index * self.tpot_s
-                await asyncio.sleep(max(0.0, due - time.monotonic()))
-                chunk = {"id": "ref", "object": "chat.completion.chunk", "model": self.model,
-                         "choices": [{"index": 0, "delta": {"content": " tok"}, "finish_reason": None}]}
-                await send({"type": "http.response.body", "body": f"data: {json.dumps(chunk)}\n\n".encode(),
-                            "more_body": True})
-            final = {"id": "ref", "object": "chat.completion.chunk", "model": self.model, "usage": usage,
-                     "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}
-            await send({"type": "http.response.body",
-                        "body": f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode(), "more_body": False})
+            held = self._tick()
+            self.waiting -= 1
+            self.holding += 1
+            try:
+                await self._serve(request, tokens, usage, send)
+            finally:
+                self.last_reply = self._tick()
+                self.holding -= 1
+            self.service_s += self.last_reply - held
+            self.completed += 1
+
+    async def _serve(self, request: dict, tokens: int, usage: dict, send) -> None:
+        if not request.get("stream"):
+            await asyncio.sleep(self.ttft_s + (tokens - 1) * self.tpot_s)
+            body = {"id": "ref", "object": "chat.completion", "model": self.model, "usage": usage,
+                    "choices": [{"index": 0, "finish_reason": "length",
+                                 "message": {"role": "assistant", "content": " tok" * tokens}}]}
+            await _respond(send, 200, json.dumps(body).encode())
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        started = time.monotonic()
+        for index in range(tokens):
+            # Sleep to an absolute schedule so timer jitter does not accumulate over a long reply.
+            due = started + self.ttft_s + index * self.tpot_s
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            chunk = {"id": "ref", "object": "chat.completion.chunk", "model": self.model,
+                     "choices": [{"index": 0, "delta": {"content": " tok"}, "finish_reason": None}]}
+            await send({"type": "http.response.body", "body": f"data: {json.dumps(chunk)}\n\n".encode(),
+                        "more_body": True})
+        final = {"id": "ref", "object": "chat.completion.chunk", "model": self.model, "usage": usage,
+                 "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}
+        await send({"type": "http.response.body",
+                    "body": f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode(), "more_body": False})
 
 
 def _text(content: object) -> str:
