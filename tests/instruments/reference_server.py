@@ -14,6 +14,8 @@ milliseconds to hand a freed slot to the next waiting request):
 - `starved_fraction`: the share of slot-time, from the first request's arrival to the last one's, in which a
   slot was free and no request was waiting for it, i.e. the server waited on its client.
 
+`POST /stats/reset` starts the counts afresh (between load levels).
+
     python -m tests.instruments.reference_server --port 8000 --ttft-ms 100 --tpot-ms 10 --slots 32
 """
 
@@ -36,7 +38,11 @@ class ReferenceServer:
         self.tpot_s = tpot_ms / 1000
         self.slot_count = slots
         self.slots = asyncio.Semaphore(slots)
-        self.completed = self.waiting = self.holding = 0
+        self.waiting = self.holding = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.completed = 0
         self.service_s = self.starved_slot_s = self.starved_by_last_arrival = 0.0
         self.first_arrival = self.last_arrival = self.last_reply = self.last_event = None
 
@@ -66,6 +72,9 @@ class ReferenceServer:
             return
         path = scope["path"]
         if path == "/health":
+            await _respond(send, 200, b"{}")
+        elif path == "/stats/reset" and scope["method"] == "POST":
+            self.reset()
             await _respond(send, 200, b"{}")
         elif path == "/stats":
             await _respond(send, 200, json.dumps(self.stats()).encode())

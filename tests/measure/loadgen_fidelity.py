@@ -1,14 +1,17 @@
 """Does the load generator measure the reference server's known timing, and can it saturate it?
 
 Starts the reference server (tests/instruments/reference_server.py) and runs `yardstick bench` levels
-against it; prints measured against true TTFT/TPOT/ITL and throughput against the server's capacity,
-slots / (ttft + (output - 1) * tpot).
+against it; prints measured against true TTFT/TPOT/ITL and throughput against the server's nominal capacity,
+slots / (ttft + (output - 1) * tpot), and against what the server itself delivered, with the share of its
+slot-time it spent waiting on the client (`starved`).
 
     .venv/bin/python -m tests.measure.loadgen_fidelity [--concurrency 1,16,256] [--num-requests 2560]
 """
 
 import argparse
 import asyncio
+
+import httpx
 
 from assets.engine.loadtest import Endpoint, Load, run_level, summarise_level
 from tests.test_loadgen import reference_server
@@ -29,13 +32,18 @@ def main() -> None:
         endpoint = Endpoint(base_url, "reference")
         for concurrency in (int(c) for c in args.concurrency.split(",")):
             requests = args.num_requests if concurrency > args.slots else min(args.num_requests, 10 * concurrency)
-            load = Load(concurrency=concurrency, num_requests=requests, input_len=32, output_len=args.output_len)
+            load = Load(concurrency=concurrency, num_requests=requests, input_len=32, output_len=args.output_len,
+                        warmup=0)
+            stats_url = base_url.removesuffix("/v1") + "/stats"
+            httpx.post(stats_url + "/reset", timeout=5).raise_for_status()
             level = summarise_level(load, *asyncio.run(run_level(endpoint, load)))
+            served = httpx.get(stats_url, timeout=5).json()
             ideal = min(concurrency, args.slots) / ((args.ttft_ms + (args.output_len - 1) * args.tpot_ms) / 1000)
             print(f"concurrency {concurrency:>4} ({requests} requests): TTFT mean {level['ttft_ms']['mean']:.1f} ms, "
                   f"TPOT mean {level['tpot_ms']['mean']:.2f} ms, ITL p50 {level['itl_ms']['p50']:.2f} ms, "
                   f"{level['request_throughput']:.1f} req/s = {level['request_throughput'] / ideal:.1%} of "
-                  f"{ideal:.1f} ideal")
+                  f"{ideal:.1f} ideal, {level['request_throughput'] / served['delivered_rps']:.1%} of the "
+                  f"{served['delivered_rps']:.1f} delivered; starved {served['starved_fraction']:.2%}")
 
 
 if __name__ == "__main__":
