@@ -7,13 +7,17 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
-from assets.engine.loadtest import Load, level_prompts
+from assets.engine.defs import serving_loads, serving_prompts
+from assets.engine.loadtest import Endpoint, Load, level_prompts, request_body
 from pipelines.cli import main as yardstick
+from pipelines.matrix import load_matrix
 from resources.engines import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,3 +122,18 @@ def test_no_request_repeats_an_earlier_prompt_so_prefix_caches_cannot_flatter():
                               prompts=("What is 1 + 1?", "What is 2 + 2?")))
     assert real == ["What is 1 + 1?", "What is 2 + 2?", "(1) What is 1 + 1?", "(1) What is 2 + 2?",
                     "(2) What is 1 + 1?", "(2) What is 2 + 2?"]
+
+
+def test_real_prompt_levels_send_what_the_evaluation_sends():
+    variant = load_matrix(ROOT / "tests" / "matrix.test.yaml").variant("tiny-test-w8a16")
+    variant = replace(variant, protocol=replace(variant.protocol, system_prompt="You are a careful mathematician."))
+    items = pd.DataFrame({"benchmark": ["arith", "arith"], "problem": ["What is 2 + 3?", "What is 7 - 4?"]})
+    prompts = serving_prompts(variant, items)
+    assert prompts[0].startswith("What is 2 + 3?\n") and variant.protocol.prompt_suffix in prompts[0]
+    load = serving_loads(variant, {"temperature": 0.6}, prompts)[0]
+    body = request_body(Endpoint("http://x/v1", "m"), level_prompts(load)[0], load)
+    assert body["messages"] == [{"role": "system", "content": "You are a careful mathematician."},
+                                {"role": "user", "content": prompts[0]}]
+    # Synthetic levels measure the engine on prompts of a set length, with nothing before them.
+    synthetic = serving_loads(variant, {})[0]
+    assert [m["role"] for m in request_body(Endpoint("http://x/v1", "m"), "a b c", synthetic)["messages"]] == ["user"]

@@ -120,7 +120,7 @@ async def _generate(context, warehouse, variant, deployment, requests, sampling,
 
 def serving_prompts(variant: Variant, items: pd.DataFrame) -> tuple[str, ...]:
     """The load test's prompts: empty for synthetic ones of `input_len` tokens, else the named benchmark's
-    items rendered as the evaluation sends them."""
+    items rendered as the evaluation sends them (the protocol's system prompt goes with them, in the Load)."""
     if variant.serving.prompts == "synthetic":
         return ()
     chosen = items[items["benchmark"] == variant.serving.prompts]
@@ -134,7 +134,8 @@ def serving_loads(variant: Variant, sampling: dict, prompts: tuple[str, ...] = (
     serving = variant.serving
     common = {"num_requests": serving.requests_per_level, "input_len": serving.input_len,
               "output_len": serving.output_len, "warmup": serving.warmup_requests, "sampling": sampling,
-              "exact_output_len": variant.engine.kind == "vllm", "prompts": prompts}
+              "exact_output_len": variant.engine.kind == "vllm", "prompts": prompts,
+              "system_prompt": variant.protocol.system_prompt if prompts else None}
     return ([Load(concurrency=c, **common) for c in serving.concurrency]
             + [Load(request_rate=r, **common) for r in serving.request_rates])
 

@@ -49,6 +49,7 @@ class Load:
     warmup: int = 1
     sampling: dict = field(default_factory=dict)
     prompts: tuple[str, ...] = ()   # real prompts; empty means synthetic prompts of input_len tokens
+    system_prompt: str | None = None  # sent before each prompt, as the evaluation's protocol sends it
     seed: int = 0
     exact_output_len: bool = False  # send ignore_eos/min_tokens (vLLM honours them; strict servers reject them)
 
@@ -100,7 +101,9 @@ def level_prompts(load: Load) -> list[str]:
 
 def request_body(endpoint: Endpoint, prompt: str, load: Load) -> dict:
     body = {
-        "model": endpoint.model, "messages": [{"role": "user", "content": prompt}], "stream": True,
+        "model": endpoint.model, "stream": True,
+        "messages": ([{"role": "system", "content": load.system_prompt}] if load.system_prompt else [])
+        + [{"role": "user", "content": prompt}],
         "stream_options": {"include_usage": True}, "max_tokens": load.output_len, **load.sampling,
     }
     if load.exact_output_len:
