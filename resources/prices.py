@@ -125,10 +125,11 @@ class PriceCatalogResource(dg.ConfigurableResource):
 
     def api_price(self, model: str) -> tuple[ApiPrice, dict]:
         row = _row(self.api_prices(), "model", model, self.api_prices_path)
-        reasoning = row.get("reasoning_usd_per_million")
+        optional = {name: None if value is None or pd.isna(value) else float(value) for name, value in (
+            ("reasoning", row.get("reasoning_usd_per_million")),
+            ("cached_input", row.get("cached_input_usd_per_million")))}
         price = ApiPrice(model=model, input=float(row["input_usd_per_million"]),
-                         output=float(row["output_usd_per_million"]),
-                         reasoning=None if pd.isna(reasoning) else float(reasoning))
+                         output=float(row["output_usd_per_million"]), **optional)
         return price, row
 
 

@@ -4,8 +4,10 @@ import json
 import os
 
 import pytest
+from openai.types import CompletionUsage
 
 from assets.cost.pricing import ApiPrice, Ownership, usd_per_correct_answer, usd_per_million_tokens
+from assets.engine.generation import reported_cached_prompt_tokens
 from resources.prices import (
     PriceCatalogError,
     PriceCatalogResource,
@@ -54,6 +56,13 @@ def test_api_calls_are_priced_from_their_token_use_reasoning_included():
     assert split.usd(1000, 5000, 4000) == pytest.approx(0.0168)
     with pytest.raises(ValueError, match="impossible token usage"):
         split.usd(10, 5, 6)
+    # Prompt tokens served from the cache: 200 at the input price, 800 at deepseek-reasoner's cache-hit price:
+    # 200 * 0.28 + 800 * 0.028 + 5000 * 0.42, per million
+    cached = ApiPrice("deepseek-reasoner", input=0.28, output=0.42, cached_input=0.028)
+    assert cached.usd(1000, 5000, 4000, cached_prompt_tokens=800) == pytest.approx(0.0021784)
+    assert reasoner.usd(1000, 5000, 4000, cached_prompt_tokens=800) == pytest.approx(0.00238)  # no cache price
+    with pytest.raises(ValueError, match="impossible token usage"):
+        cached.usd(10, 5, 0, cached_prompt_tokens=11)
 
 
 def test_every_shipped_catalog_row_has_a_date_and_a_source():
@@ -65,7 +74,8 @@ def test_every_shipped_catalog_row_has_a_date_and_a_source():
     # the seeds' hardware and the offline default are all priced
     for hardware in ("cpu-2vcpu", "a100-8x", "h100-8x", "h200-8x", "rtx3090-1x", "rtx4090-1x"):
         assert prices.instance(hardware)["usd_per_hour"] > 0
-    assert prices.api_price("deepseek-reasoner")[0].output > 0
+    reasoner = prices.api_price("deepseek-reasoner")[0]
+    assert reasoner.output > 0 and 0 < reasoner.cached_input < reasoner.input
 
 
 def test_an_undated_or_unknown_price_is_refused_with_the_fix(tmp_path):
@@ -102,3 +112,15 @@ def test_litellm_price_table_is_read_when_a_copy_is_on_disk(tmp_path):
     assert (reasoner.input, reasoner.output, reasoner.reasoning) == pytest.approx((0.55, 2.19, None))
     assert row["price_date"] == "2026-05-28" and "LiteLLM" in row["source"]
     assert prices.api_price("flash-y")[0].reasoning == pytest.approx(3.5)
+
+
+def test_cached_prompt_tokens_are_read_as_each_api_reports_them():
+    openai_style = CompletionUsage.model_validate({"prompt_tokens": 1000, "completion_tokens": 50, "total_tokens": 1050,
+                                                   "prompt_tokens_details": {"cached_tokens": 768}})
+    deepseek_style = CompletionUsage.model_validate({"prompt_tokens": 1000, "completion_tokens": 50,
+                                                     "total_tokens": 1050, "prompt_cache_hit_tokens": 640,
+                                                     "prompt_cache_miss_tokens": 360})
+    silent = CompletionUsage.model_validate({"prompt_tokens": 1000, "completion_tokens": 50, "total_tokens": 1050})
+    assert reported_cached_prompt_tokens(openai_style) == 768
+    assert reported_cached_prompt_tokens(deepseek_style) == 640
+    assert reported_cached_prompt_tokens(silent) is None and reported_cached_prompt_tokens(None) is None

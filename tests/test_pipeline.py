@@ -209,6 +209,9 @@ def test_api_baseline_is_an_external_variant_priced_from_its_token_use(first_run
     rollup = warehouse.query("SELECT * FROM cost_rollup WHERE variant = 'tiny-test-api'").iloc[0]
     assert rollup["pricing"] == "api" and rollup["api_model"] == "deepseek-reasoner"
     assert rollup["usd_per_million_output_tokens"] == pytest.approx(0.42)
+    # Its cache-hit price is on record; this endpoint reports no prompt cache, so every prompt token is a miss.
+    assert rollup["usd_per_million_cached_input_tokens"] == pytest.approx(0.028)
+    assert rollup["cached_prompt_tokens_spent"] == 0
     expected = (usage["p"].sum() * 0.28 + usage["c"].sum() * 0.42) / 1e6
     assert rollup["usd_spent"] == pytest.approx(expected, rel=1e-9)
     per_benchmark = warehouse.query("SELECT benchmark, usd_spent, correct_answers, usd_per_correct_answer "

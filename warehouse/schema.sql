@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS benchmark_generations (
     reasoning_content  VARCHAR,            -- reasoning the engine returned separately
     finish_reason      VARCHAR,
     prompt_tokens      INTEGER,
+    cached_prompt_tokens INTEGER,          -- of prompt_tokens, served from the API's prompt cache, when it says
     completion_tokens  INTEGER,
     reasoning_tokens   INTEGER,            -- as the engine reports them, else counted with the model's tokenizer
     answer_tokens      INTEGER,            -- completion_tokens - reasoning_tokens
@@ -204,10 +205,12 @@ CREATE TABLE IF NOT EXISTS cost_rollup (
     usd_per_million_output_tokens DOUBLE NOT NULL,  -- instance: measured; api: the list price
     usd_per_million_input_tokens  DOUBLE,           -- api only
     usd_per_million_reasoning_tokens DOUBLE,        -- api only, where reasoning is priced apart
+    usd_per_million_cached_input_tokens DOUBLE,     -- api only, where cache hits are priced apart
     owned_usd_per_hour          DOUBLE,             -- ownership mode, when the hardware's purchase price is known
     owned_usd_per_million_output_tokens DOUBLE,
     ownership_terms             VARCHAR,            -- JSON: purchase, power, years, $/kWh, utilisation, PUE, source
     prompt_tokens_spent         BIGINT NOT NULL,
+    cached_prompt_tokens_spent  BIGINT,             -- of those, served from the API's prompt cache
     output_tokens_spent         BIGINT NOT NULL,    -- completion tokens, reasoning included
     reasoning_tokens_spent      BIGINT NOT NULL,
     usd_spent                   DOUBLE NOT NULL,    -- what the benchmarks' samples cost
@@ -236,6 +239,7 @@ CREATE TABLE IF NOT EXISTS benchmark_costs (
     benchmark              VARCHAR NOT NULL,
     samples                INTEGER NOT NULL,
     prompt_tokens          BIGINT NOT NULL,
+    cached_prompt_tokens   BIGINT,             -- of prompt_tokens, served from the API's prompt cache
     output_tokens          BIGINT NOT NULL,
     reasoning_tokens       BIGINT NOT NULL,
     correct_answers        INTEGER NOT NULL,
@@ -249,6 +253,10 @@ CREATE TABLE IF NOT EXISTS benchmark_costs (
 ALTER TABLE model_snapshots ADD COLUMN IF NOT EXISTS fingerprint VARCHAR;
 ALTER TABLE benchmark_generations ADD COLUMN IF NOT EXISTS reasoning_tokens INTEGER;
 ALTER TABLE benchmark_generations ADD COLUMN IF NOT EXISTS answer_tokens INTEGER;
+ALTER TABLE benchmark_generations ADD COLUMN IF NOT EXISTS cached_prompt_tokens INTEGER;
+ALTER TABLE benchmark_costs ADD COLUMN IF NOT EXISTS cached_prompt_tokens BIGINT;
+ALTER TABLE cost_rollup ADD COLUMN IF NOT EXISTS usd_per_million_cached_input_tokens DOUBLE;
+ALTER TABLE cost_rollup ADD COLUMN IF NOT EXISTS cached_prompt_tokens_spent BIGINT;
 -- Replaced by serving_load_levels and serving_request_timings (per-profile levels, full distributions).
 DROP TABLE IF EXISTS serving_levels;
 ALTER TABLE serving_load_levels ADD COLUMN IF NOT EXISTS prompts VARCHAR;  -- synthetic | a benchmark's name

@@ -26,6 +26,7 @@ from warehouse import utc_now
 USAGE_SQL = """
 SELECT g.benchmark,
        coalesce(sum(g.prompt_tokens), 0)     AS prompt_tokens,
+       coalesce(sum(g.cached_prompt_tokens) FILTER (WHERE g.prompt_tokens IS NOT NULL), 0) AS cached_prompt_tokens,
        coalesce(sum(g.completion_tokens), 0) AS output_tokens,
        coalesce(sum(g.reasoning_tokens) FILTER (WHERE g.completion_tokens IS NOT NULL), 0) AS reasoning_tokens,
        count(*) FILTER (WHERE g.reasoning_tokens IS NULL) AS samples_without_reasoning_count,
@@ -74,7 +75,8 @@ def _api_costs(variant: Variant, prices: PriceCatalogResource) -> tuple[dict, Ap
     return {"pricing": "api", "api_model": variant.api_price, "price_date": row["price_date"],
             "price_source": str(row["source"]), "usd_per_million_input_tokens": price.input,
             "usd_per_million_output_tokens": price.output,
-            "usd_per_million_reasoning_tokens": price.reasoning}, price
+            "usd_per_million_reasoning_tokens": price.reasoning,
+            "usd_per_million_cached_input_tokens": price.cached_input}, price
 
 
 @dg.asset(partitions_def=variant_partitions, group_name="cost", kinds={"python", "duckdb"},
@@ -97,12 +99,14 @@ def cost_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     benchmarks = []
     for bench in usage.itertuples():
         if api_price:
-            spent = api_price.usd(int(bench.prompt_tokens), int(bench.output_tokens), int(bench.reasoning_tokens))
+            spent = api_price.usd(int(bench.prompt_tokens), int(bench.output_tokens), int(bench.reasoning_tokens),
+                                  int(bench.cached_prompt_tokens))
         else:
             spent = int(bench.output_tokens) * per_million / 1e6
         benchmarks.append({
             "variant": variant.name, "benchmark": bench.benchmark, "samples": int(bench.samples),
-            "prompt_tokens": int(bench.prompt_tokens), "output_tokens": int(bench.output_tokens),
+            "prompt_tokens": int(bench.prompt_tokens), "cached_prompt_tokens": int(bench.cached_prompt_tokens),
+            "output_tokens": int(bench.output_tokens),
             "reasoning_tokens": int(bench.reasoning_tokens), "correct_answers": int(bench.correct_answers),
             "usd_spent": spent,
             "usd_per_correct_answer": spent / bench.correct_answers if bench.correct_answers else None,
@@ -118,7 +122,8 @@ def cost_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     tokens, correct = int(costs["output_tokens"].sum()), int(costs["correct_answers"].sum())
     row.update({
         "variant": variant.name, "price_date": date.fromisoformat(str(row["price_date"])),
-        "prompt_tokens_spent": int(costs["prompt_tokens"].sum()), "output_tokens_spent": tokens,
+        "prompt_tokens_spent": int(costs["prompt_tokens"].sum()),
+        "cached_prompt_tokens_spent": int(costs["cached_prompt_tokens"].sum()), "output_tokens_spent": tokens,
         "reasoning_tokens_spent": int(costs["reasoning_tokens"].sum()), "usd_spent": float(costs["usd_spent"].sum()),
         "correct_answers": correct,
         "usd_per_correct_answer": float(costs["usd_spent"].sum()) / correct if correct else None,

@@ -66,21 +66,27 @@ class Ownership:
 @dataclass(frozen=True)
 class ApiPrice:
     """An API's list prices in $ per million tokens. Reasoning tokens are part of the completion tokens the
-    API bills; they cost `reasoning` when the provider prices them apart, else the output price."""
+    API bills; they cost `reasoning` when the provider prices them apart, else the output price. Prompt tokens
+    the API served from its prompt cache cost `cached_input` where it has one, else the input price."""
 
     model: str
     input: float
     output: float
     reasoning: float | None = None
+    cached_input: float | None = None
 
-    def usd(self, prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0) -> float:
-        """What a call with this token usage costs; reasoning tokens are counted inside completion_tokens."""
-        if min(prompt_tokens, completion_tokens, reasoning_tokens) < 0 or reasoning_tokens > completion_tokens:
-            raise ValueError(f"impossible token usage: prompt {prompt_tokens}, completion {completion_tokens}, "
-                             f"of which reasoning {reasoning_tokens}")
+    def usd(self, prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0,
+            cached_prompt_tokens: int = 0) -> float:
+        """What a call with this token usage costs; reasoning tokens are counted inside completion_tokens, and
+        cached prompt tokens inside prompt_tokens."""
+        if (min(prompt_tokens, completion_tokens, reasoning_tokens, cached_prompt_tokens) < 0
+                or reasoning_tokens > completion_tokens or cached_prompt_tokens > prompt_tokens):
+            raise ValueError(f"impossible token usage: prompt {prompt_tokens} (cached {cached_prompt_tokens}), "
+                             f"completion {completion_tokens}, of which reasoning {reasoning_tokens}")
         reasoning_price = self.output if self.reasoning is None else self.reasoning
-        return (prompt_tokens * self.input + (completion_tokens - reasoning_tokens) * self.output
-                + reasoning_tokens * reasoning_price) / MILLION
+        cached_price = self.input if self.cached_input is None else self.cached_input
+        return ((prompt_tokens - cached_prompt_tokens) * self.input + cached_prompt_tokens * cached_price
+                + (completion_tokens - reasoning_tokens) * self.output + reasoning_tokens * reasoning_price) / MILLION
 
 
 def best_level(levels: list[dict]) -> tuple[dict, bool]:

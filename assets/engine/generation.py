@@ -45,6 +45,18 @@ def reported_reasoning_tokens(usage: object) -> int | None:
     return getattr(details, "reasoning_tokens", None) if details else None
 
 
+def reported_cached_prompt_tokens(usage: object) -> int | None:
+    """Prompt tokens the API served from its prompt cache, when it says: OpenAI's (and vLLM's)
+    prompt_tokens_details.cached_tokens, or DeepSeek's prompt_cache_hit_tokens. Else None."""
+    if usage is None:
+        return None
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) if details else None
+    if cached is None:
+        cached = (getattr(usage, "model_extra", None) or {}).get("prompt_cache_hit_tokens")
+    return None if cached is None else int(cached)
+
+
 def with_token_split(row: dict, count_tokens: Callable[[str], int] | None, reasoning_prefilled: bool) -> dict:
     """Fill reasoning_tokens (counted when the engine did not report them) and answer_tokens."""
     reasoning = row.get("reasoning_tokens")
@@ -72,6 +84,7 @@ async def _one(client: openai.AsyncOpenAI, model: str, request: SampleRequest, s
         "reasoning_content": reasoning_of(choice.message),
         "finish_reason": choice.finish_reason,
         "prompt_tokens": usage.prompt_tokens if usage else None,
+        "cached_prompt_tokens": reported_cached_prompt_tokens(usage),
         "completion_tokens": usage.completion_tokens if usage else None,
         "reasoning_tokens": reported_reasoning_tokens(usage),
         "latency_seconds": latency,
