@@ -92,7 +92,8 @@ def _bench(args: argparse.Namespace) -> int:
         raise InputError(f"environment variable {args.api_key_env} (the API key) is not set")
     endpoint = Endpoint(args.base_url.rstrip("/"), args.model, api_key)
     common = {"num_requests": args.num_requests, "input_len": args.input_len, "output_len": args.output_len,
-              "warmup": args.warmup, "exact_output_len": args.exact_output_len}
+              "warmup": args.warmup, "exact_output_len": args.exact_output_len,
+              "per_chunk_usage": args.per_chunk_usage}
     loads = ([Load(concurrency=c, **common) for c in _numbers(args.concurrency, int)]
              + [Load(request_rate=r, **common) for r in _numbers(args.request_rate or "", float)])
     slo = Slo(args.slo_ttft_ms, args.slo_tpot_ms)
@@ -259,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--exact-output-len", action="store_true",
                        help="also send ignore_eos and min_tokens so every reply has exactly --output-len tokens "
                             "(vLLM honours them; servers that reject unknown fields answer 422)")
+    bench.add_argument("--per-chunk-usage", action="store_true",
+                       help="ask for token usage on every streamed chunk (vLLM's continuous_usage_stats), so a "
+                            "chunk of several tokens weighs ITL by its tokens; without it a chunk counts as one")
     bench.add_argument("--num-requests", type=int, default=64, help="measured requests per level")
     bench.add_argument("--warmup", type=int, default=1, help="unmeasured requests before each level")
     bench.add_argument("--api-key-env", default=None, help="environment variable holding the API key")

@@ -26,11 +26,12 @@ TTFT_MS, TPOT_MS, SLOTS, OUTPUT = 300.0, 30.0, 64, 16
 
 
 @contextmanager
-def reference_server(ttft_ms: float, tpot_ms: float, slots: int):
+def reference_server(ttft_ms: float, tpot_ms: float, slots: int, tokens_per_chunk: int = 1):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.instruments.reference_server", "--port", str(port), "--ttft-ms", str(ttft_ms),
-         "--tpot-ms", str(tpot_ms), "--slots", str(slots)], cwd=ROOT, start_new_session=True)
+         "--tpot-ms", str(tpot_ms), "--slots", str(slots), "--tokens-per-chunk", str(tokens_per_chunk)],
+        cwd=ROOT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -69,6 +70,21 @@ def test_latencies_within_five_percent_of_the_truth(server, tmp_path):
         assert level["goodput"] == pytest.approx(level["request_throughput"])
     assert set(result["levels"][0]) >= {"concurrency", "completed", "failed", "duration_s", "request_throughput",
                                         "output_throughput", "ttft_ms", "tpot_ms", "itl_ms", "e2el_ms"}
+
+
+def test_itl_is_token_weighted_when_chunks_carry_several_tokens(tmp_path):
+    """16 tokens as chunks of 1, 4, 4, 4, 3: gaps of 80 ms (60 for the last) that are 20 ms per token."""
+    with reference_server(TTFT_MS, TPOT_MS, SLOTS, tokens_per_chunk=4) as base_url:
+        weighted = _bench(tmp_path, base_url, "--concurrency", "4", "--num-requests", "16", "--per-chunk-usage")
+        per_chunk = _bench(tmp_path, base_url, "--concurrency", "4", "--num-requests", "16")
+    level = weighted["levels"][0]
+    assert level["completed"] == 16
+    assert level["itl_ms"]["p50"] == pytest.approx(TPOT_MS, rel=0.05)
+    assert level["itl_ms"]["mean"] == pytest.approx(level["tpot_ms"]["mean"], rel=0.02)  # every token once
+    assert level["tpot_ms"]["mean"] == pytest.approx(TPOT_MS, rel=0.05)
+    # Without usage on every chunk a chunk counts as one token, and the gaps are the chunks'.
+    assert per_chunk["levels"][0]["itl_ms"]["p50"] == pytest.approx(4 * TPOT_MS, rel=0.05)
+    assert per_chunk["levels"][0]["tpot_ms"]["mean"] == pytest.approx(TPOT_MS, rel=0.05)
 
 
 def test_the_client_keeps_the_server_saturated_at_concurrency_256(tmp_path):

@@ -164,7 +164,8 @@ CREATE TABLE IF NOT EXISTS serving_request_timings (
 );
 
 -- Per load level: vLLM's definitions (TTFT to the first content or reasoning token; TPOT = (E2E - TTFT) /
--- (tokens - 1); ITL = gaps between chunks, pooled), throughputs, and goodput under the SLOs recorded here.
+-- (tokens - 1); ITL = gaps between chunks, pooled, token-weighted), throughputs, and goodput under the SLOs
+-- recorded here.
 CREATE TABLE IF NOT EXISTS serving_load_levels (
     variant                 VARCHAR NOT NULL,
     profile                 VARCHAR NOT NULL,

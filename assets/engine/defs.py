@@ -134,7 +134,8 @@ def serving_loads(variant: Variant, sampling: dict, prompts: tuple[str, ...] = (
     serving = variant.serving
     common = {"num_requests": serving.requests_per_level, "input_len": serving.input_len,
               "output_len": serving.output_len, "warmup": serving.warmup_requests, "sampling": sampling,
-              "exact_output_len": variant.engine.kind == "vllm", "prompts": prompts,
+              "exact_output_len": variant.engine.kind == "vllm", "per_chunk_usage": variant.engine.kind == "vllm",
+              "prompts": prompts,
               "system_prompt": variant.protocol.system_prompt if prompts else None}
     return ([Load(concurrency=c, **common) for c in serving.concurrency]
             + [Load(request_rate=r, **common) for r in serving.request_rates])
@@ -168,7 +169,7 @@ async def _load_test(context, variant: Variant, deployment: Deployment, sampling
         requests += [
             {"profile": profile, "load": float(amount), "request_index": index, "ok": t.ok, "error": t.error,
              "prompt_tokens": t.prompt_tokens, "output_tokens": t.output_tokens, "ttft_ms": t.ttft_ms,
-             "tpot_ms": t.tpot_ms, "e2el_ms": t.e2el_ms, "chunks": len(t.itl_ms) + 1 if t.ok else 0}
+             "tpot_ms": t.tpot_ms, "e2el_ms": t.e2el_ms, "chunks": t.chunks}
             for index, t in enumerate(timings)
         ]
     return levels, requests

@@ -2,7 +2,10 @@
 
 - TTFT: time to the first streamed token, content or reasoning (reasoning models stream reasoning first).
 - TPOT: (E2E - TTFT) / (output tokens - 1), per request.
-- ITL: the gaps between streamed chunks, pooled over all requests.
+- ITL: the gaps between streamed chunks, pooled over all requests and token-weighted: a chunk that brings k
+  tokens after a gap g adds k gaps of g/k, so each token counts once. The tokens per chunk are known when the
+  engine reports usage on every chunk (vLLM's `continuous_usage_stats`, asked for with `per_chunk_usage`);
+  otherwise a chunk counts as one token.
 - E2E latency; request, output-token and total-token throughput; goodput: requests per second that met
   every SLO.
 
@@ -52,6 +55,7 @@ class Load:
     system_prompt: str | None = None  # sent before each prompt, as the evaluation's protocol sends it
     seed: int = 0
     exact_output_len: bool = False  # send ignore_eos/min_tokens (vLLM honours them; strict servers reject them)
+    per_chunk_usage: bool = False   # ask for usage on every chunk (vLLM's continuous_usage_stats) to weight ITL
 
     def __post_init__(self) -> None:
         if (self.concurrency is None) == (self.request_rate is None):
@@ -72,7 +76,8 @@ class RequestTiming:
     output_tokens: int | None = None
     ttft_ms: float | None = None
     e2el_ms: float | None = None
-    itl_ms: tuple[float, ...] = ()
+    itl_ms: tuple[float, ...] = ()  # token-weighted: one entry per token after the first chunk
+    chunks: int = 0                 # streamed chunks that carried tokens
 
     @property
     def tpot_ms(self) -> float | None:
@@ -108,6 +113,8 @@ def request_body(endpoint: Endpoint, prompt: str, load: Load) -> dict:
     }
     if load.exact_output_len:
         body.update(min_tokens=load.output_len, ignore_eos=True)
+    if load.per_chunk_usage:
+        body["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
     return body
 
 
@@ -115,7 +122,7 @@ async def timed_request(client: EventStreamClient, endpoint: Endpoint, body: dic
     started = time.perf_counter()
     first = last = None
     gaps: list[float] = []
-    chunks = 0
+    chunks = counted = 0   # chunks with tokens; completion tokens accounted for so far
     usage = None
     try:
         async for data in client.post_events("/chat/completions", body,
@@ -124,16 +131,17 @@ async def timed_request(client: EventStreamClient, endpoint: Endpoint, body: dic
                 continue  # read on to the end of the stream so the connection can be reused
             event = json.loads(data)
             usage = event.get("usage") or usage
-            for choice in event.get("choices") or []:
-                delta = choice.get("delta") or {}
-                if delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning"):
-                    now = time.perf_counter()
-                    if first is None:
-                        first = now
-                    else:
-                        gaps.append((now - last) * 1000)
-                    last = now
-                    chunks += 1
+            if any(_carries_tokens(choice) for choice in event.get("choices") or []):
+                now = time.perf_counter()
+                so_far = (event.get("usage") or {}).get("completion_tokens")
+                tokens = max(1, so_far - counted) if isinstance(so_far, int) else 1
+                counted = so_far if isinstance(so_far, int) else counted + 1
+                if first is None:
+                    first = now
+                else:
+                    gaps.extend([(now - last) * 1000 / tokens] * tokens)
+                last = now
+                chunks += 1
     except (OSError, asyncio.IncompleteReadError, HTTPStatusError, ValueError) as error:
         return RequestTiming(False, f"{type(error).__name__}: {error}"[:300])
     ended = time.perf_counter()
@@ -143,8 +151,13 @@ async def timed_request(client: EventStreamClient, endpoint: Endpoint, body: dic
         ok=True,
         prompt_tokens=(usage or {}).get("prompt_tokens"),
         output_tokens=(usage or {}).get("completion_tokens") or chunks,
-        ttft_ms=(first - started) * 1000, e2el_ms=(ended - started) * 1000, itl_ms=tuple(gaps),
+        ttft_ms=(first - started) * 1000, e2el_ms=(ended - started) * 1000, itl_ms=tuple(gaps), chunks=chunks,
     )
+
+
+def _carries_tokens(choice: dict) -> bool:
+    delta = choice.get("delta") or {}
+    return bool(delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning"))
 
 
 async def run_level(endpoint: Endpoint, load: Load) -> tuple[list[RequestTiming], float]:

@@ -2,7 +2,9 @@
 
 Each request waits for one of `slots` slots (queueing counts towards its TTFT, as in a real engine), then
 sleeps `ttft_ms` before its first token and `tpot_ms` before each later one, and streams exactly
-`max_tokens` tokens. Its capacity is therefore known: slots / (ttft + (max_tokens - 1) * tpot) requests per
+`max_tokens` tokens: the first alone, the rest `tokens_per_chunk` to a chunk, each chunk sent when its last token
+is due (with usage on every chunk when the request asks for vLLM's `continuous_usage_stats`). Its capacity is
+therefore known: slots / (ttft + (max_tokens - 1) * tpot) requests per
 second. It is a test instrument, not an engine.
 
 `GET /stats` reports what the server itself saw, so that a client can be judged against the capacity the server
@@ -32,8 +34,9 @@ MODEL = "reference"
 
 
 class ReferenceServer:
-    def __init__(self, ttft_ms: float, tpot_ms: float, slots: int, model: str = MODEL):
+    def __init__(self, ttft_ms: float, tpot_ms: float, slots: int, model: str = MODEL, tokens_per_chunk: int = 1):
         self.model = model
+        self.tokens_per_chunk = max(1, tokens_per_chunk)
         self.ttft_s = ttft_ms / 1000
         self.tpot_s = tpot_ms / 1000
         self.slot_count = slots
@@ -123,12 +126,19 @@ class ReferenceServer:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/event-stream")]})
         started = time.monotonic()
+        per_chunk_usage = bool((request.get("stream_options") or {}).get("continuous_usage_stats"))
+        sent = 0
         for index in range(tokens):
+            if index and index % self.tokens_per_chunk and index < tokens - 1:
+                continue   # this token goes out with the chunk's last one
             # Sleep to an absolute schedule so timer jitter does not accumulate over a long reply.
             due = started + self.ttft_s + index * self.tpot_s
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             chunk = {"id": "ref", "object": "chat.completion.chunk", "model": self.model,
-                     "choices": [{"index": 0, "delta": {"content": " tok"}, "finish_reason": None}]}
+                     "choices": [{"index": 0, "delta": {"content": " tok" * (index + 1 - sent)}, "finish_reason": None}]}
+            sent = index + 1
+            if per_chunk_usage:
+                chunk["usage"] = {**usage, "completion_tokens": sent, "total_tokens": usage["prompt_tokens"] + sent}
             await send({"type": "http.response.body", "body": f"data: {json.dumps(chunk)}\n\n".encode(),
                         "more_body": True})
         final = {"id": "ref", "object": "chat.completion.chunk", "model": self.model, "usage": usage,
@@ -156,8 +166,9 @@ def main() -> None:
     parser.add_argument("--ttft-ms", type=float, default=100.0)
     parser.add_argument("--tpot-ms", type=float, default=10.0)
     parser.add_argument("--slots", type=int, default=32)
+    parser.add_argument("--tokens-per-chunk", type=int, default=1)
     args = parser.parse_args()
-    app = ReferenceServer(args.ttft_ms, args.tpot_ms, args.slots)
+    app = ReferenceServer(args.ttft_ms, args.tpot_ms, args.slots, tokens_per_chunk=args.tokens_per_chunk)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", loop="uvloop", http="httptools",
                 backlog=4096, limit_concurrency=10000)
 
