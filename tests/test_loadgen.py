@@ -80,7 +80,7 @@ def test_itl_is_token_weighted_when_chunks_carry_several_tokens(tmp_path):
     level = weighted["levels"][0]
     assert level["completed"] == 16
     assert level["itl_ms"]["p50"] == pytest.approx(TPOT_MS, rel=0.05)
-    assert level["itl_ms"]["mean"] == pytest.approx(level["tpot_ms"]["mean"], rel=0.02)  # every token once
+    assert level["itl_ms"]["mean"] == pytest.approx(level["tpot_ms"]["mean"], rel=0.05)  # every token once
     assert level["tpot_ms"]["mean"] == pytest.approx(TPOT_MS, rel=0.05)
     # Without usage on every chunk a chunk counts as one token, and the gaps are the chunks'.
     assert per_chunk["levels"][0]["itl_ms"]["p50"] == pytest.approx(4 * TPOT_MS, rel=0.05)
