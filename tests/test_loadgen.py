@@ -46,6 +46,11 @@ def reference_server(ttft_ms: float, tpot_ms: float, slots: int, tokens_per_chun
         process.wait(timeout=10)
 
 
+def served_stats(base_url: str) -> dict:
+    """What the reference server itself saw (see its GET /stats)."""
+    return httpx.get(base_url.removesuffix("/v1") + "/stats", timeout=5).json()
+
+
 @pytest.fixture(scope="module")
 def server():
     with reference_server(TTFT_MS, TPOT_MS, SLOTS) as base_url:
@@ -94,7 +99,7 @@ def test_the_client_keeps_the_server_saturated_at_concurrency_256(tmp_path):
         # A multiple of the slots, so the last wave fills the server like every other.
         result = _bench(tmp_path, base_url, "--concurrency", "256", "--num-requests", str(40 * SLOTS),
                         "--warmup", "0")
-        served = httpx.get(base_url.removesuffix("/v1") + "/stats", timeout=5).json()
+        served = served_stats(base_url)
     level = result["levels"][0]
     report = (level["request_throughput"], nominal, served)
     assert level["failed"] == 0 and served["completed"] == 40 * SLOTS
@@ -111,7 +116,7 @@ def test_the_ruler_notices_a_client_that_leaves_slots_idle(tmp_path):
     """The control for the test above: 16 requests in flight on 64 slots starve three quarters of them."""
     with reference_server(100.0, 20.0, SLOTS) as base_url:
         _bench(tmp_path, base_url, "--concurrency", "16", "--num-requests", "64", "--warmup", "0")
-        served = httpx.get(base_url.removesuffix("/v1") + "/stats", timeout=5).json()
+        served = served_stats(base_url)
     assert served["completed"] == 64 and served["starved_fraction"] == pytest.approx(0.75, abs=0.05)
 
 

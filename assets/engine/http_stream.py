@@ -52,9 +52,7 @@ class EventStreamClient:
         left for the requests to meet and report; returns the number of idle connections."""
         missing = count - len(self._idle)
         if missing > 0:
-            opened = await asyncio.gather(
-                *(asyncio.open_connection(self.host, self.port, ssl=self.tls, limit=2**20) for _ in range(missing)),
-                return_exceptions=True)
+            opened = await asyncio.gather(*(self._open() for _ in range(missing)), return_exceptions=True)
             self._idle.extend(pair for pair in opened if not isinstance(pair, BaseException))
         return len(self._idle)
 
@@ -64,6 +62,9 @@ class EventStreamClient:
             if not writer.is_closing() and not reader.at_eof():
                 return reader, writer
             writer.close()
+        return await self._open()
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection(self.host, self.port, ssl=self.tls, limit=2**20)
 
     async def post_events(self, path: str, body: dict, headers: dict[str, str]) -> AsyncIterator[str]:

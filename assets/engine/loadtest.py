@@ -134,8 +134,9 @@ async def timed_request(client: EventStreamClient, endpoint: Endpoint, body: dic
             if any(_carries_tokens(choice) for choice in event.get("choices") or []):
                 now = time.perf_counter()
                 so_far = (event.get("usage") or {}).get("completion_tokens")
-                tokens = max(1, so_far - counted) if isinstance(so_far, int) else 1
-                counted = so_far if isinstance(so_far, int) else counted + 1
+                if not isinstance(so_far, int):   # no usage on this chunk: it counts as one token
+                    so_far = counted + 1
+                tokens, counted = max(1, so_far - counted), so_far
                 if first is None:
                     first = now
                 else:

@@ -14,7 +14,7 @@ import asyncio
 import httpx
 
 from assets.engine.loadtest import Endpoint, Load, run_level, summarise_level
-from tests.test_loadgen import reference_server
+from tests.test_loadgen import reference_server, served_stats
 
 
 def main() -> None:
@@ -34,10 +34,9 @@ def main() -> None:
             requests = args.num_requests if concurrency > args.slots else min(args.num_requests, 10 * concurrency)
             load = Load(concurrency=concurrency, num_requests=requests, input_len=32, output_len=args.output_len,
                         warmup=0)
-            stats_url = base_url.removesuffix("/v1") + "/stats"
-            httpx.post(stats_url + "/reset", timeout=5).raise_for_status()
+            httpx.post(base_url.removesuffix("/v1") + "/stats/reset", timeout=5).raise_for_status()
             level = summarise_level(load, *asyncio.run(run_level(endpoint, load)))
-            served = httpx.get(stats_url, timeout=5).json()
+            served = served_stats(base_url)
             ideal = min(concurrency, args.slots) / ((args.ttft_ms + (args.output_len - 1) * args.tpot_ms) / 1000)
             print(f"concurrency {concurrency:>4} ({requests} requests): TTFT mean {level['ttft_ms']['mean']:.1f} ms, "
                   f"TPOT mean {level['tpot_ms']['mean']:.2f} ms, ITL p50 {level['itl_ms']['p50']:.2f} ms, "
