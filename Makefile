@@ -41,6 +41,7 @@ ui: $(BIN)/yardstick $(DAGSTER_HOME)/dagster.yaml
 
 lint: $(BIN)/yardstick
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(YARDSTICK_HOME)

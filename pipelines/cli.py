@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from assets.models.memory import PlanError
-from pipelines.matrix import MatrixError, load_matrix
+from assets.matrix import MatrixError, load_matrix
+from pipelines import settings
 
 
 def _variants(args: argparse.Namespace) -> int:
@@ -18,9 +19,9 @@ def _variants(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from resources.warehouse import WarehouseResource, default_warehouse_path
+    from resources.warehouse import WarehouseResource
 
-    warehouse = WarehouseResource(path=args.warehouse or default_warehouse_path())
+    warehouse = WarehouseResource(path=args.warehouse or settings.warehouse_path())
     with warehouse.connect(read_only=True) as connection:
         table = connection.execute("SELECT * FROM leaderboard ORDER BY benchmark, pass_at_1 DESC, variant").df()
     print(f"warehouse: {warehouse.resolved_path}")
@@ -156,7 +157,8 @@ def _plan_matrix(matrix, gpu_name: str | None) -> int:
     """One line per variant: its memory on the GPU its hardware names (or `gpu_name`) at its parallelism."""
     import pandas as pd
 
-    from assets.models.memory import GIB, GPUS, gpu_of_hardware, plan_variant
+    from assets.models.memory import GIB, GPUS, gpu_named, plan_variant
+    from resources.prices import PriceCatalogResource
 
     rows = []
     for variant in matrix.variants.values():
@@ -167,7 +169,7 @@ def _plan_matrix(matrix, gpu_name: str | None) -> int:
         except PlanError as error:
             rows.append({"variant": variant.name, "gpu": f"(not planned: {error})"})
             continue
-        gpu = GPUS.get(gpu_name) if gpu_name else gpu_of_hardware(variant.hardware)
+        gpu = GPUS.get(gpu_name) if gpu_name else gpu_named(PriceCatalogResource().gpu_label(variant.hardware))
         plan = planned.plan
         row = {"variant": variant.name, "weights_gib": plan.weight_bytes / GIB,
                "kv_kib_per_token": plan.kv_bytes_per_token / 1024, "max_model_len": plan.max_model_len,
@@ -207,9 +209,7 @@ def _size(count: int) -> str:
 
 def _built_checkpoint(variant) -> str | None:
     """The variant's checkpoint when a run has already written it under $YARDSTICK_HOME/models."""
-    import os
-
-    models = Path(os.environ.get("YARDSTICK_HOME", ".yardstick")) / "models"
+    models = settings.models_dir()
     if variant.quantization.scheme != "none":
         from assets.models.quantize import quantized_path
 

@@ -4,19 +4,21 @@ import os
 
 import dagster as dg
 
+from pipelines import settings
+
 from assets.benchmarks.defs import benchmark_items
 from assets.cost.defs import cost_rollup
 from assets.engine.defs import engine_step
 from assets.grading.defs import graded_answers
 from assets.leaderboard.defs import leaderboard
 from assets.models.defs import model_snapshot, quantized_model
-from assets.scoring.defs import benchmark_scores, benchmark_scores_are_valid
-from assets.scoring.loss import quantization_loss
-from pipelines.partitions import variant_partitions
+from assets.partitions import variant_partitions
+from assets.scoring.defs import benchmark_scores, benchmark_scores_are_valid, quantization_loss
 from resources.engines import EngineResource
 from resources.hub import ModelHubResource
+from resources.matrix import MatrixResource
 from resources.prices import PriceCatalogResource
-from resources.warehouse import WarehouseResource, default_warehouse_path
+from resources.warehouse import WarehouseResource
 
 ALL_ASSETS = [benchmark_items, model_snapshot, quantized_model, engine_step, graded_answers, benchmark_scores,
               quantization_loss, cost_rollup, leaderboard]
@@ -36,10 +38,6 @@ def nightly_eval(context: dg.ScheduleEvaluationContext):
         yield dg.RunRequest(run_key=f"{night}-{variant}", partition_key=variant)
 
 
-def _state_dir() -> str:
-    return os.environ.get("YARDSTICK_HOME", ".yardstick")
-
-
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     # Steps run one after another in the run's process: on a small machine a process per step costs more
@@ -49,11 +47,11 @@ defs = dg.Definitions(
     jobs=[evaluation_job],
     schedules=[nightly_eval],
     resources={
-        "warehouse": WarehouseResource(path=default_warehouse_path()),
-        "hub": ModelHubResource(models_dir=os.path.join(_state_dir(), "models"),
+        "matrix": MatrixResource(path=str(settings.matrix_path()), benchmark_mirror=settings.benchmark_mirror()),
+        "warehouse": WarehouseResource(path=settings.warehouse_path()),
+        "hub": ModelHubResource(models_dir=str(settings.models_dir()),
                                 token=dg.EnvVar("HF_TOKEN") if os.environ.get("HF_TOKEN") else None),
-        "engine": EngineResource(log_dir=os.path.join(_state_dir(), "logs"),
-                                 vllm_command=os.environ.get("YARDSTICK_VLLM_COMMAND", "vllm")),
+        "engine": EngineResource(log_dir=str(settings.logs_dir()), vllm_command=settings.vllm_command()),
         "prices": PriceCatalogResource(),
     },
 )

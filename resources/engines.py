@@ -23,13 +23,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import dagster as dg
 import httpx
 
-from pipelines.matrix import EngineSpec
+from assets.matrix import EngineSpec
+from assets.versions import installed_version
 
 LOG_TAIL_LINES = 40
 _PR_SET_PDEATHSIG = 1
@@ -195,13 +195,6 @@ def server_process(
         yield process, startup
     finally:
         stop_process_group(process)
-
-
-def installed_version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _sibling_command(name: str) -> str:

@@ -103,6 +103,14 @@ class PriceCatalogResource(dg.ConfigurableResource):
     def instance(self, hardware: str) -> dict:
         return _row(self.instances(), "hardware", hardware, self.instances_path)
 
+    def gpu_label(self, hardware: str | None) -> str | None:
+        """The `gpu` column of a hardware profile (what memory plans size against), or None."""
+        rows = self.instances()
+        found = rows[rows["hardware"] == hardware] if hardware else rows.iloc[0:0]
+        if found.empty or pd.isna(found.iloc[0].get("gpu")):
+            return None
+        return str(found.iloc[0]["gpu"])
+
     def ownership_rows(self) -> pd.DataFrame:
         return read_catalog(self.ownership_path, "hardware", OWNERSHIP_COLUMNS)
 

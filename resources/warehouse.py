@@ -21,13 +21,6 @@ DEFAULT_WAREHOUSE = ".yardstick/warehouse.duckdb"
 _SCHEMA_APPLIED: set[tuple[int, Path]] = set()
 
 
-def default_warehouse_path() -> str:
-    """YARDSTICK_WAREHOUSE, else warehouse.duckdb under YARDSTICK_HOME (default .yardstick)."""
-    if os.environ.get("YARDSTICK_WAREHOUSE"):
-        return os.environ["YARDSTICK_WAREHOUSE"]
-    return os.path.join(os.environ.get("YARDSTICK_HOME", ".yardstick"), "warehouse.duckdb")
-
-
 class WarehouseResource(dg.ConfigurableResource):
     """Opens the DuckDB file for one short unit of work at a time.
 

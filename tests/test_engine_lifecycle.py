@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from assets.models.tiny import ensure_tiny_model
-from pipelines.matrix import EngineSpec
+from assets.matrix import EngineSpec
 from resources.engines import EngineError, EngineResource
 from tests.conftest import STATE, engine_processes
 

@@ -8,7 +8,7 @@ import pytest
 from assets.benchmarks.catalog import BenchmarkDataError, load_items
 from assets.models.checkpoint import CheckpointError
 from pipelines.cli import main as yardstick
-from pipelines.matrix import EngineSpec, MatrixError, ModelSpec, load_matrix
+from assets.matrix import EngineSpec, MatrixError, ModelSpec, load_matrix
 from resources.engines import EngineError, EngineResource
 from resources.hub import ModelHubResource
 from tests.conftest import SHARED_BENCHMARKS, engine_processes, needs_shared

@@ -17,7 +17,7 @@ import pytest
 from assets.engine.defs import serving_loads, serving_prompts
 from assets.engine.loadtest import Endpoint, Load, level_prompts, request_body
 from pipelines.cli import main as yardstick
-from pipelines.matrix import load_matrix
+from assets.matrix import load_matrix
 from resources.engines import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ import pytest
 
 from assets.models.memory import GIB, GPUS, Architecture, PlanError, known_config, plan_memory, plan_variant
 from pipelines.cli import main
-from pipelines.matrix import load_matrix
+from assets.matrix import load_matrix
 
 QWEN_32B = Architecture.from_config(known_config("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"))
 R1 = Architecture.from_config(known_config("deepseek-ai/DeepSeek-R1"))

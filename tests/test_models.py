@@ -11,7 +11,7 @@ from assets.models.calibration import CalibrationError, calibration_texts, parse
 from assets.models.checkpoint import CheckpointError, checkpoint_fingerprint, describe_checkpoint
 from assets.models.quantize import QuantizationError, quantize_checkpoint
 from assets.models.tiny import R1_CHAT_TEMPLATE, build_tiny_model, ensure_tiny_model
-from pipelines.matrix import EngineSpec, QuantizationSpec
+from assets.matrix import EngineSpec, QuantizationSpec
 from resources.engines import EngineResource
 from tests.conftest import STATE
 

@@ -12,7 +12,8 @@ import pytest
 from assets.scoring import defs as scoring_defs
 from assets.scoring.metrics import BenchmarkScore
 from pipelines.definitions import defs
-from pipelines.matrix import load_matrix
+from assets.matrix import load_matrix
+from resources.matrix import MatrixResource
 from tests.conftest import STATE, engine_processes, needs_shared
 
 pytestmark = needs_shared
@@ -22,10 +23,10 @@ TABLES = ["benchmark_items", "model_snapshots", "quantized_models", "benchmark_g
           "benchmark_scores", "serving_load_levels", "serving_request_timings", "cost_rollup"]
 
 
-def materialize(variant: str, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+def materialize(variant: str, raise_on_error: bool = True, **resources) -> dg.ExecuteInProcessResult:
     job = defs.resolve_implicit_global_asset_job_def()
     return job.execute_in_process(partition_key=variant, raise_on_error=raise_on_error,
-                                  resources=defs.resources)
+                                  resources={**defs.resources, **resources})
 
 
 def counts(variant: str) -> dict[str, int]:
@@ -189,9 +190,8 @@ def test_api_baseline_is_an_external_variant_priced_from_its_token_use(first_run
         # The endpoint serves the model under its path (transformers serve pins one); the variant names it so.
         matrix = tmp_path / "matrix.yaml"
         matrix.write_text(MATRIX.path.read_text().replace("model: tiny-endpoint", f"model: {running.served_model}"))
-        monkeypatch.setenv("YARDSTICK_MATRIX", str(matrix))
         monkeypatch.setenv("YARDSTICK_TEST_ENDPOINT", running.base_url)
-        result = materialize("tiny-test-api")
+        result = materialize("tiny-test-api", matrix=MatrixResource(path=str(matrix)))
         assert result.success
         assert engine_processes(str(STATE)) == [running.pid]   # the pipeline started no engine of its own
     found = counts("tiny-test-api")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.matrix import load_matrix
+from assets.matrix import load_matrix
 from resources.engines import vllm_argv
 
 GOLDEN = Path(__file__).parent / "golden" / "vllm_argv.json"

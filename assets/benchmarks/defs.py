@@ -5,18 +5,18 @@ import dagster as dg
 import pandas as pd
 
 from assets.benchmarks.catalog import load_items
-from assets.variants import benchmark_mirror, variant_named
-from pipelines.partitions import variant_partitions
+from assets.partitions import variant_partitions
+from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
 
 
 @dg.asset(partitions_def=variant_partitions, group_name="benchmarks", kinds={"huggingface", "duckdb"})
-def benchmark_items(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def benchmark_items(context: dg.AssetExecutionContext, matrix: MatrixResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Benchmark problems with normalised gold answers, loaded from the hub at a recorded commit or from the
     offline mirror folder; the first N items of each benchmark the variant names."""
-    variant = variant_named(context.partition_key)
-    mirror = benchmark_mirror()
+    variant = matrix.variant(context.partition_key)
+    mirror = matrix.mirror_folder()
     context.log.info(f"loading {list(variant.benchmarks)} from {mirror or 'the Hugging Face hub'}")
     rows = [item for name, limit in variant.benchmarks.items() for item in load_items(name, mirror, limit)]
     frame = pd.DataFrame(rows).assign(variant=variant.name, loaded_at=utc_now())

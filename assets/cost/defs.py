@@ -15,10 +15,11 @@ import dagster as dg
 import pandas as pd
 
 from assets.cost.pricing import ApiPrice, best_level, usd_per_million_tokens
-from assets.variants import config_hash, variant_named
-from pipelines.matrix import Variant
-from pipelines.partitions import variant_partitions
+from assets.variants import config_hash
+from assets.matrix import Variant
+from assets.partitions import variant_partitions
 from resources.prices import PriceCatalogResource
+from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
 
@@ -81,11 +82,11 @@ def _api_costs(variant: Variant, prices: PriceCatalogResource) -> tuple[dict, Ap
 
 @dg.asset(partitions_def=variant_partitions, group_name="cost", kinds={"python", "duckdb"},
           deps=["benchmark_scores", "serving_benchmark"])
-def cost_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+def cost_rollup(context: dg.AssetExecutionContext, matrix: MatrixResource, warehouse: WarehouseResource,
                 prices: PriceCatalogResource) -> dg.MaterializeResult:
     """$ per million output tokens (rented and, where the hardware's purchase price is known, owned; or an
     API's list price) and $ per correct answer over the tokens each benchmark actually spent."""
-    variant = variant_named(context.partition_key)
+    variant = matrix.variant(context.partition_key)
     api_price = None
     if variant.api_price:
         row, api_price = _api_costs(variant, prices)

@@ -17,12 +17,14 @@ from assets.benchmarks.prompts import build_messages
 from assets.engine.generation import SampleRequest, generate, with_token_split
 from assets.engine.loadtest import Endpoint, Load, Slo, flatten_level, run_level, summarise_level
 from assets.models.defs import quantized_model
-from assets.models.memory import PlanError, gpu_of_hardware, plan_variant
+from assets.models.memory import PlanError, gpu_named, plan_variant
 from assets.plots import throughput_latency_chart
-from assets.variants import config_hash, variant_named
-from pipelines.matrix import Variant
-from pipelines.partitions import variant_partitions
+from assets.variants import config_hash
+from assets.matrix import Variant
+from assets.partitions import variant_partitions
 from resources.engines import Deployment, EngineResource
+from resources.matrix import MatrixResource
+from resources.prices import PriceCatalogResource
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
 
@@ -62,7 +64,7 @@ def request_sampling(variant: Variant, sampling: dict) -> dict:
     return adapted
 
 
-def planned_memory(context, variant: Variant, checkpoint: str | None) -> dict | None:
+def planned_memory(context, variant: Variant, checkpoint: str | None, gpu_label: str | None) -> dict | None:
     """The memory plan made before the engine starts, stored with the deployment; None for external endpoints
     or architectures the planner does not know (logged, not fatal: the engine itself is the judge)."""
     if variant.engine.kind == "external":
@@ -77,7 +79,7 @@ def planned_memory(context, variant: Variant, checkpoint: str | None) -> dict | 
               "kv_bytes_per_token": plan.kv_bytes_per_token, "max_model_len": plan.max_model_len,
               "sequences": plan.concurrency, "tensor_parallel": planned.tensor_parallel,
               "pipeline_parallel": planned.pipeline_parallel, "overhead_per_gpu": plan.overhead_per_gpu}
-    gpu = gpu_of_hardware(variant.hardware)
+    gpu = gpu_named(gpu_label)
     if gpu:
         fit = planned.rows([gpu])[0]
         record.update(gpu=gpu.name, needed_gib_per_gpu=round(fit["needed_gib"], 3),
@@ -193,9 +195,10 @@ async def _load_test(context, variant: Variant, deployment: Deployment, sampling
     pool=ENGINE_POOL,
     can_subset=False,
 )
-def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource, engine: EngineResource):
+def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, warehouse: WarehouseResource,
+                engine: EngineResource, prices: PriceCatalogResource):
     """Start the variant's engine once, generate every missing sample, load-test it, and stop it."""
-    variant = variant_named(context.partition_key)
+    variant = matrix.variant(context.partition_key)
     model = warehouse.query("SELECT local_path FROM quantized_models WHERE variant = ?", [variant.name])
     if model.empty:
         raise dg.Failure(f"no quantized_model for variant '{variant.name}'; materialize quantized_model first")
@@ -214,7 +217,7 @@ def engine_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     shared_sampling = {"temperature": protocol.temperature, "top_p": protocol.top_p}
     run_id = context.run.run_id
     count_tokens = token_counter(model.iloc[0]["local_path"], variant.engine.kind)
-    memory_plan = planned_memory(context, variant, model.iloc[0]["local_path"])
+    memory_plan = planned_memory(context, variant, model.iloc[0]["local_path"], prices.gpu_label(variant.hardware))
     with engine.deploy(variant.engine, model.iloc[0]["local_path"], served_name=variant.name,
                        log_name=f"{variant.name}-{run_id[:8]}", trust_remote_code=variant.model.trust_remote_code,
                        warmup_sampling=shared_sampling) as deployment:

@@ -4,8 +4,9 @@
 import dagster as dg
 
 from assets.grading.equivalence import GradeInput, Grader
-from assets.variants import config_hash, variant_named
-from pipelines.partitions import variant_partitions
+from assets.variants import config_hash
+from assets.partitions import variant_partitions
+from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
 
@@ -22,10 +23,10 @@ WHERE g.variant = ? AND g.config_hash = ? AND a.item_id IS NULL
 
 @dg.asset(partitions_def=variant_partitions, group_name="grading", kinds={"python", "duckdb"},
           deps=["benchmark_generations"])
-def graded_answers(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def graded_answers(context: dg.AssetExecutionContext, matrix: MatrixResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Reasoning stripped, the final answer extracted per benchmark format, and checked for equivalence with
     the gold answer (math-verify in bounded worker processes). Samples graded before are not graded again."""
-    variant = variant_named(context.partition_key)
+    variant = matrix.variant(context.partition_key)
     sample_config = config_hash(warehouse, variant)
     todo = warehouse.query(UNGRADED_SQL, [variant.name, sample_config])
     context.log.info(f"{len(todo)} generations to grade")

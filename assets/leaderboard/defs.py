@@ -4,8 +4,8 @@ import dagster as dg
 
 from assets.cost.defs import cost_rollup
 from assets.plots import pareto_chart
-from assets.scoring.loss import quantization_loss
-from pipelines.partitions import variant_partitions
+from assets.scoring.defs import quantization_loss
+from assets.partitions import variant_partitions
 from resources.warehouse import WarehouseResource
 
 LEADERBOARD_SQL = "SELECT * FROM leaderboard ORDER BY benchmark, pass_at_1 DESC, variant"

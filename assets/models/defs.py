@@ -9,11 +9,12 @@ import pandas as pd
 
 from assets.models.checkpoint import describe_checkpoint, directory_bytes
 from assets.models.quantize import quantize_checkpoint, quantized_path
-from assets.variants import variant_named
-from pipelines.matrix import Variant
-from pipelines.partitions import variant_partitions
+
+from assets.matrix import Variant
+from assets.partitions import variant_partitions
 from resources.engines import external_base_url
 from resources.hub import ModelHubResource
+from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
 
@@ -34,11 +35,11 @@ def external_snapshot(variant: Variant) -> dict:
 
 @dg.asset(partitions_def=variant_partitions, group_name="models", kinds={"huggingface", "duckdb"})
 def model_snapshot(
-    context: dg.AssetExecutionContext, hub: ModelHubResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, matrix: MatrixResource, hub: ModelHubResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """The variant's weights on local disk: a hub snapshot at a pinned revision (only the files an engine
     needs), a local folder, or the generated offline model; with size, parameter count and architecture."""
-    variant = variant_named(context.partition_key)
+    variant = matrix.variant(context.partition_key)
     if variant.engine.kind == "external":
         row = external_snapshot(variant)
         warehouse.replace_partition("model_snapshots", variant.name, pd.DataFrame([row]))
@@ -61,11 +62,11 @@ def model_snapshot(
 
 @dg.asset(partitions_def=variant_partitions, group_name="models", kinds={"pytorch", "duckdb"}, deps=[model_snapshot])
 def quantized_model(
-    context: dg.AssetExecutionContext, hub: ModelHubResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, matrix: MatrixResource, hub: ModelHubResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """The checkpoint the engine loads: the snapshot itself for `none`, else an llm-compressor
     compressed-tensors checkpoint, reused when one was already made from the same source and scheme."""
-    variant = variant_named(context.partition_key)
+    variant = matrix.variant(context.partition_key)
     snapshot = warehouse.query("SELECT local_path, commit_sha FROM model_snapshots WHERE variant = ?", [variant.name])
     if snapshot.empty:
         raise dg.Failure(f"no model_snapshot for variant '{variant.name}'; materialize model_snapshot first")

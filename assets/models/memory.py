@@ -46,17 +46,10 @@ GPUS = {gpu.name: gpu for gpu in (
     Gpu("RTX4090-24GB", 24564 * 2**20),
 )}
 
-def gpu_of_hardware(hardware: str | None) -> Gpu | None:
-    """The planning GPU of a price-catalog hardware profile (its `gpu` column), or None (CPU, unknown)."""
-    if not hardware:
-        return None
-    from resources.prices import PriceCatalogResource
 
-    rows = PriceCatalogResource().instances()
-    found = rows[rows["hardware"] == hardware]
-    if found.empty:
-        return None
-    label = str(found.iloc[0].get("gpu", "")).replace(" ", "").replace("-", "").upper()
+def gpu_named(label: str | None) -> Gpu | None:
+    """The planning GPU a price catalog's `gpu` column names ("H100", "H200 141GB"), or None (CPU, unknown)."""
+    label = str(label or "").replace(" ", "").replace("-", "").upper()
     for name, gpu in GPUS.items():
         if label and name.replace("-", "").upper().startswith(label):
             return gpu

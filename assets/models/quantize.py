@@ -17,8 +17,8 @@ from pathlib import Path
 
 from assets.models.calibration import calibration_texts, parse_source
 from assets.models.checkpoint import directory_bytes
-from pipelines.matrix import CALIBRATED_METHODS, QUANTIZATION_METHODS, QuantizationSpec, Variant
-from resources.engines import installed_version
+from assets.matrix import CALIBRATED_METHODS, QUANTIZATION_METHODS, QuantizationSpec, Variant
+from assets.versions import installed_version
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
                    "generation_config.json")

@@ -15,6 +15,8 @@ import random
 import shutil
 from pathlib import Path
 
+from assets.matrix.spec import R1_PROMPT_SUFFIX
+
 TINY_MODEL_NAME = "tiny-r1-qwen2"
 TINY_BUILD_VERSION = "2"
 TRAINING_STEPS = 600
@@ -67,7 +69,6 @@ VOCAB_SIZE = 1024
 def _training_texts(tokenizer, count: int) -> list[tuple[str, str]]:
     """(prompt, completion) pairs exactly as the engine will see them: the R1 chat prompt, then the reply."""
     from assets.benchmarks.synthetic import training_examples
-    from pipelines.matrix import R1_PROMPT_SUFFIX
 
     pairs = []
     for problem, completion in training_examples(count):
@@ -118,7 +119,6 @@ def _tokenizer_corpus(seed: int) -> list[str]:
     rng = random.Random(seed)
     words = ["the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "with", "was", "on", "be", "by", "at", "this", "are", "from", "or", "an", "which", "one", "all", "find", "compute", "what", "how", "many", "total", "each", "number", "sum", "product", "answer", "step", "reason", "let", "so", "then", "we", "therefore", "value", "equal", "equals", "more", "less", "than", "twice", "half", "times", "plus", "minus", "divided", "remainder", "integer", "positive", "real", "solution", "problem", "please", "final", "within", "put", "boxed"]
     from assets.benchmarks.synthetic import question, r1_completion
-    from pipelines.matrix import R1_PROMPT_SUFFIX
 
     # The prompt the engine sends, many times over, so its words become single tokens and prompts stay short.
     engine_prompt = (f"{USER_TOKEN}{question('12 + 34')}\n{R1_PROMPT_SUFFIX}{ASSISTANT_TOKEN}{THINK_OPEN}\n"

@@ -1,183 +1,32 @@
-"""The evaluation matrix: which variants (model × quantization × engine × hardware) run which benchmarks.
-
-Plain Python over a YAML file, so the command line, the tests and the Dagster definitions read it the same
-way. A `defaults` block is merged under every variant; a variant's own keys win.
-"""
+"""Reading the evaluation matrix: YAML with a `defaults` block merged under every variant (a variant's own keys
+win), validated into the dataclasses of `assets.matrix.spec` with errors that say what to fix."""
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-DEFAULT_MATRIX = Path(__file__).parent / "matrix.yaml"
-R1_PROMPT_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
+from assets.models.calibration import CalibrationError, parse_source
+from assets.matrix.spec import (
+    CALIBRATED_METHODS,
+    ENGINE_KINDS,
+    PROTOCOL_PRESETS,
+    QUANTIZATION_METHODS,
+    EngineSpec,
+    Matrix,
+    MatrixError,
+    ModelSpec,
+    Protocol,
+    QuantizationSpec,
+    ServingSpec,
+    Variant,
+)
 
-# Named protocols: what a run records so two scores are only compared when they were produced alike.
-PROTOCOL_PRESETS: dict[str, dict[str, Any]] = {
-    "deepseek-r1": {
-        "temperature": 0.6,
-        "top_p": 0.95,
-        "max_tokens": 32768,
-        "k": 4,
-        "k_by_benchmark": {"aime24": 64, "aime25": 64, "amc23": 64},
-        "system_prompt": None,
-        "prompt_suffix": R1_PROMPT_SUFFIX,
-        "reasoning_prefilled": True,
-    },
-    "greedy": {
-        "temperature": 0.0,
-        "top_p": 1.0,
-        "max_tokens": 32768,
-        "k": 1,
-        "k_by_benchmark": {},
-        "system_prompt": None,
-        "prompt_suffix": R1_PROMPT_SUFFIX,
-        "reasoning_prefilled": True,
-    },
-}
-ENGINE_KINDS = ("transformers", "vllm", "external")
-# Engine options that change how fast samples come back but never what they are.
-_RUNTIME_ONLY_ENGINE_OPTIONS = {"concurrency", "startup_timeout_s", "port"}
-
-
-class MatrixError(ValueError):
-    """The matrix file is missing, malformed, or names something that does not exist."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    repo: str | None = None
-    revision: str | None = None
-    path: str | None = None
-    generate: str | None = None
-    trust_remote_code: bool = False
-    allow_patterns: tuple[str, ...] = ("*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken")
-
-    @property
-    def source(self) -> str:
-        if self.repo:
-            return "hub"
-        return "local" if self.path else "generated" if self.generate else "external"
-
-
-# Quantization schemes and the methods each allows; the first is the default. Methods other than rtn and
-# dynamic need a calibration set.
-QUANTIZATION_METHODS = {
-    "none": ("rtn",),
-    "W8A16": ("rtn", "gptq"),
-    "W4A16": ("rtn", "gptq"),
-    "W8A8": ("smoothquant-gptq", "gptq"),
-    "FP8_DYNAMIC": ("dynamic",),
-}
-CALIBRATED_METHODS = ("gptq", "smoothquant-gptq")
-
-
-@dataclass(frozen=True)
-class QuantizationSpec:
-    scheme: str = "none"
-    method: str = "rtn"
-    calibration: str | None = None        # a named source, see assets/models/calibration.py
-    calibration_samples: int = 512
-    calibration_max_seq_len: int = 2048
-
-    def identity(self) -> dict:
-        """What makes two quantized checkpoints the same (calibration sizes only matter with a calibration)."""
-        identity = asdict(self)
-        if self.calibration is None:
-            del identity["calibration_samples"], identity["calibration_max_seq_len"]
-        return identity
-
-
-@dataclass(frozen=True)
-class EngineSpec:
-    kind: str
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def concurrency(self) -> int:
-        return int(self.options.get("concurrency", 8))
-
-    @property
-    def startup_timeout_s(self) -> float:
-        return float(self.options.get("startup_timeout_s", 600))
-
-
-@dataclass(frozen=True)
-class Protocol:
-    name: str
-    temperature: float
-    top_p: float
-    max_tokens: int
-    k: int                          # samples per item, for benchmarks not in k_by_benchmark
-    k_by_benchmark: dict[str, int]  # small sets get more samples: their scores are noisy
-    system_prompt: str | None
-    prompt_suffix: str
-    reasoning_prefilled: bool
-
-    def samples_for(self, benchmark: str) -> int:
-        return int(self.k_by_benchmark.get(benchmark, self.k))
-
-
-@dataclass(frozen=True)
-class ServingSpec:
-    concurrency: tuple[int, ...] = (1, 4)        # closed-loop levels
-    request_rates: tuple[float, ...] = ()        # open-loop Poisson levels, requests/s
-    requests_per_level: int = 8
-    warmup_requests: int = 1
-    input_len: int = 64
-    output_len: int = 32
-    slo_ttft_ms: float = 2000.0
-    slo_tpot_ms: float = 100.0
-    prompts: str = "synthetic"   # synthetic prompts of input_len tokens, or the name of one of the benchmarks
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    model: ModelSpec
-    quantization: QuantizationSpec
-    engine: EngineSpec
-    protocol: Protocol
-    benchmarks: dict[str, int | None]
-    serving: ServingSpec
-    hardware: str | None = None     # a row of the instance price catalog: what the engine runs on
-    api_price: str | None = None    # a row of the API price catalog: an API billed per token
-    baseline: str | None = None     # the variant quantization loss is measured against (default: the twin)
-
-    @property
-    def settings_hash(self) -> str:
-        """Identity of the matrix settings that shape a sample: model, quantization, engine and protocol.
-
-        The weights themselves are identified by the snapshot's fingerprint; see `assets.variants.config_hash`.
-        """
-        engine_options = {k: v for k, v in self.engine.options.items() if k not in _RUNTIME_ONLY_ENGINE_OPTIONS}
-        identity = {
-            "model": asdict(self.model),
-            "quantization": self.quantization.identity(),
-            "engine": {"kind": self.engine.kind, "options": engine_options},
-            "protocol": asdict(self.protocol),
-        }
-        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Matrix:
-    path: Path
-    variants: dict[str, Variant]
-    benchmark_mirror: str | None
-
-    def variant(self, name: str) -> Variant:
-        if name not in self.variants:
-            known = ", ".join(sorted(self.variants)) or "(none)"
-            raise MatrixError(f"variant '{name}' not in {self.path}; known: {known}")
-        return self.variants[name]
+# The offline default; YARDSTICK_MATRIX names another file.
+DEFAULT_MATRIX = Path(__file__).resolve().parents[2] / "pipelines" / "matrix.yaml"
 
 
 def matrix_path() -> Path:
@@ -230,8 +79,6 @@ def _parse_quantization(body: dict, where: str) -> QuantizationSpec:
     if calibration and method not in CALIBRATED_METHODS:
         raise MatrixError(f"{where}: method {method} takes no calibration data; drop 'calibration'")
     if calibration:
-        from assets.models.calibration import CalibrationError, parse_source
-
         try:
             parse_source(calibration)
         except CalibrationError as error:
