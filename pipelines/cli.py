@@ -7,8 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from assets.models.memory import PlanError
+from assets.benchmarks.catalog import BENCHMARKS
+from assets.grading.files import GradeInputError
 from assets.matrix import MatrixError, load_matrix
+from assets.models.memory import PlanError
 from pipelines import settings
 
 
@@ -29,45 +31,17 @@ def _leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-GRADE_BENCHMARKS = ("math500", "aime24", "aime25", "amc23", "gsm8k", "mmlu_stem", "aqua_rat", "gpqa_diamond",
-                    "arith")
-
-
 def _grade(args: argparse.Namespace) -> int:
     """Grade model outputs made anywhere, with the same code the pipeline grades with."""
     from assets.benchmarks.catalog import benchmark_spec
-    from assets.grading.equivalence import GradeInput, Grader
+    from assets.grading.equivalence import Grader
+    from assets.grading.files import read_grade_inputs, write_graded
 
-    spec = benchmark_spec(args.benchmark)
-    rows, inputs = [], []
-    with open(args.input, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(f"{args.input} line {number} is not valid JSON: {error}") from error
-            if not isinstance(row, dict):
-                raise InputError(f"{args.input} line {number} is not a JSON object")
-            missing = [name for name in ("gold", "response") if row.get(name) is None]
-            if missing:
-                raise InputError(f"{args.input} line {number} lacks {missing}; each line needs 'gold' and 'response'")
-            if not isinstance(row["response"], str):
-                raise InputError(f"{args.input} line {number}: 'response' must be a string")
-            try:
-                gold = spec.normalise_gold(row["gold"])
-            except ValueError as error:
-                raise InputError(f"{args.input} line {number}: gold answer not valid for {spec.name}: {error}") from None
-            rows.append(row)
-            inputs.append(GradeInput(gold, spec.answer_format, row["response"], row.get("reasoning_content"),
-                                     row.get("finish_reason"), reasoning_prefilled=not args.no_think_prefill))
+    rows, inputs = read_grade_inputs(args.input, benchmark_spec(args.benchmark),
+                                     reasoning_prefilled=not args.no_think_prefill)
     with Grader(workers=args.workers, timeout_s=args.timeout) as grader:
         grades = grader.grade_many(inputs)
-    with open(args.output, "w", encoding="utf-8") as out:
-        for row, grade in zip(rows, grades):
-            out.write(json.dumps({**row, "extracted": grade.extracted, "correct": grade.correct,
-                                  "reason": grade.reason}, ensure_ascii=False) + "\n")
+    write_graded(args.output, rows, grades)
     correct = sum(grade.correct for grade in grades)
     print(f"graded {len(grades)} responses: {correct} correct ({correct / max(len(grades), 1):.1%}); "
           f"wrote {args.output}", file=sys.stderr)
@@ -86,7 +60,7 @@ def _bench(args: argparse.Namespace) -> int:
     import asyncio
     import os
 
-    from assets.engine.loadtest import Endpoint, Load, Slo, run_level, summarise_level
+    from assets.engine.loadtest import Endpoint, Slo, load_levels, run_level, summarise_level
 
     api_key = os.environ.get(args.api_key_env, "") if args.api_key_env else "not-needed"
     if args.api_key_env and not api_key:
@@ -95,8 +69,7 @@ def _bench(args: argparse.Namespace) -> int:
     common = {"num_requests": args.num_requests, "input_len": args.input_len, "output_len": args.output_len,
               "warmup": args.warmup, "exact_output_len": args.exact_output_len,
               "per_chunk_usage": args.per_chunk_usage}
-    loads = ([Load(concurrency=c, **common) for c in _numbers(args.concurrency, int)]
-             + [Load(request_rate=r, **common) for r in _numbers(args.request_rate or "", float)])
+    loads = load_levels(_numbers(args.concurrency, int), _numbers(args.request_rate or "", float), **common)
     slo = Slo(args.slo_ttft_ms, args.slo_tpot_ms)
     levels = []
     for load in loads:
@@ -157,29 +130,29 @@ def _plan_matrix(matrix, gpu_name: str | None) -> int:
     """One line per variant: its memory on the GPU its hardware names (or `gpu_name`) at its parallelism."""
     import pandas as pd
 
+    from assets.engine.memory_plan import plan_record
     from assets.models.memory import GIB, GPUS, gpu_named, plan_variant
     from resources.prices import PriceCatalogResource
 
+    prices = PriceCatalogResource()
     rows = []
     for variant in matrix.variants.values():
         if variant.engine.kind == "external":
             continue
+        gpu = GPUS.get(gpu_name) if gpu_name else gpu_named(prices.gpu_label(variant.hardware))
         try:
-            planned = plan_variant(variant, _built_checkpoint(variant))
+            record = plan_record(plan_variant(variant, _built_checkpoint(variant)), gpu)
         except PlanError as error:
             rows.append({"variant": variant.name, "gpu": f"(not planned: {error})"})
             continue
-        gpu = GPUS.get(gpu_name) if gpu_name else gpu_named(PriceCatalogResource().gpu_label(variant.hardware))
-        plan = planned.plan
-        row = {"variant": variant.name, "weights_gib": plan.weight_bytes / GIB,
-               "kv_kib_per_token": plan.kv_bytes_per_token / 1024, "max_model_len": plan.max_model_len,
-               "sequences": plan.concurrency, "gpu": gpu.name if gpu else f"({variant.hardware})",
-               "tp": planned.tensor_parallel, "pp": planned.pipeline_parallel}
+        row = {"variant": variant.name, "weights_gib": record["weight_bytes"] / GIB,
+               "kv_kib_per_token": record["kv_bytes_per_token"] / 1024, "max_model_len": record["max_model_len"],
+               "sequences": record["sequences"], "gpu": gpu.name if gpu else f"({variant.hardware})",
+               "tp": record["tensor_parallel"], "pp": record["pipeline_parallel"]}
         if gpu:
-            fit = planned.rows([gpu])[0]
-            row.update(per_gpu_gib=fit["needed_gib"], usable_gib=fit["usable_gib"], fits=fit["fits"],
-                       full_length_sequences=fit["full_length_sequences"], smallest_tp=fit["smallest_tp"],
-                       tp_to_start=fit["tp_to_start"])
+            row.update(per_gpu_gib=record["needed_gib_per_gpu"], usable_gib=record["usable_gib_per_gpu"],
+                       fits=record["fits"], full_length_sequences=record["full_length_sequences"],
+                       smallest_tp=record["smallest_tp"], tp_to_start=record["tp_to_start"])
         rows.append(row)
     if not rows:
         print("(no variant of this matrix starts an engine; external endpoints have no memory to plan)")
@@ -240,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     leaderboard.set_defaults(handler=_leaderboard)
 
     grade = commands.add_parser("grade", help="grade model outputs (JSONL with 'gold' and 'response')")
-    grade.add_argument("--benchmark", required=True, choices=GRADE_BENCHMARKS,
+    grade.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS),
                        help="the benchmark the outputs answer; it fixes the answer format")
     grade.add_argument("--input", required=True, help="JSONL: gold, response, optional reasoning_content")
     grade.add_argument("--output", required=True, help="JSONL: the input fields plus extracted, correct, reason")
@@ -286,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (MatrixError, FileNotFoundError, InputError, PlanError) as error:
+    except (MatrixError, FileNotFoundError, InputError, GradeInputError, PlanError) as error:
         print(f"yardstick: {error}", file=sys.stderr)
         return 2
 

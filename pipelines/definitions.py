@@ -4,8 +4,6 @@ import os
 
 import dagster as dg
 
-from pipelines import settings
-
 from assets.benchmarks.defs import benchmark_items
 from assets.cost.defs import cost_rollup
 from assets.engine.defs import engine_step
@@ -14,6 +12,7 @@ from assets.leaderboard.defs import leaderboard
 from assets.models.defs import model_snapshot, quantized_model
 from assets.partitions import variant_partitions
 from assets.scoring.defs import benchmark_scores, benchmark_scores_are_valid, quantization_loss
+from pipelines import settings
 from resources.engines import EngineResource
 from resources.hub import ModelHubResource
 from resources.matrix import MatrixResource

@@ -169,7 +169,7 @@ def test_multiple_choice_golds_are_letters():
 
 
 def test_reasoning_apis_get_the_parameters_they_accept(tmp_path):
-    from assets.engine.defs import request_sampling
+    from assets.engine.requests import request_sampling
 
     matrix = load_matrix("pipelines/matrix.gpu.yaml")
     sampling = {"temperature": 0.6, "top_p": 0.95, "max_tokens": 32768}

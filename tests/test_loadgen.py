@@ -14,7 +14,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from assets.engine.defs import serving_loads, serving_prompts
+from assets.engine.requests import serving_loads, serving_prompts
 from assets.engine.loadtest import Endpoint, Load, level_prompts, request_body
 from pipelines.cli import main as yardstick
 from assets.matrix import load_matrix

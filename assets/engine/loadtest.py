@@ -62,6 +62,12 @@ class Load:
             raise ValueError("a load level has either a concurrency or a request rate")
 
 
+def load_levels(concurrency: Sequence[int], request_rates: Sequence[float], **common) -> list[Load]:
+    """Closed-loop levels at each concurrency, then Poisson levels at each rate, all sharing `common`."""
+    return ([Load(concurrency=c, **common) for c in concurrency]
+            + [Load(request_rate=r, **common) for r in request_rates])
+
+
 @dataclass(frozen=True)
 class Slo:
     ttft_ms: float = 2000.0

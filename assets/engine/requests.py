@@ -1,0 +1,120 @@
+"""What the engine step sends and stores, as plain functions of the variant: the samples still to generate,
+the sampling parameters an endpoint accepts, the load test's levels and prompts, and the rows a level's
+measurements become."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from assets.benchmarks.prompts import build_messages
+from assets.engine.generation import SampleRequest
+from assets.engine.loadtest import Load, RequestTiming, Slo, flatten_level, load_levels, summarise_level
+from assets.matrix import Variant
+
+
+class ServingConfigError(ValueError):
+    """The variant's serving block asks for prompts it does not have."""
+
+
+def pending_requests(variant: Variant, items: pd.DataFrame, finished: pd.DataFrame) -> list[SampleRequest]:
+    """Every (item, sample) of the variant that has no stored generation for its config yet."""
+    done = set(zip(finished["benchmark"], finished["item_id"], finished["sample_index"]))
+    return [
+        SampleRequest(row.benchmark, row.item_id, sample, build_messages(row.problem, variant.protocol))
+        for row in items.itertuples()
+        for sample in range(variant.protocol.samples_for(row.benchmark))
+        if (row.benchmark, row.item_id, sample) not in done
+    ]
+
+
+def expected_samples(variant: Variant, benchmarks: Sequence[str]) -> int:
+    """How many samples the items of `benchmarks` (one entry per item) need under the variant's protocol."""
+    return sum(variant.protocol.samples_for(benchmark) for benchmark in benchmarks)
+
+
+def shared_sampling(variant: Variant) -> dict:
+    """The protocol's sampling that generation, warm-up and the load test all send."""
+    return {"temperature": variant.protocol.temperature, "top_p": variant.protocol.top_p}
+
+
+def request_sampling(variant: Variant, sampling: dict) -> dict:
+    """The sampling parameters a generation request sends: the protocol's, adapted for APIs that refuse some
+    (OpenAI's reasoning models take `max_completion_tokens` and only their own temperature and top_p). What
+    was sent is stored with every sample."""
+    options = variant.engine.options
+    adapted = dict(sampling)
+    if options.get("fixed_sampling"):
+        adapted.pop("temperature", None)
+        adapted.pop("top_p", None)
+    limit = options.get("token_limit_param", "max_tokens")
+    if "max_tokens" in adapted and limit != "max_tokens":
+        adapted[limit] = adapted.pop("max_tokens")
+    return adapted
+
+
+def generation_sampling(variant: Variant) -> dict:
+    """What every benchmark sample is requested with: the shared sampling and the protocol's token limit."""
+    return request_sampling(variant, {**shared_sampling(variant), "max_tokens": variant.protocol.max_tokens})
+
+
+def serving_prompts(variant: Variant, items: pd.DataFrame) -> tuple[str, ...]:
+    """The load test's prompts: empty for synthetic ones of `input_len` tokens, else the named benchmark's
+    items rendered as the evaluation sends them (the protocol's system prompt goes with them, in the Load)."""
+    if variant.serving.prompts == "synthetic":
+        return ()
+    chosen = items[items["benchmark"] == variant.serving.prompts]
+    if chosen.empty:
+        raise ServingConfigError(f"serving prompts come from benchmark '{variant.serving.prompts}', which has no "
+                                 f"items for variant '{variant.name}'")
+    return tuple(build_messages(problem, variant.protocol)[-1]["content"] for problem in chosen["problem"])
+
+
+def serving_loads(variant: Variant, sampling: dict, prompts: tuple[str, ...] = ()) -> list[Load]:
+    """The variant's load levels: closed-loop concurrencies, then Poisson request rates."""
+    serving = variant.serving
+    common = {"num_requests": serving.requests_per_level, "input_len": serving.input_len,
+              "output_len": serving.output_len, "warmup": serving.warmup_requests, "sampling": sampling,
+              "exact_output_len": variant.engine.kind == "vllm", "per_chunk_usage": variant.engine.kind == "vllm",
+              "prompts": prompts,
+              "system_prompt": variant.protocol.system_prompt if prompts else None}
+    return load_levels(serving.concurrency, serving.request_rates, **common)
+
+
+def variant_slo(variant: Variant) -> Slo:
+    return Slo(variant.serving.slo_ttft_ms, variant.serving.slo_tpot_ms)
+
+
+def describe_load(load: Load) -> str:
+    return f"concurrency {load.concurrency}" if load.concurrency else f"{load.request_rate} req/s"
+
+
+def _profile(load: Load) -> tuple[str, float]:
+    return ("concurrency", float(load.concurrency)) if load.concurrency else ("rate", float(load.request_rate))
+
+
+def _input_len(load: Load, timings: Sequence[RequestTiming]) -> int:
+    """The prompt length of a level: the synthetic target, or for real prompts the mean the engine counted."""
+    if not load.prompts:
+        return load.input_len
+    counted = [t.prompt_tokens for t in timings if t.ok and t.prompt_tokens]
+    return round(sum(counted) / len(counted)) if counted else 0
+
+
+def level_row(variant: Variant, load: Load, timings: Sequence[RequestTiming], duration_s: float) -> dict:
+    """One `serving_load_levels` row: the level's summary flattened, with what was asked of it."""
+    slo = variant_slo(variant)
+    profile, amount = _profile(load)
+    return {**flatten_level(summarise_level(load, timings, duration_s, slo)), "profile": profile, "load": amount,
+            "input_len": _input_len(load, timings), "output_len": load.output_len,
+            "prompts": variant.serving.prompts, "slo_ttft_ms": slo.ttft_ms, "slo_tpot_ms": slo.tpot_ms}
+
+
+def request_rows(load: Load, timings: Sequence[RequestTiming]) -> list[dict]:
+    """The `serving_request_timings` rows of one level, one per measured request."""
+    profile, amount = _profile(load)
+    return [{"profile": profile, "load": amount, "request_index": index, "ok": t.ok, "error": t.error,
+             "prompt_tokens": t.prompt_tokens, "output_tokens": t.output_tokens, "ttft_ms": t.ttft_ms,
+             "tpot_ms": t.tpot_ms, "e2el_ms": t.e2el_ms, "chunks": t.chunks}
+            for index, t in enumerate(timings)]
