@@ -1,10 +1,13 @@
 """Memory plans against hand calculations for real configurations, and the `yardstick plan` command."""
 
+import json
+
 import pytest
 
-from assets.models.memory import GIB, GPUS, Architecture, PlanError, known_config, plan_memory, plan_variant
-from pipelines.cli import main
 from assets.matrix import load_matrix
+from assets.models.memory import GIB, GPUS, Architecture, PlanError, plan_memory, plan_variant
+from assets.models.model_config import known_config
+from pipelines.cli import main
 
 QWEN_32B = Architecture.from_config(known_config("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"))
 R1 = Architecture.from_config(known_config("deepseek-ai/DeepSeek-R1"))
@@ -89,3 +92,15 @@ def test_tensor_parallelism_beyond_the_kv_heads_replicates_them():
     h100 = GPUS["H100-80GB"]
     assert plan.fit(h100, 2).kv_cache_per_gpu == plan.kv_cache_bytes // 2
     assert plan.fit(h100, 4).kv_cache_per_gpu == plan.kv_cache_bytes // 2   # not // 4: each head on two ranks
+
+
+def test_a_checkpoint_on_disk_is_planned_from_its_own_config_and_weight_files(tmp_path):
+    variant = load_matrix("pipelines/matrix.gpu.yaml").variant("r1-qwen-32b-bf16-2xh100")
+    (tmp_path / "config.json").write_text(json.dumps(known_config("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B")))
+    (tmp_path / "model-00001-of-00002.safetensors").write_bytes(bytes(1000))
+    (tmp_path / "model-00002-of-00002.safetensors").write_bytes(bytes(24))
+    (tmp_path / "tokenizer.json").write_text("{}")   # not a weight file: not counted
+    planned = plan_variant(variant, tmp_path)
+    assert planned.config_source == str(tmp_path)
+    assert planned.plan.weight_source == "checkpoint" and planned.plan.weight_bytes == 1024
+    assert planned.plan.kv_bytes_per_token == 256 * 1024

@@ -19,6 +19,16 @@ def directory_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
+def weight_files(path: str | Path) -> list[Path]:
+    """The files of a checkpoint folder that hold weights (not configs, tokenizers or templates)."""
+    return [f for f in Path(path).iterdir() if f.suffix in WEIGHT_SUFFIXES and f.is_file()]
+
+
+def checkpoint_weight_bytes(path: str | Path) -> int | None:
+    """Bytes of the weight files in a checkpoint folder, or None when it has none."""
+    return sum(f.stat().st_size for f in weight_files(path)) or None
+
+
 def safetensors_parameters(path: Path) -> int:
     """Element count of every tensor in a .safetensors file, from its JSON header alone.
 
@@ -53,7 +63,7 @@ def describe_checkpoint(path: str | Path) -> dict:
     if not config_file.exists():
         raise CheckpointError(f"model path {path} has no config.json; is it a Hugging Face checkpoint?")
     config = json.loads(config_file.read_text())
-    weights = [f for f in path.iterdir() if f.suffix in WEIGHT_SUFFIXES]
+    weights = weight_files(path)
     if not weights:
         raise CheckpointError(f"model path {path} has no weight files ({', '.join(WEIGHT_SUFFIXES)})")
     text_config = config.get("text_config", config)

@@ -10,23 +10,23 @@ a GPU at a tensor-parallel size.
 - Per GPU: weights ÷ (TP × PP) + KV for max_model_len × concurrent sequences ÷ (TP × PP) (÷ PP only for
   latent attention) + a fixed overhead for the CUDA context, activations and graphs, against
   memory × gpu_memory_utilization.
+
+Everything here is arithmetic on plain inputs; where a model's config.json comes from is model_config.py.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from assets.matrix import Variant
+from assets.models.model_config import ModelConfig, PlanError, variant_config
 
 GIB = 1024**3
-GB = 1000**3
 # CUDA context, activation peak and CUDA graphs per GPU: an estimate, checked against measured memory when a
 # GPU is lent (see the notes of the GPU issue); vLLM profiles the real figure at start-up.
 DEFAULT_OVERHEAD_BYTES = 2 * GIB
 TENSOR_PARALLEL_SIZES = (1, 2, 4, 8)
-KNOWN_ARCHITECTURES = Path(__file__).with_name("architectures.yaml")
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,6 @@ SCHEME_LINEAR_BYTES = {
     "W8A8": 1 + 2 / 4096,
     "FP8_DYNAMIC": 1 + 2 / 4096,
 }
-
-
-class PlanError(ValueError):
-    """The configuration cannot be planned: an unknown architecture, GPU or setting."""
 
 
 @dataclass(frozen=True)
@@ -286,26 +282,6 @@ def plan_memory(architecture: Architecture, max_model_len: int, concurrency: int
     )
 
 
-def checkpoint_weight_bytes(path: str | Path) -> int | None:
-    """Bytes of the weight files in a checkpoint folder, or None when it has none."""
-    files = [f for f in Path(path).glob("*") if f.suffix in (".safetensors", ".bin")]
-    return sum(f.stat().st_size for f in files) or None
-
-
-def read_config(path: str | Path) -> dict:
-    file = Path(path) / "config.json"
-    if not file.is_file():
-        raise PlanError(f"{path} has no config.json")
-    return json.loads(file.read_text())
-
-
-def known_config(repo: str) -> dict | None:
-    """config.json facts of well-known public models, for planning without downloading anything."""
-    catalog = yaml.safe_load(KNOWN_ARCHITECTURES.read_text())
-    entry = catalog.get(repo)
-    return dict(entry["config"]) if entry else None
-
-
 def _dtype_bytes(dtype: str) -> int:
     name = str(dtype).replace("torch.", "")
     if name not in DTYPE_BYTES:
@@ -342,34 +318,27 @@ class VariantPlan:
         return rows
 
 
-def plan_variant(variant, checkpoint: str | Path | None = None) -> VariantPlan:
+def plan_variant(variant: Variant, checkpoint: str | Path | None = None) -> VariantPlan:
     """The memory plan of a matrix variant, from its checkpoint on disk when there is one, else from its
-    config.json (the hub at the pinned revision, or the catalog of well-known models)."""
+    config.json (the catalog of well-known models, or the hub at the pinned revision)."""
     if variant.engine.kind == "external":
         raise PlanError(f"variant '{variant.name}' is an external endpoint; its memory is not ours to plan")
+    return plan_from_config(variant, variant_config(variant, checkpoint))
+
+
+def plan_from_config(variant: Variant, model: ModelConfig) -> VariantPlan:
+    """A variant's engine settings (context length, sequences, parallelism, KV-cache dtype) applied to the
+    architecture its config.json describes; the checkpoint's own weight bytes win when known."""
     options = variant.engine.options
-    scheme = variant.quantization.scheme
-    checkpoint_bytes = None
-    local = Path(checkpoint) if checkpoint else Path(variant.model.path) if variant.model.path else None
-    if local and (local / "config.json").is_file():
-        config, source = read_config(local), str(local)
-        checkpoint_bytes = checkpoint_weight_bytes(local)
-    elif variant.model.repo:
-        config = known_config(variant.model.repo)
-        source = f"catalog entry for {variant.model.repo} ({KNOWN_ARCHITECTURES.name})"
-        if config is None:
-            config, source = _hub_config(variant.model.repo, variant.model.revision), f"hf://{variant.model.repo}"
-    else:
-        raise PlanError(f"variant '{variant.name}': its checkpoint is not on disk yet; materialize "
-                        "quantized_model (or `make run`) first, or pass the checkpoint folder")
-    architecture = Architecture.from_config(config)
+    architecture = Architecture.from_config(model.config)
     max_model_len = int(options.get("max_model_len") or architecture.max_position_embeddings or 0)
     concurrency = int(options.get("max_num_seqs")
                       or max([variant.engine.concurrency, *variant.serving.concurrency]))
-    plan = plan_memory(architecture, max_model_len, concurrency, scheme,
+    plan = plan_memory(architecture, max_model_len, concurrency, variant.quantization.scheme,
                        gpu_memory_utilization=float(options.get("gpu_memory_utilization", 0.9)),
-                       checkpoint_bytes=checkpoint_bytes, kv_cache_dtype=_kv_dtype(options.get("kv_cache_dtype")))
-    return VariantPlan(variant.name, source, plan, int(options.get("tensor_parallel_size", 1)),
+                       checkpoint_bytes=model.checkpoint_bytes,
+                       kv_cache_dtype=_kv_dtype(options.get("kv_cache_dtype")))
+    return VariantPlan(variant.name, model.source, plan, int(options.get("tensor_parallel_size", 1)),
                        int(options.get("pipeline_parallel_size", 1)), architecture.num_attention_heads)
 
 
@@ -378,13 +347,3 @@ def _kv_dtype(setting: str | None) -> str | None:
     if not setting or setting == "auto":
         return None
     return "fp8" if str(setting).startswith("fp8") else str(setting)
-
-
-def _hub_config(repo: str, revision: str | None) -> dict:
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return json.loads(Path(hf_hub_download(repo, "config.json", revision=revision)).read_text())
-    except Exception as error:  # offline, gated, or missing: say what to do
-        raise PlanError(f"cannot read config.json of {repo}@{revision} from the hub ({type(error).__name__}: "
-                        f"{error}); download the checkpoint, or add the model to {KNOWN_ARCHITECTURES}") from error
