@@ -266,7 +266,7 @@ class EngineResource(dg.ConfigurableResource):
     """Starts the engine a variant names and hands back its endpoint; machine-level settings live here."""
 
     bind_host: str = "127.0.0.1"
-    log_dir: str = ".yardstick/logs"
+    log_dir: str   # where each started server logs ($YARDSTICK_HOME/logs)
     transformers_command: str = ""  # empty: the `transformers` command of this Python environment
     vllm_command: str = "vllm"
     cpu_threads: int = 1

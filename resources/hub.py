@@ -19,7 +19,7 @@ _COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 class ModelHubResource(dg.ConfigurableResource):
     """Fetches a variant's weights and says exactly which ones they are."""
 
-    models_dir: str = ".yardstick/models"
+    models_dir: str   # generated models and quantized checkpoints: $YARDSTICK_HOME/models
     cache_dir: str | None = None
     token: str | None = None  # set from dg.EnvVar("HF_TOKEN") for gated models
 

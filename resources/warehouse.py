@@ -15,7 +15,6 @@ import pandas as pd
 
 from warehouse import apply_schema
 
-DEFAULT_WAREHOUSE = ".yardstick/warehouse.duckdb"
 # (process, file) pairs whose schema is already applied: once per process is enough, and concurrent
 # connections replacing the same view would conflict.
 _SCHEMA_APPLIED: set[tuple[int, Path]] = set()
@@ -28,7 +27,7 @@ class WarehouseResource(dg.ConfigurableResource):
     users and the UI can read the file between writes.
     """
 
-    path: str = DEFAULT_WAREHOUSE
+    path: str   # the DuckDB file ($YARDSTICK_WAREHOUSE, else warehouse.duckdb under $YARDSTICK_HOME)
     lock_timeout_s: float = 300.0
 
     @property

@@ -125,10 +125,10 @@ def test_engine_with_missing_model_path(tmp_path):
         pass
 
 
-def test_external_engine_needs_its_key(monkeypatch):
+def test_external_engine_needs_its_key(monkeypatch, tmp_path):
     monkeypatch.delenv("YARDSTICK_TEST_KEY", raising=False)
     spec = EngineSpec(kind="external", options={"base_url": "http://127.0.0.1:9/v1", "api_key_env": "YARDSTICK_TEST_KEY"})
-    with pytest.raises(EngineError, match="YARDSTICK_TEST_KEY"), EngineResource().deploy(spec, "", "x", "x"):
+    with pytest.raises(EngineError, match="YARDSTICK_TEST_KEY"), EngineResource(log_dir=str(tmp_path)).deploy(spec, "", "x", "x"):
         pass
 
 
