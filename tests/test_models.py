@@ -2,30 +2,37 @@
 
 import hashlib
 import json
+from dataclasses import replace
 
 import httpx
 import pytest
 
 from assets.benchmarks.synthetic import arithmetic_items
+from assets.matrix import EngineSpec, QuantizationSpec, load_matrix
 from assets.models.calibration import CalibrationError, calibration_texts, parse_source
-from assets.models.checkpoint import CheckpointError, checkpoint_fingerprint, describe_checkpoint
-from assets.models.quantize import QuantizationError, quantize_checkpoint
-from assets.models.tiny import R1_CHAT_TEMPLATE, build_tiny_model, ensure_tiny_model
-from assets.matrix import EngineSpec, QuantizationSpec
+from assets.models.checkpoint import (
+    CheckpointError,
+    checkpoint_fingerprint,
+    describe_checkpoint,
+    external_snapshot,
+)
+from assets.models.quantize import (
+    QuantizationError,
+    earlier_quantization,
+    passthrough_record,
+    quantize_and_record,
+    quantize_checkpoint,
+    source_identity,
+)
+from assets.models.tiny import R1_CHAT_TEMPLATE, build_tiny_model
 from resources.engines import EngineResource
-from tests.conftest import STATE
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    """The trained offline model, built once per test session (the end-to-end tests use the same one)."""
-    return ensure_tiny_model(STATE / "models" / "tiny-r1-qwen2")
 
 
 def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.integration
 def test_tiny_model_build_is_deterministic(tmp_path):
     first = build_tiny_model(tmp_path / "first", training_steps=5)
     again = build_tiny_model(tmp_path / "again", training_steps=5)
@@ -33,27 +40,29 @@ def test_tiny_model_build_is_deterministic(tmp_path):
     assert _sha(first / "tokenizer.json") == _sha(again / "tokenizer.json")
 
 
-def test_tiny_model_is_trained_and_r1_shaped(tiny):
-    build = json.loads((tiny / "yardstick_build.json").read_text())
+@pytest.mark.integration
+def test_tiny_model_is_trained_and_r1_shaped(tiny_model):
+    build = json.loads((tiny_model / "yardstick_build.json").read_text())
     assert build["training_steps"] > 0 and build["final_loss"] < 0.5
-    facts = describe_checkpoint(tiny)
+    facts = describe_checkpoint(tiny_model)
     assert facts["model_type"] == "qwen2" and facts["architecture"] == "Qwen2ForCausalLM"
     assert facts["bytes"] < 5 * 2**20 and facts["parameters"] > 100_000
     assert facts["head_dim"] == facts["hidden_size"] // facts["num_attention_heads"]
 
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     prompt = tokenizer.apply_chat_template([{"role": "user", "content": "1+1?"}], tokenize=False,
                                            add_generation_prompt=True)
     assert prompt.endswith("<｜Assistant｜><think>\n")
     assert tokenizer.chat_template == R1_CHAT_TEMPLATE
 
 
-def test_fingerprint_follows_the_files(tiny, tmp_path):
+@pytest.mark.integration
+def test_fingerprint_follows_the_files(tiny_model, tmp_path):
     copy = tmp_path / "copy"
     copy.mkdir()
-    for file in tiny.iterdir():
+    for file in tiny_model.iterdir():
         (copy / file.name).write_bytes(file.read_bytes())
     first = checkpoint_fingerprint(copy)
     assert checkpoint_fingerprint(copy) == first
@@ -74,10 +83,11 @@ SCHEMES = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", SCHEMES)
-def test_every_scheme_writes_a_checkpoint_the_cpu_engine_serves(tiny, tmp_path, name):
+def test_every_scheme_writes_a_checkpoint_the_cpu_engine_serves(tiny_model, tmp_path, name):
     spec = SCHEMES[name]
-    record = quantize_checkpoint(tiny, tmp_path / name, spec)
+    record = quantize_checkpoint(tiny_model, tmp_path / name, spec)
     config = json.loads((tmp_path / name / "config.json").read_text())
     assert config["quantization_config"]["quant_method"] == "compressed-tensors"
     assert record["bytes_after"] < record["bytes_before"]
@@ -102,6 +112,7 @@ def test_every_scheme_writes_a_checkpoint_the_cpu_engine_serves(tiny, tmp_path, 
     assert "\\boxed{" in (message.get("reasoning_content") or "") + message["content"]
 
 
+@pytest.mark.unit
 def test_calibration_never_uses_test_items():
     with pytest.raises(CalibrationError, match="the split the 'math500' benchmark tests on"):
         parse_source("hf:HuggingFaceH4/MATH-500@test")
@@ -119,8 +130,50 @@ class FakeTemplate:
         return "".join(message["content"] for message in messages) + "|"
 
 
-def test_unknown_scheme_and_not_a_checkpoint(tiny, tmp_path):
+@pytest.mark.integration
+def test_unknown_scheme_and_not_a_checkpoint(tiny_model, tmp_path):
     with pytest.raises(QuantizationError, match="'W3A5' is not supported; supported: W8A16, W4A16, W8A8"):
-        quantize_checkpoint(tiny, tmp_path / "x", QuantizationSpec("W3A5"))
+        quantize_checkpoint(tiny_model, tmp_path / "x", QuantizationSpec("W3A5"))
     with pytest.raises(CheckpointError, match="has no config.json"):
         describe_checkpoint(tmp_path)
+
+
+@pytest.mark.unit
+def test_a_quantized_checkpoint_is_reused_only_for_the_same_source_and_settings(tmp_path, monkeypatch):
+    source, target = tmp_path / "source", tmp_path / "quantized"
+    source.mkdir()
+    (source / "model.safetensors").write_bytes(bytes(10))
+    spec = QuantizationSpec("W4A16")
+    made = []
+
+    def quantize(source, target, spec):   # stands in for llm-compressor: the bookkeeping is under test
+        target.mkdir(exist_ok=True)
+        made.append(spec)
+        return {"scheme": spec.scheme, "method": spec.method, "bytes_before": 10, "bytes_after": 4}
+
+    monkeypatch.setattr("assets.models.quantize.quantize_checkpoint", quantize)
+    identity = source_identity(source, "abc123", spec)
+    assert earlier_quantization(target, identity) is None
+    record = quantize_and_record(source, target, spec, identity)
+    assert record["local_path"] == str(target) and len(made) == 1
+    assert earlier_quantization(target, source_identity(source, "abc123", spec)) == record
+    calibrated = QuantizationSpec("W4A16", "gptq", "arith-train")
+    for changed in (source_identity(source, "def456", spec), source_identity(source, "abc123", calibrated)):
+        assert earlier_quantization(target, changed) is None
+    (source / "model.safetensors").write_bytes(bytes(11))   # rewritten in place: the size tells
+    assert earlier_quantization(target, source_identity(source, "abc123", spec)) is None
+    assert passthrough_record(source)["bytes_after"] == 11
+
+
+@pytest.mark.unit
+def test_an_external_snapshot_is_fingerprinted_by_endpoint_and_served_model():
+    api = load_matrix("pipelines/matrix.gpu.yaml").variant("deepseek-reasoner-api")
+
+    def fingerprint(endpoint, model):
+        variant = replace(api, engine=EngineSpec("external", {**api.engine.options, "model": model}))
+        return external_snapshot(variant, endpoint)["fingerprint"]
+
+    first = fingerprint("https://api.example.com/v1", "reasoner")
+    assert first == fingerprint("https://api.example.com/v1", "reasoner")
+    assert first != fingerprint("https://other.example.com/v1", "reasoner")
+    assert first != fingerprint("https://api.example.com/v1", "chat")

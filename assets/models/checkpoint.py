@@ -1,4 +1,5 @@
-"""Facts about a checkpoint on disk, read without loading weights: size, parameter count, architecture."""
+"""Facts about a checkpoint on disk, read without loading weights: size, parameter count, architecture; and
+what stands in for them when an external endpoint serves weights we never see."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import struct
 from math import prod
 from pathlib import Path
+
+from assets.matrix import Variant
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
@@ -83,3 +86,13 @@ def describe_checkpoint(path: str | Path) -> dict:
         "max_position_embeddings": text_config.get("max_position_embeddings"),
         "vocab_size": text_config.get("vocab_size"),
     }
+
+
+def external_snapshot(variant: Variant, endpoint: str) -> dict:
+    """An external endpoint's weights are its own: recorded as the served model name at the endpoint, and
+    fingerprinted by both, so samples from another endpoint or model never mix with these."""
+    served = str(variant.engine.options["model"])
+    fingerprint = hashlib.sha256(f"external:{endpoint}:{served}".encode()).hexdigest()[:16]
+    return {"variant": variant.name, "source": "external", "repo": served, "revision": str(endpoint),
+            "commit_sha": None, "local_path": None, "fingerprint": fingerprint, "bytes": None,
+            "parameters": None}

@@ -1,36 +1,25 @@
 """model_snapshot and quantized_model: the weights a variant serves, and exactly which ones they are."""
 
-import hashlib
-import json
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from assets.models.checkpoint import describe_checkpoint, directory_bytes
-from assets.models.quantize import quantize_checkpoint, quantized_path
-
-from assets.matrix import Variant
+from assets.models.checkpoint import describe_checkpoint, external_snapshot
+from assets.models.quantize import (
+    earlier_quantization,
+    external_record,
+    passthrough_record,
+    quantize_and_record,
+    quantized_path,
+    source_identity,
+)
 from assets.partitions import variant_partitions
 from resources.engines import external_base_url
 from resources.hub import ModelHubResource
 from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
-
-QUANTIZATION_MARKER = "yardstick_quantization.json"
-
-
-
-def external_snapshot(variant: Variant) -> dict:
-    """An external endpoint's weights are its own: recorded as the served model name at the endpoint, and
-    fingerprinted by both, so samples from another endpoint or model never mix with these."""
-    served = str(variant.engine.options["model"])
-    where = external_base_url(variant.engine)   # the URL itself, also when an environment variable holds it
-    fingerprint = hashlib.sha256(f"external:{where}:{served}".encode()).hexdigest()[:16]
-    return {"variant": variant.name, "source": "external", "repo": served, "revision": str(where),
-            "commit_sha": None, "local_path": None, "fingerprint": fingerprint, "bytes": None,
-            "parameters": None, "recorded_at": utc_now()}
 
 
 @dg.asset(partitions_def=variant_partitions, group_name="models", kinds={"huggingface", "duckdb"})
@@ -41,7 +30,7 @@ def model_snapshot(
     needs), a local folder, or the generated offline model; with size, parameter count and architecture."""
     variant = matrix.variant(context.partition_key)
     if variant.engine.kind == "external":
-        row = external_snapshot(variant)
+        row = {**external_snapshot(variant, external_base_url(variant.engine)), "recorded_at": utc_now()}
         warehouse.replace_partition("model_snapshots", variant.name, pd.DataFrame([row]))
         context.log.info(f"external endpoint: {row['repo']} at {row['revision']}; no weights to fetch")
         return dg.MaterializeResult(metadata={"dagster/row_count": 1, "source": "external",
@@ -70,42 +59,32 @@ def quantized_model(
     snapshot = warehouse.query("SELECT local_path, commit_sha FROM model_snapshots WHERE variant = ?", [variant.name])
     if snapshot.empty:
         raise dg.Failure(f"no model_snapshot for variant '{variant.name}'; materialize model_snapshot first")
-    scheme = variant.quantization.scheme
+    spec = variant.quantization
     if variant.engine.kind == "external":
-        if scheme != "none":
+        if spec.scheme != "none":
             raise dg.Failure(f"variant '{variant.name}' is an external endpoint; it cannot be quantized here "
-                             f"(quantization '{scheme}'); set quantization: none")
-        record = {"scheme": "none", "method": "external", "local_path": None, "bytes_before": None,
-                  "bytes_after": None, "seconds": 0.0, "tool": None, "tool_version": None, "recipe": None,
-                  "calibration": None}
-        warehouse.replace_partition("quantized_models", variant.name,
-                                    pd.DataFrame([{"variant": variant.name, **record, "recorded_at": utc_now()}]))
+                             f"(quantization '{spec.scheme}'); set quantization: none")
+        row = {"variant": variant.name, **external_record(), "recorded_at": utc_now()}
+        warehouse.replace_partition("quantized_models", variant.name, pd.DataFrame([row]))
         return dg.MaterializeResult(metadata={"dagster/row_count": 1, "scheme": "none", "method": "external"})
     source = Path(snapshot.iloc[0]["local_path"])
-    if scheme == "none":
-        size = directory_bytes(source)
-        record = {"scheme": "none", "method": "passthrough", "local_path": str(source), "bytes_before": size,
-                  "bytes_after": size, "seconds": 0.0, "tool": None, "tool_version": None, "recipe": None,
-                  "calibration": None}
+    if spec.scheme == "none":
+        record = passthrough_record(source)
     else:
         target = quantized_path(hub.models_dir, variant)
-        identity = {"source": str(source), "source_sha": snapshot.iloc[0]["commit_sha"],
-                    "source_bytes": directory_bytes(source), **variant.quantization.identity()}
-        marker = target / QUANTIZATION_MARKER
-        if marker.exists() and json.loads(marker.read_text()).get("identity") == identity:
-            record = json.loads(marker.read_text())["record"]
+        identity = source_identity(source, snapshot.iloc[0]["commit_sha"], spec)
+        record = earlier_quantization(target, identity)
+        if record:
             context.log.info(f"reusing {target}, quantized earlier from the same source")
         else:
-            context.log.info(f"quantizing {source} with {scheme} ({variant.quantization.method}"
-                             + (f", calibrated on {variant.quantization.calibration})" if variant.quantization.calibration
-                                else ")"))
-            record = {**quantize_checkpoint(source, target, variant.quantization), "local_path": str(target)}
-            marker.write_text(json.dumps({"identity": identity, "record": record}, indent=2))
+            calibrated = f", calibrated on {spec.calibration}" if spec.calibration else ""
+            context.log.info(f"quantizing {source} with {spec.scheme} ({spec.method}{calibrated})")
+            record = quantize_and_record(source, target, spec, identity)
     row = {"variant": variant.name, **record, "recorded_at": utc_now()}
     warehouse.replace_partition("quantized_models", variant.name, pd.DataFrame([row]))
     return dg.MaterializeResult(metadata={
         "dagster/row_count": 1,
-        "scheme": scheme,
+        "scheme": spec.scheme,
         "path": dg.MetadataValue.path(record["local_path"]),
         "bytes_before": record["bytes_before"],
         "bytes_after": record["bytes_after"],

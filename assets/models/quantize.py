@@ -11,19 +11,23 @@ transformers decompresses on the CPU).
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
 
+from assets.matrix import CALIBRATED_METHODS, QUANTIZATION_METHODS, QuantizationSpec, Variant
 from assets.models.calibration import calibration_texts, parse_source
 from assets.models.checkpoint import directory_bytes
-from assets.matrix import CALIBRATED_METHODS, QUANTIZATION_METHODS, QuantizationSpec, Variant
 from assets.versions import installed_version
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
                    "generation_config.json")
 TOOLS = ("llmcompressor", "compressed-tensors", "transformers", "torch")
 SMOOTHING_STRENGTH = 0.8
+# Written into each quantized checkpoint: what it was made from and the record of making it, so a rerun from the
+# same source and settings reuses it.
+QUANTIZATION_MARKER = "yardstick_quantization.json"
 
 
 def quantized_path(models_dir: str | Path, variant: Variant) -> Path:
@@ -45,7 +49,7 @@ def build_recipe(spec: QuantizationSpec) -> list:
     if spec.method not in QUANTIZATION_METHODS[spec.scheme]:
         raise QuantizationError(f"scheme {spec.scheme} cannot be made with method '{spec.method}'")
     common = {"targets": "Linear", "scheme": spec.scheme, "ignore": ["lm_head"]}
-    if spec.method in ("rtn", "dynamic"):
+    if spec.method not in CALIBRATED_METHODS:
         return [QuantizationModifier(**common)]
     recipe = []
     if spec.method == "smoothquant-gptq":
@@ -104,3 +108,42 @@ def quantize_checkpoint(source: Path, target: Path, spec: QuantizationSpec) -> d
         "calibration": calibration,
     }
 
+
+def passthrough_record(source: Path) -> dict:
+    """Quantization `none`: the snapshot is served as it is."""
+    size = directory_bytes(source)
+    return _unquantized_record("passthrough", str(source), size)
+
+
+def external_record() -> dict:
+    """An external endpoint serves its own weights; nothing is made here."""
+    return _unquantized_record("external", None, None)
+
+
+def _unquantized_record(method: str, local_path: str | None, size: int | None) -> dict:
+    return {"scheme": "none", "method": method, "local_path": local_path, "bytes_before": size,
+            "bytes_after": size, "seconds": 0.0, "tool": None, "tool_version": None, "recipe": None,
+            "calibration": None}
+
+
+def source_identity(source: Path, source_sha: str | None, spec: QuantizationSpec) -> dict:
+    """What makes two quantized checkpoints the same: the snapshot they came from (path, commit, size) and the
+    quantization settings."""
+    return {"source": str(source), "source_sha": source_sha, "source_bytes": directory_bytes(source),
+            **spec.identity()}
+
+
+def earlier_quantization(target: Path, identity: dict) -> dict | None:
+    """The record of the checkpoint at `target` when it was quantized earlier from the same `identity`, else None."""
+    marker = target / QUANTIZATION_MARKER
+    if not marker.exists():
+        return None
+    made = json.loads(marker.read_text())
+    return made["record"] if made.get("identity") == identity else None
+
+
+def quantize_and_record(source: Path, target: Path, spec: QuantizationSpec, identity: dict) -> dict:
+    """`quantize_checkpoint`, then the marker that lets `earlier_quantization` find the result again."""
+    record = {**quantize_checkpoint(source, target, spec), "local_path": str(target)}
+    (target / QUANTIZATION_MARKER).write_text(json.dumps({"identity": identity, "record": record}, indent=2))
+    return record
