@@ -53,7 +53,6 @@ class Deployment:
     argv: list[str] = field(default_factory=list)
     startup_seconds: float = 0.0
     pid: int | None = None
-    log_path: Path | None = None
     peak_rss_bytes: int | None = None
     gpu_memory_bytes: int | None = None   # held on the GPU when measured (vLLM preallocates its cache)
 
@@ -299,8 +298,7 @@ class EngineResource(dg.ConfigurableResource):
         ready = [f"{base}/health"] + ([f"{base}/v1/models"] if spec.kind == "vllm" else [])
         with server_process(argv, log_path, ready, spec.startup_timeout_s, env, what) as (process, startup):
             deployment = Deployment(engine=spec.kind, engine_version=version, base_url=f"{base}/v1",
-                                    served_model=served, argv=argv, startup_seconds=startup, pid=process.pid,
-                                    log_path=log_path)
+                                    served_model=served, argv=argv, startup_seconds=startup, pid=process.pid)
             if warmup_sampling is not None:
                 self._warm_up(deployment, warmup_sampling, process, log_path)
             try:

@@ -82,10 +82,6 @@ class Grader:
     def close(self) -> None:
         self._pool.close()
 
-    @property
-    def workers_replaced(self) -> int:
-        return self._pool.replaced
-
     def equal_many(self, pairs: Sequence[tuple[str, str, str]]) -> list[bool | str | None]:
         """Verdict per (gold, prediction, format): True, False, None (unparseable) or 'timeout'."""
         keys = [(gold.strip(), prediction.strip(), answer_format) for gold, prediction, answer_format in pairs]
