@@ -17,11 +17,21 @@ def usd_per_million_tokens(usd_per_hour: float, tokens_per_second: float) -> flo
     return usd_per_hour / (tokens_per_second * SECONDS_PER_HOUR) * MILLION
 
 
-def usd_per_correct_answer(tokens_spent: int, usd_per_million: float, correct_answers: int) -> float | None:
-    """Tokens spent on a benchmark × $/token ÷ correct answers; None when nothing was correct."""
+def usd_for_tokens(tokens: int, usd_per_million: float) -> float:
+    """What `tokens` cost at a price per million tokens."""
+    return tokens * usd_per_million / MILLION
+
+
+def usd_per_correct(usd_spent: float, correct_answers: int) -> float | None:
+    """What was spent ÷ correct answers; None when nothing was correct."""
     if correct_answers <= 0:
         return None
-    return tokens_spent * usd_per_million / MILLION / correct_answers
+    return usd_spent / correct_answers
+
+
+def usd_per_correct_answer(tokens_spent: int, usd_per_million: float, correct_answers: int) -> float | None:
+    """Tokens spent on a benchmark × $/token ÷ correct answers; None when nothing was correct."""
+    return usd_per_correct(usd_for_tokens(tokens_spent, usd_per_million), correct_answers)
 
 
 @dataclass(frozen=True)
