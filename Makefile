@@ -15,7 +15,7 @@ endif
 export YARDSTICK_HOME ?= $(CURDIR)/.yardstick
 export DAGSTER_HOME ?= $(YARDSTICK_HOME)/dagster
 
-.PHONY: run test ui lint clean
+.PHONY: run test test-fast ui lint clean
 
 $(BIN)/yardstick: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ run: $(BIN)/yardstick $(DAGSTER_HOME)/dagster.yaml
 
 test: $(BIN)/yardstick
 	$(BIN)/pytest
+
+# The unit tier only: pure logic, under a minute. `make test` (and CI) runs every tier.
+test-fast: $(BIN)/yardstick
+	$(BIN)/pytest -m unit
 
 ui: $(BIN)/yardstick $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -m pipelines.definitions -h 127.0.0.1 -p 3000

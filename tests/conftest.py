@@ -1,4 +1,5 @@
-"""Test settings: a small matrix, the offline benchmark mirror, and a private state folder per session.
+"""Test settings: a small matrix, the offline benchmark mirror, and a private state folder per session; the
+tiers every test belongs to; the tiny model, built once per session; and the one /proc scanner.
 
 The environment is set before anything from the project is imported, because the Dagster partitions are
 read from the matrix at import time.
@@ -22,27 +23,56 @@ os.environ["YARDSTICK_BENCHMARK_MIRROR"] = str(SHARED_BENCHMARKS)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
+# Registered in pyproject.toml; `make test-fast` runs the first.
+TIERS = ("unit", "integration", "timing")
+
 needs_shared = pytest.mark.skipif(
     not SHARED_BENCHMARKS.is_dir(), reason=f"offline benchmark mirror {SHARED_BENCHMARKS} is not there"
 )
 
 
-def engine_processes(marker: str) -> list[int]:
-    """PIDs of live processes whose command line contains `marker` and 'serve'."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = next((line for line in (proc / "status").read_text().splitlines() if line.startswith("State:")), "")
-        except OSError:
-            continue
-        if marker in cmdline and " serve " in cmdline and "zombie" not in state:
-            found.append(int(proc.name))
-    return found
+@pytest.hookimpl(tryfirst=True)   # before `-m` deselects: a test with no tier must not vanish from every tier
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    wrong = [f"{item.nodeid} has {tiers or 'none'}" for item in items
+             if len(tiers := sorted({mark.name for mark in item.iter_markers() if mark.name in TIERS})) != 1]
+    if wrong:
+        raise pytest.UsageError(
+            f"every test belongs to exactly one tier of {', '.join(TIERS)}; mark the module "
+            "(`pytestmark = pytest.mark.unit`) or, where a module mixes tiers, each test:\n  " + "\n  ".join(wrong))
 
 
 @pytest.fixture(scope="session")
 def state_dir() -> Path:
     return STATE
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Path:
+    """The trained offline tiny model, built once per session in the folder the pipeline's hub reads it from."""
+    from assets.models.tiny import TINY_MODEL_NAME, ensure_tiny_model
+
+    return ensure_tiny_model(STATE / "models" / TINY_MODEL_NAME)
+
+
+def live_processes(*command_fragments: str, group: int | None = None) -> list[int]:
+    """PIDs of processes that are alive (a zombie is dead, waiting to be reaped) whose command line contains
+    every fragment and, when `group` is given, that belong to that process group."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            state, _parent, process_group = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+        if state in ("Z", "X") or (group is not None and int(process_group) != group):
+            continue
+        if all(fragment in command for fragment in command_fragments):
+            found.append(int(proc.name))
+    return found
+
+
+def engine_processes(marker: str) -> list[int]:
+    """PIDs of live engine servers (a command line with ' serve ') whose command line contains `marker`."""
+    return live_processes(marker, " serve ")

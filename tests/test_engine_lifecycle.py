@@ -1,26 +1,22 @@
-"""The CPU engine for real: start, ready, sampling as the protocol says, stop with nothing left behind."""
+"""The CPU engine for real: start, ready, sampling as the protocol says, stop with nothing left behind; and an
+engine that fails to start says why."""
 
 import os
 import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
-from assets.models.tiny import ensure_tiny_model
 from assets.matrix import EngineSpec
 from resources.engines import EngineError, EngineResource
-from tests.conftest import STATE, engine_processes
+from tests.conftest import engine_processes, live_processes
+
+pytestmark = pytest.mark.integration
 
 SPEC = EngineSpec(kind="transformers", options={"device": "cpu", "startup_timeout_s": 120, "cb_num_blocks": 64,
                                                  "cb_max_batch_tokens": 256})
 # Far from what the tiny model was trained on, so its next-token distribution is wide and samples differ.
 PROMPT = [{"role": "user", "content": "Describe the history of the printing press in a few sentences."}]
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    return str(ensure_tiny_model(STATE / "models" / "tiny-r1-qwen2"))
 
 
 def _complete(deployment, max_tokens: int, **sampling) -> dict:
@@ -37,42 +33,45 @@ def _text(reply: dict) -> str:
 
 def test_sampling_varies_between_samples_and_max_tokens_is_per_request(tiny_model, tmp_path):
     sampling = {"temperature": 0.6, "top_p": 0.95}
-    with EngineResource(log_dir=str(tmp_path)).deploy(SPEC, tiny_model, "tiny", "sampled",
+    with EngineResource(log_dir=str(tmp_path)).deploy(SPEC, str(tiny_model), "tiny", "sampled",
                                                       warmup_sampling=sampling) as deployment:
         pid = deployment.pid
         samples = {_text(_complete(deployment, 12, **sampling)) for _ in range(6)}
         short = _complete(deployment, 3, **sampling)
     assert len(samples) > 1, "k samples at temperature 0.6 were all identical"
     assert short["usage"]["completion_tokens"] == 3
-    assert engine_processes(tiny_model) == [] and pid not in engine_processes("serve")
+    assert engine_processes(str(tiny_model)) == [] and pid not in engine_processes("serve")
 
 
 def test_greedy_engine_repeats_itself(tiny_model, tmp_path):
     greedy = {"temperature": 0.0}
-    with EngineResource(log_dir=str(tmp_path)).deploy(SPEC, tiny_model, "tiny", "greedy",
+    with EngineResource(log_dir=str(tmp_path)).deploy(SPEC, str(tiny_model), "tiny", "greedy",
                                                       warmup_sampling=greedy) as deployment:
         replies = [_complete(deployment, 12, **greedy) for _ in range(3)]
     assert len({_text(reply) for reply in replies}) == 1
     assert all(reply["usage"]["completion_tokens"] == 12 for reply in replies)
-    assert engine_processes(tiny_model) == []
+    assert engine_processes(str(tiny_model)) == []
+
+
+def test_engine_that_fails_to_start_shows_its_log_tail(tmp_path):
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    engine = EngineResource(log_dir=str(tmp_path / "logs"))
+    spec = EngineSpec(kind="transformers", options={"device": "cpu", "startup_timeout_s": 120})
+    with pytest.raises(EngineError) as raised, engine.deploy(spec, str(broken), served_name="broken",
+                                                             log_name="broken", warmup_sampling={"temperature": 0.6}):
+        pass
+    message = str(raised.value)
+    assert "last lines of" in message and "broken.log" in message
+    last_log_line = (tmp_path / "logs" / "broken.log").read_text().strip().splitlines()[-1]
+    assert "exited with code" in message and last_log_line in message
+    assert engine_processes(str(broken)) == []
 
 
 VLLM_STANDIN = f"{sys.executable} -m tests.instruments.vllm_standin"
 VLLM_SPEC = EngineSpec(kind="vllm", options={"tensor_parallel_size": 2, "max_model_len": 4096,
                                              "startup_timeout_s": 60})
-
-
-def _live_members(group: int) -> list[int]:
-    """PIDs in a process group that are not zombies (a zombie is dead, waiting to be reaped)."""
-    members = []
-    for proc in Path("/proc").iterdir():
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if proc.name.isdigit() and int(fields[2]) == group and fields[0] != "Z":
-            members.append(int(proc.name))
-    return members
 
 
 def test_vllm_launcher_lifecycle_against_a_real_server_process(tmp_path, monkeypatch):
@@ -94,7 +93,7 @@ def test_vllm_launcher_lifecycle_against_a_real_server_process(tmp_path, monkeyp
         group = os.getpgid(deployment.pid)
     log = (tmp_path / "logs" / "standin.log").read_text()
     assert "--tensor-parallel-size 2" in log and "--max-model-len 4096" in log
-    assert _live_members(group) == []   # nothing of the group is left running, the child included
+    assert live_processes(group=group) == []   # nothing of the group is left running, the child included
 
 
 def test_vllm_out_of_memory_at_load_says_what_to_change(tmp_path, monkeypatch):

@@ -8,6 +8,8 @@ from assets.benchmarks.catalog import gsm8k_gold
 from assets.grading.extraction import as_number, extract_answer, last_boxed, split_reasoning
 from tests.conftest import SHARED_BENCHMARKS, needs_shared
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(("response", "reasoning_content", "prefilled", "finish", "expected"), [
     ("let me think</think>The answer is \\boxed{5}.", None, True, "stop", ("let me think", "The answer is \\boxed{5}.", True)),

@@ -6,6 +6,8 @@ import pytest
 
 from pipelines.cli import main as yardstick
 
+pytestmark = pytest.mark.unit
+
 
 def _write(path, rows):
     path.write_text("".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows))

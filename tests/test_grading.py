@@ -7,6 +7,8 @@ from assets.benchmarks.catalog import load_items, read_jsonl
 from assets.grading.equivalence import GradeInput, Grader
 from tests.conftest import SHARED_BENCHMARKS, needs_shared
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def grader():

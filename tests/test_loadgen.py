@@ -1,59 +1,30 @@
-"""The load generator measured against a reference server whose timing is known."""
+"""The load generator measured against a reference server whose timing is known.
+
+Tiers per test: the fidelity checks are `timing` (judged against the reference server's known timing and its own
+report of what it served), a failed request against the server is `integration`, prompt building is `unit`.
+"""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pandas as pd
 import pytest
 
-from assets.engine.requests import serving_loads, serving_prompts
 from assets.engine.loadtest import Endpoint, Load, level_prompts, request_body
-from pipelines.cli import main as yardstick
+from assets.engine.requests import serving_loads, serving_prompts
 from assets.matrix import load_matrix
-from resources.engines import free_port
+from pipelines.cli import main as yardstick
+from tests.instruments.reference_server import running_reference_server, served_stats
 
 ROOT = Path(__file__).resolve().parent.parent
 # Latencies of the order of a real engine's.
 TTFT_MS, TPOT_MS, SLOTS, OUTPUT = 300.0, 30.0, 64, 16
 
 
-@contextmanager
-def reference_server(ttft_ms: float, tpot_ms: float, slots: int, tokens_per_chunk: int = 1):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.instruments.reference_server", "--port", str(port), "--ttft-ms", str(ttft_ms),
-         "--tpot-ms", str(tpot_ms), "--slots", str(slots), "--tokens-per-chunk", str(tokens_per_chunk)],
-        cwd=ROOT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield f"{base}/v1"
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-
-
-def served_stats(base_url: str) -> dict:
-    """What the reference server itself saw (see its GET /stats)."""
-    return httpx.get(base_url.removesuffix("/v1") + "/stats", timeout=5).json()
-
-
 @pytest.fixture(scope="module")
 def server():
-    with reference_server(TTFT_MS, TPOT_MS, SLOTS) as base_url:
+    with running_reference_server(TTFT_MS, TPOT_MS, SLOTS) as base_url:
         yield base_url
 
 
@@ -64,6 +35,7 @@ def _bench(tmp_path, base_url, *args) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.timing
 def test_latencies_within_five_percent_of_the_truth(server, tmp_path):
     result = _bench(tmp_path, server, "--concurrency", "1,16", "--num-requests", "48")
     for level in result["levels"]:
@@ -77,9 +49,10 @@ def test_latencies_within_five_percent_of_the_truth(server, tmp_path):
                                         "output_throughput", "ttft_ms", "tpot_ms", "itl_ms", "e2el_ms"}
 
 
+@pytest.mark.timing
 def test_itl_is_token_weighted_when_chunks_carry_several_tokens(tmp_path):
     """16 tokens as chunks of 1, 4, 4, 4, 3: gaps of 80 ms (60 for the last) that are 20 ms per token."""
-    with reference_server(TTFT_MS, TPOT_MS, SLOTS, tokens_per_chunk=4) as base_url:
+    with running_reference_server(TTFT_MS, TPOT_MS, SLOTS, tokens_per_chunk=4) as base_url:
         weighted = _bench(tmp_path, base_url, "--concurrency", "4", "--num-requests", "16", "--per-chunk-usage")
         per_chunk = _bench(tmp_path, base_url, "--concurrency", "4", "--num-requests", "16")
     level = weighted["levels"][0]
@@ -92,10 +65,11 @@ def test_itl_is_token_weighted_when_chunks_carry_several_tokens(tmp_path):
     assert per_chunk["levels"][0]["tpot_ms"]["mean"] == pytest.approx(TPOT_MS, rel=0.05)
 
 
+@pytest.mark.timing
 def test_the_client_keeps_the_server_saturated_at_concurrency_256(tmp_path):
     ttft_ms, tpot_ms = 100.0, 20.0
     nominal = SLOTS / ((ttft_ms + (OUTPUT - 1) * tpot_ms) / 1000)  # requests per second
-    with reference_server(ttft_ms, tpot_ms, SLOTS) as base_url:
+    with running_reference_server(ttft_ms, tpot_ms, SLOTS) as base_url:
         # A multiple of the slots, so the last wave fills the server like every other.
         result = _bench(tmp_path, base_url, "--concurrency", "256", "--num-requests", str(40 * SLOTS),
                         "--warmup", "0")
@@ -112,14 +86,16 @@ def test_the_client_keeps_the_server_saturated_at_concurrency_256(tmp_path):
     assert level["request_throughput"] >= 0.97 * served["delivered_rps"], report
 
 
+@pytest.mark.timing
 def test_the_ruler_notices_a_client_that_leaves_slots_idle(tmp_path):
     """The control for the test above: 16 requests in flight on 64 slots starve three quarters of them."""
-    with reference_server(100.0, 20.0, SLOTS) as base_url:
+    with running_reference_server(100.0, 20.0, SLOTS) as base_url:
         _bench(tmp_path, base_url, "--concurrency", "16", "--num-requests", "64", "--warmup", "0")
         served = served_stats(base_url)
     assert served["completed"] == 64 and served["starved_fraction"] == pytest.approx(0.75, abs=0.05)
 
 
+@pytest.mark.timing
 def test_poisson_arrivals_at_a_rate(server, tmp_path):
     result = _bench(tmp_path, server, "--concurrency", "", "--request-rate", "20", "--num-requests", "60")
     level = result["levels"][0]
@@ -127,6 +103,7 @@ def test_poisson_arrivals_at_a_rate(server, tmp_path):
     assert level["request_throughput"] == pytest.approx(20, rel=0.35)
 
 
+@pytest.mark.integration
 def test_a_refused_request_is_a_failure_with_the_servers_answer(server, tmp_path):
     out = tmp_path / "result.json"
     code = yardstick(["bench", "--base-url", server.replace("/v1", "/nowhere"), "--model", "reference",
@@ -135,6 +112,7 @@ def test_a_refused_request_is_a_failure_with_the_servers_answer(server, tmp_path
     assert code == 1 and level["failed"] == 2 and "HTTP 404" in level["errors"][0]
 
 
+@pytest.mark.unit
 def test_no_request_repeats_an_earlier_prompt_so_prefix_caches_cannot_flatter():
     synthetic = level_prompts(Load(concurrency=4, num_requests=50, input_len=64, output_len=8, warmup=2))
     assert len(synthetic) == 52 and len(set(synthetic)) == 52
@@ -145,6 +123,7 @@ def test_no_request_repeats_an_earlier_prompt_so_prefix_caches_cannot_flatter():
                     "(2) What is 1 + 1?", "(2) What is 2 + 2?"]
 
 
+@pytest.mark.unit
 def test_real_prompt_levels_send_what_the_evaluation_sends():
     variant = load_matrix(ROOT / "tests" / "matrix.test.yaml").variant("tiny-test-w8a16")
     variant = replace(variant, protocol=replace(variant.protocol, system_prompt="You are a careful mathematician."))

@@ -9,6 +9,8 @@ from assets.models.memory import GIB, GPUS, Architecture, PlanError, plan_memory
 from assets.models.model_config import known_config
 from pipelines.cli import main
 
+pytestmark = pytest.mark.unit
+
 QWEN_32B = Architecture.from_config(known_config("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"))
 R1 = Architecture.from_config(known_config("deepseek-ai/DeepSeek-R1"))
 

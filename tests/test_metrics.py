@@ -17,6 +17,8 @@ from assets.scoring.metrics import (
     score_benchmark,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def test_pass_at_1_is_the_mean_over_items_of_the_mean_over_samples():
     grades = pd.DataFrame({

@@ -1,36 +1,46 @@
-"""End to end through dg.materialize with the real CPU engine and the real tiny model, offline."""
+"""End to end through dg.materialize with the real CPU engine and the real tiny model, offline.
+
+Each test owns its warehouse. The module's first run (a module fixture, on the session's tiny model) fills one;
+every test that builds on that finished work (the rerun, the quantized twin, the corrupted score, the API
+baseline) gets a private copy of it, so what one test writes or breaks is never seen by another and no test
+depends on another having run before it.
+"""
 
 import json
 import os
+import shutil
 import signal
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from assets.matrix import load_matrix
 from assets.scoring import defs as scoring_defs
 from assets.scoring.metrics import BenchmarkScore
 from pipelines.definitions import defs
-from assets.matrix import load_matrix
 from resources.matrix import MatrixResource
+from resources.warehouse import WarehouseResource
 from tests.conftest import STATE, engine_processes, needs_shared
 
-pytestmark = needs_shared
+pytestmark = [pytest.mark.integration, needs_shared]
 
 MATRIX = load_matrix()
 TABLES = ["benchmark_items", "model_snapshots", "quantized_models", "benchmark_generations", "graded_answers",
           "benchmark_scores", "serving_load_levels", "serving_request_timings", "cost_rollup"]
 
 
-def materialize(variant: str, raise_on_error: bool = True, **resources) -> dg.ExecuteInProcessResult:
+def materialize(variant: str, warehouse: WarehouseResource, raise_on_error: bool = True,
+                **resources) -> dg.ExecuteInProcessResult:
     job = defs.resolve_implicit_global_asset_job_def()
     return job.execute_in_process(partition_key=variant, raise_on_error=raise_on_error,
-                                  resources={**defs.resources, **resources})
+                                  resources={**defs.resources, "warehouse": warehouse, **resources})
 
 
-def counts(variant: str) -> dict[str, int]:
-    warehouse = defs.resources["warehouse"]
+def counts(warehouse: WarehouseResource, variant: str) -> dict[str, int]:
     return {table: int(warehouse.query(f"SELECT count(*) AS n FROM {table} WHERE variant = ?",
                                        [variant]).iloc[0]["n"]) for table in TABLES}
 
@@ -40,15 +50,34 @@ def expected_samples(variant: str) -> int:
     return sum(items * spec.protocol.samples_for(name) for name, items in spec.benchmarks.items())
 
 
+@dataclass(frozen=True)
+class FirstRun:
+    result: dg.ExecuteInProcessResult
+    warehouse: WarehouseResource
+
+
 @pytest.fixture(scope="module")
-def first_run() -> dg.ExecuteInProcessResult:
-    return materialize("tiny-test")
+def first_run(tiny_model, tmp_path_factory) -> FirstRun:
+    """The whole chain for tiny-test, once for the module, into a warehouse of its own."""
+    warehouse = WarehouseResource(path=str(tmp_path_factory.mktemp("first-run") / "warehouse.duckdb"))
+    return FirstRun(materialize("tiny-test", warehouse), warehouse)
+
+
+@pytest.fixture
+def warehouse(first_run, tmp_path) -> WarehouseResource:
+    """This test's own warehouse: a copy of the first run's (its connections are closed), so the test builds on
+    that finished work without writing to it."""
+    source, copy = first_run.warehouse.resolved_path, tmp_path / "warehouse.duckdb"
+    for suffix in ("", ".wal"):   # a write-ahead log, where DuckDB left one, belongs with its file
+        if Path(f"{source}{suffix}").exists():
+            shutil.copyfile(f"{source}{suffix}", f"{copy}{suffix}")
+    return WarehouseResource(path=str(copy))
 
 
 def test_whole_chain_fills_the_warehouse(first_run):
-    result = first_run
+    result, warehouse = first_run.result, first_run.warehouse
     assert result.success
-    found = counts("tiny-test")
+    found = counts(warehouse, "tiny-test")
     spec = MATRIX.variant("tiny-test")
     assert found["benchmark_items"] == sum(spec.benchmarks.values())
     assert found["benchmark_generations"] == expected_samples("tiny-test")
@@ -59,9 +88,8 @@ def test_whole_chain_fills_the_warehouse(first_run):
     assert found["cost_rollup"] == 1
     checks = result.get_asset_check_evaluations()
     assert checks and all(check.passed for check in checks)
-    scores = defs.resources["warehouse"].query("SELECT * FROM benchmark_scores WHERE variant = 'tiny-test'")
+    scores = warehouse.query("SELECT * FROM benchmark_scores WHERE variant = 'tiny-test'")
     assert ((scores.pass_at_1_low <= scores.pass_at_1) & (scores.pass_at_1 <= scores.pass_at_1_high)).all()
-    warehouse = defs.resources["warehouse"]
     tokens = warehouse.query("SELECT count(*) AS n FROM benchmark_generations WHERE variant = 'tiny-test' "
                              "AND (reasoning_tokens IS NULL OR reasoning_tokens + answer_tokens <> completion_tokens)")
     assert tokens.iloc[0]["n"] == 0
@@ -70,7 +98,7 @@ def test_whole_chain_fills_the_warehouse(first_run):
     assert dict(zip(by_k["benchmark"], by_k["k"])) == {name: spec.protocol.samples_for(name) for name in spec.benchmarks}
     difficulty = warehouse.query("SELECT count(*) AS n FROM item_difficulty WHERE variant = 'tiny-test'")
     assert difficulty.iloc[0]["n"] == sum(spec.benchmarks.values())
-    board = defs.resources["warehouse"].query("SELECT * FROM leaderboard WHERE variant = 'tiny-test'")
+    board = warehouse.query("SELECT * FROM leaderboard WHERE variant = 'tiny-test'")
     assert len(board) == len(spec.benchmarks) and board["usd_per_million_output_tokens"].notna().all()
     assert board["ttft_ms_p99"].notna().all() and board["tpot_ms_p99"].notna().all() and board["meets_slo"].all()
     serving = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("engine_step")}
@@ -87,11 +115,11 @@ def test_whole_chain_fills_the_warehouse(first_run):
     assert engine_processes(str(STATE)) == []
 
 
-def test_second_run_reuses_finished_work(first_run):
-    before = counts("tiny-test")
-    result = materialize("tiny-test")
+def test_second_run_reuses_finished_work(warehouse):
+    before = counts(warehouse, "tiny-test")
+    result = materialize("tiny-test", warehouse)
     assert result.success
-    assert counts("tiny-test") == before
+    assert counts(warehouse, "tiny-test") == before
     generations = result.asset_materializations_for_node("engine_step")
     reused = {m.asset_key.to_user_string(): m.metadata for m in generations}["benchmark_generations"]
     assert reused["generated_this_run"].value == 0
@@ -99,10 +127,9 @@ def test_second_run_reuses_finished_work(first_run):
     assert engine_processes(str(STATE)) == []
 
 
-def test_killed_engine_resumes_without_duplicates(first_run):   # first_run: the unquantized twin
+def test_killed_engine_resumes_without_duplicates(warehouse):   # holds the first run: the unquantized twin
     """Kill the engine while it generates; the run fails, keeps what finished, and a rerun completes."""
     variant = "tiny-test-w8a16"
-    warehouse = defs.resources["warehouse"]
     killed = threading.Event()
 
     def kill_engine_mid_generation():
@@ -120,15 +147,15 @@ def test_killed_engine_resumes_without_duplicates(first_run):   # first_run: the
 
     killer = threading.Thread(target=kill_engine_mid_generation, daemon=True)
     killer.start()
-    failed = materialize(variant, raise_on_error=False)
+    failed = materialize(variant, warehouse, raise_on_error=False)
     killer.join()
     assert killed.is_set(), "the engine was never seen generating"
     assert not failed.success
-    kept = counts(variant)["benchmark_generations"]
+    kept = counts(warehouse, variant)["benchmark_generations"]
     assert 0 < kept < expected_samples(variant)
     assert engine_processes(str(STATE)) == []
 
-    rerun = materialize(variant)
+    rerun = materialize(variant, warehouse)
     assert rerun.success
     generations = warehouse.query(
         "SELECT benchmark, item_id, sample_index, count(*) AS n FROM benchmark_generations WHERE variant = ? "
@@ -156,7 +183,7 @@ def test_killed_engine_resumes_without_duplicates(first_run):   # first_run: the
     assert board["delta_vs_baseline"].notna().all()
 
 
-def test_corrupted_score_fails_the_check_and_stops_the_cost_rollup(first_run, monkeypatch):
+def test_corrupted_score_fails_the_check_and_stops_the_cost_rollup(warehouse, monkeypatch):
     real = scoring_defs.score_benchmark
 
     def corrupted(grades, same):
@@ -164,22 +191,20 @@ def test_corrupted_score_fails_the_check_and_stops_the_cost_rollup(first_run, mo
         return BenchmarkScore(**{**score.__dict__, "pass_at_1": 1.7}), by_k, items
 
     monkeypatch.setattr(scoring_defs, "score_benchmark", corrupted)
-    warehouse = defs.resources["warehouse"]
     warehouse.replace_partition("cost_rollup", "tiny-test", warehouse.query("SELECT * FROM cost_rollup LIMIT 0"))
-    result = materialize("tiny-test", raise_on_error=False)
+    result = materialize("tiny-test", warehouse, raise_on_error=False)
     assert not result.success
     checks = result.get_asset_check_evaluations()
     assert len(checks) == 1 and not checks[0].passed
     assert checks[0].metadata["failures"].value.keys() >= {"pass_at_1 in [0, 1]", "interval brackets score"}
     assert result.asset_materializations_for_node("cost_rollup") == []
-    assert counts("tiny-test")["cost_rollup"] == 0
+    assert counts(warehouse, "tiny-test")["cost_rollup"] == 0
     assert engine_processes(str(STATE)) == []
 
 
-def test_api_baseline_is_an_external_variant_priced_from_its_token_use(first_run, monkeypatch, tmp_path):
+def test_api_baseline_is_an_external_variant_priced_from_its_token_use(warehouse, monkeypatch, tmp_path):
     """An endpoint that already runs (here the CPU engine serving the tiny model, started outside the
     pipeline) evaluated as a variant with no weights of its own, and billed at an API's list prices."""
-    warehouse = defs.resources["warehouse"]
     model_path = warehouse.query("SELECT local_path FROM model_snapshots WHERE variant = 'tiny-test'").iloc[0, 0]
     spec = MATRIX.variant("tiny-test")
     endpoint = defs.resources["engine"].deploy(spec.engine, model_path, served_name="tiny-endpoint",
@@ -191,10 +216,10 @@ def test_api_baseline_is_an_external_variant_priced_from_its_token_use(first_run
         matrix = tmp_path / "matrix.yaml"
         matrix.write_text(MATRIX.path.read_text().replace("model: tiny-endpoint", f"model: {running.served_model}"))
         monkeypatch.setenv("YARDSTICK_TEST_ENDPOINT", running.base_url)
-        result = materialize("tiny-test-api", matrix=MatrixResource(path=str(matrix)))
+        result = materialize("tiny-test-api", warehouse, matrix=MatrixResource(path=str(matrix)))
         assert result.success
         assert engine_processes(str(STATE)) == [running.pid]   # the pipeline started no engine of its own
-    found = counts("tiny-test-api")
+    found = counts(warehouse, "tiny-test-api")
     assert found["benchmark_generations"] == expected_samples("tiny-test-api")
     assert found["serving_load_levels"] == 0   # an API is not load-tested unless its serving levels ask for it
     snapshot = warehouse.query("SELECT source, repo, local_path FROM model_snapshots WHERE variant = 'tiny-test-api'")

@@ -3,8 +3,11 @@
 import base64
 
 import pandas as pd
+import pytest
 
 from assets.plots import pareto_chart, pareto_front, throughput_latency_chart
+
+pytestmark = pytest.mark.unit
 
 
 def test_pareto_front():

@@ -14,6 +14,8 @@ import pytest
 from assets.matrix import load_matrix
 from resources.engines import vllm_argv
 
+pytestmark = pytest.mark.unit
+
 GOLDEN = Path(__file__).parent / "golden" / "vllm_argv.json"
 MATRIX = load_matrix(Path(__file__).parent.parent / "pipelines" / "matrix.gpu.yaml")
 VLLM_VARIANTS = sorted(name for name, v in MATRIX.variants.items() if v.engine.kind == "vllm")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import httpx
+import pytest
 
 from pipelines.definitions import defs
 from resources.engines import free_port
@@ -19,18 +20,21 @@ EXPECTED_ASSETS = {"benchmark_items", "model_snapshot", "quantized_model", "engi
                    "quantization_loss", "cost_rollup", "leaderboard"}
 
 
+@pytest.mark.unit
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
     assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == EXPECTED_ASSETS
     assert defs.resolve_schedule_def("nightly_eval")
 
 
+@pytest.mark.integration
 def test_webserver_serves_the_asset_graph(tmp_path):
     port = free_port()
     webserver = Path(sys.executable).with_name("dagster-webserver")
+    own_state = {"DAGSTER_HOME": str(tmp_path), "YARDSTICK_WAREHOUSE": str(tmp_path / "warehouse.duckdb")}
     process = subprocess.Popen(
         [str(webserver), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT, env={**os.environ, "DAGSTER_HOME": str(tmp_path)}, stdout=subprocess.DEVNULL,
+        cwd=ROOT, env={**os.environ, **own_state}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:

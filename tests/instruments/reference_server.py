@@ -19,6 +19,9 @@ milliseconds to hand a freed slot to the next waiting request):
 `POST /stats/reset` starts the counts afresh (between load levels).
 
     python -m tests.instruments.reference_server --port 8000 --ttft-ms 100 --tpot-ms 10 --slots 32
+
+From Python (the tests and the measure scripts), `running_reference_server(...)` starts it as a process and
+yields its OpenAI base URL; `served_stats(base_url)` reads its `/stats`.
 """
 
 from __future__ import annotations
@@ -26,8 +29,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import uvicorn
 
 MODEL = "reference"
@@ -157,6 +168,40 @@ def _text(content: object) -> str:
 async def _respond(send, status: int, body: bytes) -> None:
     await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
+
+
+@contextmanager
+def running_reference_server(ttft_ms: float, tpot_ms: float, slots: int,
+                             tokens_per_chunk: int = 1) -> Iterator[str]:
+    """The reference server as a process of its own (its own event loop, as a real engine has); yields
+    its OpenAI base URL once /health answers, and stops the process on exit."""
+    from resources.engines import free_port  # here, so that the server process itself starts without Dagster
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.instruments.reference_server", "--port", str(port), "--ttft-ms", str(ttft_ms),
+         "--tpot-ms", str(tpot_ms), "--slots", str(slots), "--tokens-per-chunk", str(tokens_per_chunk)],
+        cwd=Path(__file__).resolve().parents[2], start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the reference server on port {port} did not answer /health within 10 s")
+        yield f"{base}/v1"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+
+
+def served_stats(base_url: str) -> dict:
+    """What the reference server itself saw (its GET /stats), given the base URL `running_reference_server`
+    yielded."""
+    return httpx.get(base_url.removesuffix("/v1") + "/stats", timeout=5).json()
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from assets.engine.loadtest import Endpoint, Load, run_level, summarise_level
-from tests.test_loadgen import reference_server
+from tests.instruments.reference_server import running_reference_server
 
 
 def guidellm_level(command: str, tokenizer: str, base_url: str, concurrency: int, requests: int,
@@ -83,7 +83,7 @@ def main() -> None:
     print("| tool | concurrency | done | TTFT ms | TPOT ms (own) | TPOT ms (vLLM) | ITL ms | E2E ms | req/s "
           "| of ideal |\n|---|---|---|---|---|---|---|---|---|---|")
     tokenizer = str(Path(args.tokenizer).resolve())
-    with reference_server(args.ttft_ms, args.tpot_ms, args.slots) as base_url:
+    with running_reference_server(args.ttft_ms, args.tpot_ms, args.slots) as base_url:
         for level in args.levels.split(","):
             concurrency, requests = (int(part) for part in level.split(":"))
             ideal = min(concurrency, args.slots) / cycle_ms * 1000

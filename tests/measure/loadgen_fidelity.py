@@ -14,7 +14,7 @@ import asyncio
 import httpx
 
 from assets.engine.loadtest import Endpoint, Load, run_level, summarise_level
-from tests.test_loadgen import reference_server, served_stats
+from tests.instruments.reference_server import running_reference_server, served_stats
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     capacity = args.slots / ((args.ttft_ms + (args.output_len - 1) * args.tpot_ms) / 1000)
     print(f"truth: TTFT {args.ttft_ms} ms, TPOT = ITL {args.tpot_ms} ms, capacity {capacity:.1f} requests/s")
-    with reference_server(args.ttft_ms, args.tpot_ms, args.slots) as base_url:
+    with running_reference_server(args.ttft_ms, args.tpot_ms, args.slots) as base_url:
         endpoint = Endpoint(base_url, "reference")
         for concurrency in (int(c) for c in args.concurrency.split(",")):
             requests = args.num_requests if concurrency > args.slots else min(args.num_requests, 10 * concurrency)
