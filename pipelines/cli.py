@@ -21,13 +21,15 @@ def _variants(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
+    from assets.leaderboard.defs import LEADERBOARD_SQL, printed_leaderboard
     from resources.warehouse import WarehouseResource
 
     warehouse = WarehouseResource(path=args.warehouse or settings.warehouse_path())
     with warehouse.connect(read_only=True) as connection:
-        table = connection.execute("SELECT * FROM leaderboard ORDER BY benchmark, pass_at_1 DESC, variant").df()
+        table = connection.execute(LEADERBOARD_SQL).df()
     print(f"warehouse: {warehouse.resolved_path}")
-    print(table.to_markdown(index=False) if len(table) else "(the leaderboard is empty: run `make run` first)")
+    print(printed_leaderboard(table).to_markdown(index=False) if len(table)
+          else "(the leaderboard is empty: run `make run` first)")
     return 0
 
 

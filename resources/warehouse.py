@@ -15,8 +15,9 @@ import pandas as pd
 
 from warehouse import apply_schema
 
-# (process, file) pairs whose schema is already applied: once per process is enough, and concurrent
-# connections replacing the same view would conflict.
+# (process, file) pairs whose schema is already applied: once per process is enough, and two connections
+# migrating or replacing the same view at once would conflict. Across processes, DuckDB's file lock lets one
+# writer in at a time, so a file is migrated by whichever process opens it first.
 _SCHEMA_APPLIED: set[tuple[int, Path]] = set()
 
 

@@ -1,12 +1,18 @@
-"""Warehouse writes are idempotent on their natural keys, and the schema can be applied any number of times."""
+"""Warehouse writes are idempotent on their natural keys; the schema can be applied any number of times, and an
+older file is migrated in place to the shape a new one has."""
 
+import math
 import threading
 
 import duckdb
 import pandas as pd
+import pytest
 
+from assets.leaderboard.defs import printed_leaderboard
 from resources.warehouse import WarehouseResource
-from warehouse import apply_schema
+from warehouse import SCHEMA_FILE, apply_schema, migrations
+
+pytestmark = pytest.mark.unit
 
 
 def _generation(sample: int, response: str) -> dict:
@@ -69,3 +75,186 @@ def test_threads_reading_while_a_step_writes_never_collide(tmp_path):
         for reader in readers:
             reader.join()
     assert errors == []
+
+
+def _table_columns(connection: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], tuple[str, bool]]:
+    """(table, column) -> (type, nullable) for every base table; views left out."""
+    rows = connection.execute(
+        "SELECT c.table_name, c.column_name, c.data_type, c.is_nullable FROM duckdb_columns() c "
+        "JOIN duckdb_tables() t USING (database_name, schema_name, table_name) "
+        "WHERE c.database_name = current_database()").fetchall()
+    return {(table, column): (kind, nullable) for table, column, kind, nullable in rows}
+
+
+def _recorded(connection: duckdb.DuckDBPyConnection) -> list[tuple]:
+    return connection.execute("SELECT version, name, applied_at FROM schema_migrations ORDER BY version").fetchall()
+
+
+def _fresh_columns(tmp_path) -> dict[tuple[str, str], tuple[str, bool]]:
+    with duckdb.connect(str(tmp_path / "fresh.duckdb")) as connection:
+        apply_schema(connection)
+        return _table_columns(connection)
+
+
+def test_schema_file_declares_every_column_once_without_alters():
+    text = SCHEMA_FILE.read_text()
+    assert "ALTER TABLE" not in text.upper()
+    with duckdb.connect() as connection:   # a column declared twice in one CREATE TABLE fails here
+        connection.execute(text)
+
+
+def test_migrations_are_numbered_one_to_n():
+    assert [migration.version for migration in migrations()] == list(range(1, len(migrations()) + 1))
+
+
+def test_fresh_warehouse_records_every_migration_and_has_exactly_the_schema_file_columns(tmp_path):
+    with duckdb.connect() as reference:
+        reference.execute(SCHEMA_FILE.read_text())
+        declared = _table_columns(reference)
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as connection:
+        apply_schema(connection)
+        recorded = _recorded(connection)
+        assert _table_columns(connection) == declared
+    assert [(version, name) for version, name, _ in recorded] == [(m.version, m.name) for m in migrations()]
+
+
+# Tables as versions before the migrations made them: columns that came later missing, columns that became
+# optional NOT NULL, tables since replaced. A row in each shows what survives.
+OLD_GENERATIONS = """
+CREATE TABLE benchmark_generations (
+    variant VARCHAR NOT NULL, config_hash VARCHAR NOT NULL, benchmark VARCHAR NOT NULL, item_id VARCHAR NOT NULL,
+    sample_index INTEGER NOT NULL, response VARCHAR NOT NULL, reasoning_content VARCHAR, finish_reason VARCHAR,
+    prompt_tokens INTEGER, completion_tokens INTEGER, latency_seconds DOUBLE NOT NULL, sampling VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (variant, config_hash, benchmark, item_id, sample_index));
+INSERT INTO benchmark_generations VALUES ('v', 'h', 'b', '1', 0, 'answer', NULL, 'stop', 10, 20, 0.5, '{}', 'r',
+                                          TIMESTAMP '2026-01-01');
+CREATE TABLE model_snapshots (
+    variant VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, repo VARCHAR, revision VARCHAR, commit_sha VARCHAR,
+    local_path VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, bytes BIGINT NOT NULL, parameters BIGINT NOT NULL,
+    architecture VARCHAR, model_type VARCHAR, torch_dtype VARCHAR, num_layers INTEGER, hidden_size INTEGER,
+    num_attention_heads INTEGER, num_kv_heads INTEGER, head_dim INTEGER, max_position_embeddings INTEGER,
+    vocab_size INTEGER, recorded_at TIMESTAMP NOT NULL);
+CREATE TABLE engine_deployments (
+    variant VARCHAR NOT NULL, run_id VARCHAR NOT NULL, engine VARCHAR NOT NULL, engine_version VARCHAR,
+    argv VARCHAR, base_url VARCHAR NOT NULL, served_model VARCHAR NOT NULL, startup_seconds DOUBLE,
+    peak_rss_bytes BIGINT, started_at TIMESTAMP NOT NULL, stopped_at TIMESTAMP, status VARCHAR NOT NULL,
+    PRIMARY KEY (variant, run_id));
+CREATE TABLE serving_levels (variant VARCHAR NOT NULL, concurrency INTEGER NOT NULL);
+"""
+# cost_rollup before API pricing (no `pricing`; at first priced at a concurrency level), and after it but
+# before cached prompt tokens were counted.
+COST_ROLLUP_PRICED_AT_A_CONCURRENCY = """
+CREATE TABLE cost_rollup (
+    variant VARCHAR PRIMARY KEY, hardware VARCHAR NOT NULL, usd_per_hour DOUBLE NOT NULL, price_date DATE NOT NULL,
+    price_source VARCHAR NOT NULL, best_concurrency INTEGER NOT NULL, output_tokens_per_s DOUBLE NOT NULL,
+    usd_per_million_output_tokens DOUBLE NOT NULL, output_tokens_spent BIGINT NOT NULL,
+    correct_answers INTEGER NOT NULL, usd_per_correct_answer DOUBLE, computed_at TIMESTAMP NOT NULL);
+INSERT INTO cost_rollup VALUES ('v', 'cpu', 1.0, DATE '2026-01-01', 's', 4, 10.0, 27.8, 20, 1, 0.1,
+                                TIMESTAMP '2026-01-01');
+"""
+COST_ROLLUP_PRICED_BY_INSTANCE_OR_API = """
+CREATE TABLE cost_rollup (
+    variant VARCHAR PRIMARY KEY, pricing VARCHAR NOT NULL, hardware VARCHAR, api_model VARCHAR, usd_per_hour DOUBLE,
+    price_date DATE NOT NULL, price_source VARCHAR NOT NULL, best_profile VARCHAR, best_load DOUBLE,
+    meets_slo BOOLEAN, output_tokens_per_s DOUBLE, usd_per_million_output_tokens DOUBLE NOT NULL,
+    usd_per_million_input_tokens DOUBLE, usd_per_million_reasoning_tokens DOUBLE, owned_usd_per_hour DOUBLE,
+    owned_usd_per_million_output_tokens DOUBLE, ownership_terms VARCHAR, prompt_tokens_spent BIGINT NOT NULL,
+    output_tokens_spent BIGINT NOT NULL, reasoning_tokens_spent BIGINT NOT NULL, usd_spent DOUBLE NOT NULL,
+    correct_answers INTEGER NOT NULL, usd_per_correct_answer DOUBLE, computed_at TIMESTAMP NOT NULL);
+INSERT INTO cost_rollup (variant, pricing, api_model, price_date, price_source, usd_per_million_output_tokens,
+                         prompt_tokens_spent, output_tokens_spent, reasoning_tokens_spent, usd_spent,
+                         correct_answers, computed_at)
+VALUES ('v', 'api', 'some-api', DATE '2026-01-01', 's', 2.19, 10, 20, 5, 0.001, 1, TIMESTAMP '2026-01-01');
+"""
+
+
+@pytest.mark.parametrize(("cost_rollup", "cost_rows_kept"), [
+    (COST_ROLLUP_PRICED_AT_A_CONCURRENCY, 0),   # the asset prices it again on its next run
+    (COST_ROLLUP_PRICED_BY_INSTANCE_OR_API, 1),
+])
+def test_older_warehouse_is_migrated_in_place_to_the_fresh_columns_once(tmp_path, cost_rollup, cost_rows_kept):
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        connection.execute(OLD_GENERATIONS + cost_rollup)
+        apply_schema(connection)
+        assert _table_columns(connection) == _fresh_columns(tmp_path)
+        recorded = _recorded(connection)
+        assert [version for version, _, _ in recorded] == [migration.version for migration in migrations()]
+        generation = connection.execute(
+            "SELECT response, completion_tokens, reasoning_tokens, cached_prompt_tokens FROM benchmark_generations"
+        ).fetchall()
+        assert generation == [("answer", 20, None, None)]
+        assert connection.execute("SELECT count(*) FROM cost_rollup").fetchone() == (cost_rows_kept,)
+    with duckdb.connect(str(path)) as connection:   # opened again: nothing left to apply
+        apply_schema(connection)
+        assert _recorded(connection) == recorded
+
+
+def test_threads_opening_an_older_file_migrate_it_once(tmp_path):
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        connection.execute(OLD_GENERATIONS + COST_ROLLUP_PRICED_AT_A_CONCURRENCY)
+    warehouse = WarehouseResource(path=str(path))
+    errors: list[Exception] = []
+
+    def open_and_count() -> None:
+        try:
+            warehouse.query("SELECT count(*) FROM benchmark_generations")
+        except duckdb.Error as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_and_count) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    recorded = warehouse.query("SELECT version, count(*) AS times FROM schema_migrations GROUP BY ALL")
+    assert len(recorded) == len(migrations()) and (recorded["times"] == 1).all()
+
+
+def test_current_graded_answers_are_those_of_the_items_benchmark_items_holds_now(tmp_path):
+    warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
+    graded = pd.DataFrame([{"variant": "v", "config_hash": "h", "benchmark": "b", "item_id": item,
+                            "sample_index": 0, "extracted": "4", "correct": True, "reason": "correct",
+                            "graded_at": pd.Timestamp("2026-01-01")} for item in ("1", "2")])
+    generations = pd.DataFrame([{**_generation(0, "4"), "item_id": item, "completion_tokens": 7}
+                                for item in ("1", "2")])
+    items = pd.DataFrame([{"variant": "v", "benchmark": "b", "item_id": "1", "position": 0, "problem": "2+2",
+                           "gold": "4", "gold_raw": "4", "answer_format": "integer", "source": "test",
+                           "loaded_at": pd.Timestamp("2026-01-01")}])   # item 2 is no longer in the matrix
+    warehouse.insert_new("graded_answers", graded)
+    warehouse.insert_new("benchmark_generations", generations)
+    warehouse.insert_new("benchmark_items", items)
+    rows = warehouse.query("SELECT item_id, correct, completion_tokens, answer_format FROM current_graded_answers")
+    assert rows.values.tolist() == [["1", True, 7, "integer"]]
+
+
+# The view's columns that are not numbers: labels and flags. Anything else it shows is a number.
+LEADERBOARD_LABELS = {"variant", "benchmark", "protocol", "quantization", "engine", "priced_as", "priced_profile"}
+LEADERBOARD_FLAGS = {"delta_significant", "meets_slo"}
+
+
+def test_leaderboard_view_keeps_numbers_numeric(tmp_path):
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as connection:
+        apply_schema(connection)
+        types = dict(connection.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                        "WHERE table_name = 'leaderboard'").fetchall())
+    numbers = set(types) - LEADERBOARD_LABELS - LEADERBOARD_FLAGS
+    assert {"pass_at_1", "delta_vs_baseline_low", "priced_load", "usd_per_correct_answer"} <= numbers
+    assert {name: types[name] for name in numbers if types[name] not in ("INTEGER", "BIGINT", "DOUBLE")} == {}
+    assert {types[name] for name in LEADERBOARD_FLAGS} == {"BOOLEAN"}
+
+
+def test_printed_leaderboard_rounds_and_combines_the_interval_and_the_load_level():
+    row = {"variant": "v", "pass_at_1": 0.123456, "delta_vs_baseline": -0.0123456,
+           "delta_vs_baseline_low": -0.05, "delta_vs_baseline_high": 0.0212, "delta_significant": False,
+           "priced_profile": "concurrency", "priced_load": 4.0, "usd_per_correct_answer": 0.0000123456}
+    unpriced = {**row, "variant": "w", "delta_vs_baseline_low": math.nan, "delta_vs_baseline_high": math.nan,
+                "priced_profile": None, "priced_load": math.nan}
+    printed = printed_leaderboard(pd.DataFrame([row, unpriced]))
+    assert list(printed.columns) == ["variant", "pass_at_1", "delta_vs_baseline", "delta_interval",
+                                     "delta_significant", "priced_load", "usd_per_correct_answer"]
+    assert printed.iloc[0].tolist() == ["v", 0.1235, -0.0123, "[-0.050, 0.021]", False, "concurrency=4", 1.2e-05]
+    assert printed.iloc[1][["delta_interval", "priced_load"]].isna().all()

@@ -1,4 +1,5 @@
--- yardstick warehouse schema. Applied on every connection that writes; every statement is idempotent.
+-- yardstick warehouse schema: every table as it is now. A new file is made from it; an older file gets the
+-- tables it lacks from it, and warehouse/migrations/ bring the tables it has to this shape.
 -- Natural keys are primary keys so a re-run replaces or skips rows instead of duplicating them.
 
 CREATE TABLE IF NOT EXISTS benchmark_items (
@@ -63,6 +64,8 @@ CREATE TABLE IF NOT EXISTS engine_deployments (
     served_model     VARCHAR NOT NULL,
     startup_seconds  DOUBLE,
     peak_rss_bytes   BIGINT,
+    gpu_memory_bytes BIGINT,              -- measured, when on a GPU
+    memory_plan      VARCHAR,             -- JSON, made before the start
     started_at       TIMESTAMP NOT NULL,
     stopped_at       TIMESTAMP,
     status           VARCHAR NOT NULL,     -- running | stopped | failed
@@ -174,6 +177,7 @@ CREATE TABLE IF NOT EXISTS serving_load_levels (
     request_rate            DOUBLE,
     input_len               INTEGER NOT NULL,   -- synthetic target, or real prompts' mean as counted
     output_len              INTEGER NOT NULL,
+    prompts                 VARCHAR,            -- synthetic | a benchmark's name
     completed               INTEGER NOT NULL,
     failed                  INTEGER NOT NULL,
     duration_s              DOUBLE NOT NULL,
@@ -250,25 +254,10 @@ CREATE TABLE IF NOT EXISTS benchmark_costs (
     PRIMARY KEY (variant, benchmark)
 );
 
--- Columns added after the first release: files made by older versions gain them here.
-ALTER TABLE model_snapshots ADD COLUMN IF NOT EXISTS fingerprint VARCHAR;
-ALTER TABLE benchmark_generations ADD COLUMN IF NOT EXISTS reasoning_tokens INTEGER;
-ALTER TABLE benchmark_generations ADD COLUMN IF NOT EXISTS answer_tokens INTEGER;
-ALTER TABLE benchmark_generations ADD COLUMN IF NOT EXISTS cached_prompt_tokens INTEGER;
-ALTER TABLE benchmark_costs ADD COLUMN IF NOT EXISTS cached_prompt_tokens BIGINT;
-ALTER TABLE cost_rollup ADD COLUMN IF NOT EXISTS usd_per_million_cached_input_tokens DOUBLE;
-ALTER TABLE cost_rollup ADD COLUMN IF NOT EXISTS cached_prompt_tokens_spent BIGINT;
--- Replaced by serving_load_levels and serving_request_timings (per-profile levels, full distributions).
-DROP TABLE IF EXISTS serving_levels;
-ALTER TABLE serving_load_levels ADD COLUMN IF NOT EXISTS prompts VARCHAR;  -- synthetic | a benchmark's name
-ALTER TABLE engine_deployments ADD COLUMN IF NOT EXISTS memory_plan VARCHAR;      -- JSON, made before the start
-ALTER TABLE engine_deployments ADD COLUMN IF NOT EXISTS gpu_memory_bytes BIGINT;  -- measured, when on a GPU
-ALTER TABLE quantization_loss ALTER COLUMN significant DROP NOT NULL;
--- External endpoints have no local weights.
-ALTER TABLE model_snapshots ALTER COLUMN local_path DROP NOT NULL;
-ALTER TABLE model_snapshots ALTER COLUMN bytes DROP NOT NULL;
-ALTER TABLE model_snapshots ALTER COLUMN parameters DROP NOT NULL;
-ALTER TABLE quantized_models ALTER COLUMN local_path DROP NOT NULL;
-ALTER TABLE quantized_models ALTER COLUMN bytes_before DROP NOT NULL;
-ALTER TABLE quantized_models ALTER COLUMN bytes_after DROP NOT NULL;
-DROP TABLE IF EXISTS serving_requests;
+-- The files of warehouse/migrations this file has had, each applied once. A file made from this schema is
+-- recorded as having had them all.
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     INTEGER PRIMARY KEY,   -- the number the migration's file name starts with
+    name        VARCHAR NOT NULL,
+    applied_at  TIMESTAMP NOT NULL     -- UTC; for a file made from this schema, when it was made
+);

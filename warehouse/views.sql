@@ -1,4 +1,18 @@
--- Views over the warehouse tables. CREATE OR REPLACE keeps them idempotent.
+-- Views over the warehouse tables. CREATE OR REPLACE keeps them idempotent. Numbers stay numbers, unrounded:
+-- formatting is the printer's (the `yardstick leaderboard` command, the leaderboard asset's table).
+
+-- The graded samples of the items a variant's benchmark_items holds now (the matrix may have narrowed them
+-- since), each with its generation's token counts and its item's answer format. Scores, their check, the
+-- paired comparison with a baseline and the costs all count these.
+CREATE OR REPLACE VIEW current_graded_answers AS
+SELECT
+    a.variant, a.config_hash, a.benchmark, a.item_id, a.sample_index,
+    a.extracted, a.correct, a.reason,
+    i.answer_format,
+    g.prompt_tokens, g.cached_prompt_tokens, g.completion_tokens, g.reasoning_tokens
+FROM graded_answers a
+JOIN benchmark_items i USING (variant, benchmark, item_id)
+JOIN benchmark_generations g USING (variant, config_hash, benchmark, item_id, sample_index);
 
 CREATE OR REPLACE VIEW leaderboard AS
 SELECT
@@ -7,24 +21,26 @@ SELECT
     s.protocol,
     s.k,
     s.n_items,
-    round(s.pass_at_1, 4)        AS pass_at_1,
-    round(s.pass_at_1_low, 4)    AS pass_at_1_low,
-    round(s.pass_at_1_high, 4)   AS pass_at_1_high,
-    round(s.cons_at_k, 4)        AS cons_at_k,
+    s.pass_at_1,
+    s.pass_at_1_low,
+    s.pass_at_1_high,
+    s.cons_at_k,
     CASE WHEN q.scheme = 'none' THEN 'none' ELSE q.scheme || ' ' || q.method END AS quantization,
-    round(ql.delta, 4)           AS delta_vs_baseline,     -- pass@1 minus the unquantized baseline's, same items
-    '[' || round(ql.delta_low, 3) || ', ' || round(ql.delta_high, 3) || ']' AS delta_interval,
+    ql.delta                     AS delta_vs_baseline,      -- pass@1 minus the unquantized baseline's, same items
+    ql.delta_low                 AS delta_vs_baseline_low,  -- its 95% paired bootstrap interval
+    ql.delta_high                AS delta_vs_baseline_high,
     ql.significant               AS delta_significant,
     d.engine,
     coalesce(c.hardware, 'api:' || c.api_model) AS priced_as,        -- the instance rented, or the API billed
-    c.best_profile || '=' || c.best_load        AS priced_load,      -- the load level the costs are taken at
+    c.best_profile                              AS priced_profile,   -- the load level the costs are taken at:
+    c.best_load                                 AS priced_load,      -- concurrency, or requests/s
     c.meets_slo,
-    round(c.output_tokens_per_s, 2)             AS output_tokens_per_s,
-    round(l.ttft_ms_p99, 1)                     AS ttft_ms_p99,
-    round(l.tpot_ms_p99, 2)                     AS tpot_ms_p99,
-    round(c.usd_per_million_output_tokens, 4)   AS usd_per_million_output_tokens,
-    round(c.owned_usd_per_million_output_tokens, 4) AS owned_usd_per_million_output_tokens,
-    round(b.usd_per_correct_answer, 6)          AS usd_per_correct_answer
+    c.output_tokens_per_s,
+    l.ttft_ms_p99,
+    l.tpot_ms_p99,
+    c.usd_per_million_output_tokens,
+    c.owned_usd_per_million_output_tokens,
+    b.usd_per_correct_answer
 FROM benchmark_scores s
 LEFT JOIN quantized_models q USING (variant)
 LEFT JOIN (

@@ -13,19 +13,16 @@ from resources.warehouse import WarehouseResource
 from warehouse import utc_now
 
 GRADES_SQL = """
-SELECT a.benchmark, a.item_id, a.sample_index, a.correct, a.extracted, g.completion_tokens, i.answer_format
-FROM graded_answers a
-JOIN benchmark_generations g USING (variant, config_hash, benchmark, item_id, sample_index)
-JOIN benchmark_items i USING (variant, benchmark, item_id)
-WHERE a.variant = ? AND a.config_hash = ?
+SELECT benchmark, item_id, sample_index, correct, extracted, completion_tokens, answer_format
+FROM current_graded_answers
+WHERE variant = ? AND config_hash = ?
 """
 
 CHECK_SQL = """
 SELECT s.*, i.n_items * s.k AS expected_samples,
        (SELECT count(*) FROM item_difficulty d WHERE d.variant = s.variant AND d.benchmark = s.benchmark
           AND d.samples <> s.k) AS items_without_k_samples,
-       (SELECT count(*) FROM graded_answers a
-          JOIN benchmark_items c USING (variant, benchmark, item_id)
+       (SELECT count(*) FROM current_graded_answers a
           WHERE a.variant = s.variant AND a.config_hash = s.config_hash AND a.benchmark = s.benchmark
        ) AS graded_samples
 FROM benchmark_scores s
@@ -97,9 +94,9 @@ def benchmark_scores_are_valid(context: dg.AssetCheckExecutionContext,
 
 # Mean correctness per item over the items the matrix names now (as benchmark_scores counts them).
 PER_ITEM_SQL = """
-SELECT a.benchmark, a.item_id, avg(CASE WHEN a.correct THEN 1.0 ELSE 0.0 END) AS accuracy, count(*) AS samples
-FROM graded_answers a JOIN benchmark_items i USING (variant, benchmark, item_id)
-WHERE a.variant = ? AND a.config_hash = ? GROUP BY ALL
+SELECT benchmark, item_id, avg(CASE WHEN correct THEN 1.0 ELSE 0.0 END) AS accuracy, count(*) AS samples
+FROM current_graded_answers
+WHERE variant = ? AND config_hash = ? GROUP BY ALL
 """
 
 

@@ -1,0 +1,1 @@
+"""Numbered SQL files that bring a warehouse made by an older version to the shape schema.sql declares."""
