@@ -14,12 +14,12 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from assets.cost.pricing import ApiPrice, best_level, usd_per_million_tokens
-from assets.variants import config_hash
+from assets.cost.pricing import ApiPrice, best_level, usd_for_tokens, usd_per_correct, usd_per_million_tokens
 from assets.matrix import Variant
 from assets.partitions import variant_partitions
-from resources.prices import PriceCatalogResource
+from assets.variants import config_hash
 from resources.matrix import MatrixResource
+from resources.prices import PriceCatalogResource
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
 
@@ -32,11 +32,9 @@ SELECT g.benchmark,
        coalesce(sum(g.reasoning_tokens) FILTER (WHERE g.completion_tokens IS NOT NULL), 0) AS reasoning_tokens,
        count(*) FILTER (WHERE g.reasoning_tokens IS NULL) AS samples_without_reasoning_count,
        count(*) FILTER (WHERE g.completion_tokens IS NULL OR g.prompt_tokens IS NULL) AS samples_without_usage,
-       coalesce(sum(CASE WHEN a.correct THEN 1 ELSE 0 END), 0) AS correct_answers,
+       coalesce(sum(CASE WHEN g.correct THEN 1 ELSE 0 END), 0) AS correct_answers,
        count(*) AS samples
-FROM benchmark_generations g
-JOIN graded_answers a USING (variant, config_hash, benchmark, item_id, sample_index)
-JOIN benchmark_items i USING (variant, benchmark, item_id)   -- the items the matrix names now, as scores do
+FROM current_graded_answers g   -- the items the matrix names now, as scores count them
 WHERE g.variant = ? AND g.config_hash = ?
 GROUP BY g.benchmark ORDER BY g.benchmark
 """
@@ -62,8 +60,9 @@ def _instance_costs(variant: Variant, warehouse: WarehouseResource, prices: Pric
     owned = prices.ownership(variant.hardware)
     if owned:
         terms, source = owned
-        row.update(owned_usd_per_hour=terms.usd_per_hour * nodes,
-                   owned_usd_per_million_output_tokens=usd_per_million_tokens(terms.usd_per_hour * nodes, throughput),
+        owned_usd_per_hour = terms.usd_per_hour * nodes
+        row.update(owned_usd_per_hour=owned_usd_per_hour,
+                   owned_usd_per_million_output_tokens=usd_per_million_tokens(owned_usd_per_hour, throughput),
                    ownership_terms=json.dumps({
                        "purchase_usd": terms.purchase_usd, "power_kw": terms.power_kw, "years": terms.years,
                        "usd_per_kwh": terms.usd_per_kwh, "utilisation": terms.utilisation, "pue": terms.pue,
@@ -103,14 +102,14 @@ def cost_rollup(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
             spent = api_price.usd(int(bench.prompt_tokens), int(bench.output_tokens), int(bench.reasoning_tokens),
                                   int(bench.cached_prompt_tokens))
         else:
-            spent = int(bench.output_tokens) * per_million / 1e6
+            spent = usd_for_tokens(int(bench.output_tokens), per_million)
         benchmarks.append({
             "variant": variant.name, "benchmark": bench.benchmark, "samples": int(bench.samples),
             "prompt_tokens": int(bench.prompt_tokens), "cached_prompt_tokens": int(bench.cached_prompt_tokens),
             "output_tokens": int(bench.output_tokens),
             "reasoning_tokens": int(bench.reasoning_tokens), "correct_answers": int(bench.correct_answers),
             "usd_spent": spent,
-            "usd_per_correct_answer": spent / bench.correct_answers if bench.correct_answers else None,
+            "usd_per_correct_answer": usd_per_correct(spent, int(bench.correct_answers)),
         })
     unpriced = int(usage["samples_without_usage"].sum())
     if unpriced:
@@ -121,13 +120,14 @@ def cost_rollup(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
                             "reasoning tokens; those were priced at the output price")
     costs = pd.DataFrame(benchmarks)
     tokens, correct = int(costs["output_tokens"].sum()), int(costs["correct_answers"].sum())
+    usd_spent = float(costs["usd_spent"].sum())
     row.update({
         "variant": variant.name, "price_date": date.fromisoformat(str(row["price_date"])),
         "prompt_tokens_spent": int(costs["prompt_tokens"].sum()),
         "cached_prompt_tokens_spent": int(costs["cached_prompt_tokens"].sum()), "output_tokens_spent": tokens,
-        "reasoning_tokens_spent": int(costs["reasoning_tokens"].sum()), "usd_spent": float(costs["usd_spent"].sum()),
+        "reasoning_tokens_spent": int(costs["reasoning_tokens"].sum()), "usd_spent": usd_spent,
         "correct_answers": correct,
-        "usd_per_correct_answer": float(costs["usd_spent"].sum()) / correct if correct else None,
+        "usd_per_correct_answer": usd_per_correct(usd_spent, correct),
         "computed_at": utc_now(),
     })
     warehouse.replace_partition("cost_rollup", variant.name, pd.DataFrame([row]))
