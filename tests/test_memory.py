@@ -98,7 +98,8 @@ def test_tensor_parallelism_beyond_the_kv_heads_replicates_them():
 
 def test_a_checkpoint_on_disk_is_planned_from_its_own_config_and_weight_files(tmp_path):
     variant = load_matrix("pipelines/matrix.gpu.yaml").variant("r1-qwen-32b-bf16-2xh100")
-    (tmp_path / "config.json").write_text(json.dumps(known_config("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B")))
+    config = known_config("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B")
+    (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "model-00001-of-00002.safetensors").write_bytes(bytes(1000))
     (tmp_path / "model-00002-of-00002.safetensors").write_bytes(bytes(24))
     (tmp_path / "tokenizer.json").write_text("{}")   # not a weight file: not counted

@@ -17,7 +17,8 @@ KNOWN_ARCHITECTURES = Path(__file__).with_name("architectures.yaml")
 
 
 class PlanError(ValueError):
-    """The configuration cannot be planned: no config.json to be had, an unknown architecture, GPU or setting."""
+    """The configuration cannot be planned: no config.json to be had, or an unknown architecture, GPU or
+    setting."""
 
 
 @dataclass(frozen=True)
@@ -48,20 +49,22 @@ def hub_config(repo: str, revision: str | None) -> dict:
     try:
         return json.loads(Path(hf_hub_download(repo, "config.json", revision=revision)).read_text())
     except Exception as error:  # offline, gated, or missing: say what to do
-        raise PlanError(f"cannot read config.json of {repo}@{revision} from the hub ({type(error).__name__}: "
-                        f"{error}); download the checkpoint, or add the model to {KNOWN_ARCHITECTURES}") from error
+        raise PlanError(f"cannot read config.json of {repo}@{revision} from the hub "
+                        f"({type(error).__name__}: {error}); download the checkpoint, or add the model to "
+                        f"{KNOWN_ARCHITECTURES}") from error
 
 
 def variant_config(variant: Variant, checkpoint: str | Path | None = None) -> ModelConfig:
-    """The config a variant is planned from: its checkpoint on disk when there is one (with the weights' size),
-    else the catalog of well-known models, else the hub at the pinned revision."""
+    """The config a variant is planned from: its checkpoint on disk when there is one (with the weights'
+    size), else the catalog of well-known models, else the hub at the pinned revision."""
     local = Path(checkpoint) if checkpoint else Path(variant.model.path) if variant.model.path else None
     if local and (local / "config.json").is_file():
         return ModelConfig(read_config(local), str(local), checkpoint_weight_bytes(local))
-    if variant.model.repo:
-        config = known_config(variant.model.repo)
+    repo = variant.model.repo
+    if repo:
+        config = known_config(repo)
         if config is not None:
-            return ModelConfig(config, f"catalog entry for {variant.model.repo} ({KNOWN_ARCHITECTURES.name})", None)
-        return ModelConfig(hub_config(variant.model.repo, variant.model.revision), f"hf://{variant.model.repo}", None)
+            return ModelConfig(config, f"catalog entry for {repo} ({KNOWN_ARCHITECTURES.name})", None)
+        return ModelConfig(hub_config(repo, variant.model.revision), f"hf://{repo}", None)
     raise PlanError(f"variant '{variant.name}': its checkpoint is not on disk yet; materialize "
                     "quantized_model (or `make run`) first, or pass the checkpoint folder")

@@ -134,7 +134,8 @@ def source_identity(source: Path, source_sha: str | None, spec: QuantizationSpec
 
 
 def earlier_quantization(target: Path, identity: dict) -> dict | None:
-    """The record of the checkpoint at `target` when it was quantized earlier from the same `identity`, else None."""
+    """The record of the checkpoint at `target` when it was quantized earlier from the same `identity`, else
+    None."""
     marker = target / QUANTIZATION_MARKER
     if not marker.exists():
         return None
