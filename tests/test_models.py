@@ -132,7 +132,7 @@ class FakeTemplate:
 
 @pytest.mark.integration
 def test_unknown_scheme_and_not_a_checkpoint(tiny_model, tmp_path):
-    with pytest.raises(QuantizationError, match="'W3A5' is not supported; supported: W8A16, W4A16, W8A8"):
+    with pytest.raises(QuantizationError, match="scheme 'W3A5' unknown; known: none, W8A16, W4A16, W8A8"):
         quantize_checkpoint(tiny_model, tmp_path / "x", QuantizationSpec("W3A5"))
     with pytest.raises(CheckpointError, match="has no config.json"):
         describe_checkpoint(tmp_path)

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from assets.models.calibration import CalibrationError, parse_source
 from assets.matrix.spec import (
-    CALIBRATED_METHODS,
     ENGINE_KINDS,
     PROTOCOL_PRESETS,
     QUANTIZATION_METHODS,
@@ -24,6 +22,7 @@ from assets.matrix.spec import (
     ServingSpec,
     Variant,
 )
+from assets.models.calibration import CalibrationError, parse_source
 
 # The offline default; YARDSTICK_MATRIX names another file.
 DEFAULT_MATRIX = Path(__file__).resolve().parents[2] / "pipelines" / "matrix.yaml"
@@ -66,24 +65,18 @@ def _parse_quantization(body: dict, where: str) -> QuantizationSpec:
     if unknown:
         raise MatrixError(f"{where}: quantization has unknown keys {sorted(unknown)}")
     scheme = body.get("scheme", "none")
-    if scheme not in QUANTIZATION_METHODS:
-        raise MatrixError(f"{where}: quantization scheme '{scheme}' unknown; known: {', '.join(QUANTIZATION_METHODS)}")
-    method = body.get("method") or QUANTIZATION_METHODS[scheme][0]
-    if method not in QUANTIZATION_METHODS[scheme]:
-        raise MatrixError(f"{where}: scheme {scheme} is made with {' or '.join(QUANTIZATION_METHODS[scheme])}, "
-                          f"not '{method}'")
-    calibration = body.get("calibration")
-    if method in CALIBRATED_METHODS and not calibration:
-        raise MatrixError(f"{where}: method {method} needs a 'calibration' source, e.g. arith-train or "
-                          "hf:HuggingFaceH4/ultrachat_200k@train_sft")
-    if calibration and method not in CALIBRATED_METHODS:
-        raise MatrixError(f"{where}: method {method} takes no calibration data; drop 'calibration'")
+    default_method = QUANTIZATION_METHODS[scheme][0] if scheme in QUANTIZATION_METHODS else None
+    spec = QuantizationSpec(**{**body, "scheme": scheme, "method": body.get("method") or default_method})
+    problem = spec.problem()
+    if problem:
+        raise MatrixError(f"{where}: {problem}")
+    calibration = spec.calibration
     if calibration:
         try:
             parse_source(calibration)
         except CalibrationError as error:
             raise MatrixError(f"{where}: {error}") from None
-    return QuantizationSpec(**{**body, "scheme": scheme, "method": method})
+    return spec
 
 
 def _parse_variant(name: str, body: dict, path: Path) -> Variant:

@@ -78,6 +78,21 @@ class QuantizationSpec:
     calibration_samples: int = 512
     calibration_max_seq_len: int = 2048
 
+    def problem(self) -> str | None:
+        """What is wrong with this scheme, method and calibration together, or None: the one rule the matrix
+        checks when it loads and the quantizer checks before it starts."""
+        if self.scheme not in QUANTIZATION_METHODS:
+            return f"quantization scheme '{self.scheme}' unknown; known: {', '.join(QUANTIZATION_METHODS)}"
+        methods = QUANTIZATION_METHODS[self.scheme]
+        if self.method not in methods:
+            return f"scheme {self.scheme} is made with {' or '.join(methods)}, not '{self.method}'"
+        if self.method in CALIBRATED_METHODS and not self.calibration:
+            return (f"method {self.method} needs a 'calibration' source, e.g. arith-train or "
+                    "hf:HuggingFaceH4/ultrachat_200k@train_sft")
+        if self.calibration and self.method not in CALIBRATED_METHODS:
+            return f"method {self.method} takes no calibration data; drop 'calibration'"
+        return None
+
     def identity(self) -> dict:
         """What makes two quantized checkpoints the same (calibration sizes only matter with a calibration)."""
         identity = asdict(self)

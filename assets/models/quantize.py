@@ -16,7 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
-from assets.matrix import CALIBRATED_METHODS, QUANTIZATION_METHODS, QuantizationSpec, Variant
+from assets.matrix import CALIBRATED_METHODS, QuantizationSpec, Variant
 from assets.models.calibration import calibration_texts, parse_source
 from assets.models.checkpoint import directory_bytes
 from assets.versions import installed_version
@@ -43,11 +43,9 @@ def build_recipe(spec: QuantizationSpec) -> list:
     """llm-compressor modifiers for the scheme and method; lm_head stays in full precision."""
     from llmcompressor.modifiers.quantization import GPTQModifier, QuantizationModifier
 
-    if spec.scheme not in QUANTIZATION_METHODS or spec.scheme == "none":
-        raise QuantizationError(f"quantization scheme '{spec.scheme}' is not supported; supported: "
-                                f"{', '.join(s for s in QUANTIZATION_METHODS if s != 'none')}")
-    if spec.method not in QUANTIZATION_METHODS[spec.scheme]:
-        raise QuantizationError(f"scheme {spec.scheme} cannot be made with method '{spec.method}'")
+    problem = spec.problem() or ("scheme 'none' has nothing to quantize" if spec.scheme == "none" else None)
+    if problem:
+        raise QuantizationError(problem)
     common = {"targets": "Linear", "scheme": spec.scheme, "ignore": ["lm_head"]}
     if spec.method not in CALIBRATED_METHODS:
         return [QuantizationModifier(**common)]
