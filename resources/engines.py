@@ -287,7 +287,8 @@ class EngineResource(dg.ConfigurableResource):
         if spec.kind == "transformers":
             argv = transformers_argv(self.transformers_command or _sibling_command("transformers"), model_path,
                                      {**spec.options, "trust_remote_code": trust_remote_code}, self.bind_host, port)
-            env = {"OMP_NUM_THREADS": str(self.cpu_threads), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+            env = {"OMP_NUM_THREADS": str(self.cpu_threads), "HF_HUB_OFFLINE": "1",
+                   "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
             served, version, what = model_path, installed_version("transformers"), "transformers serve"
         else:
             argv = vllm_argv(self.vllm_command, model_path, served_name, spec.options, self.bind_host, port,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.matrix import ModelSpec
 from assets.models.checkpoint import CheckpointError, checkpoint_fingerprint
 from assets.models.tiny import TINY_MODEL_NAME, ensure_tiny_model
-from assets.matrix import ModelSpec
 
 GENERATED_MODELS = {TINY_MODEL_NAME: ensure_tiny_model}
 _COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.unit
 
 
 def test_unknown_variant_names_the_known_ones():
-    with pytest.raises(MatrixError, match=r"variant 'nope' not in .*matrix.test.yaml; known: tiny-test, tiny-test-api, tiny-test-w8a16"):
+    with pytest.raises(MatrixError,
+                       match=r"variant 'nope' not in .*matrix.test.yaml; "
+                             r"known: tiny-test, tiny-test-api, tiny-test-w8a16"):
         load_matrix().variant("nope")
 
 
@@ -92,7 +94,8 @@ def test_benchmark_file_missing_a_field(tmp_path):
     rows = [json.loads(line) for line in (SHARED_BENCHMARKS / "gsm8k_test.jsonl").open()][:3]
     del rows[1]["answer"]
     (tmp_path / "gsm8k_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(BenchmarkDataError, match=r"gsm8k_test.jsonl row 2 lacks field\(s\) \['answer'\] .*present: \['question'\]"):
+    with pytest.raises(BenchmarkDataError,
+                       match=r"gsm8k_test.jsonl row 2 lacks field\(s\) \['answer'\] .*present: \['question'\]"):
         load_items("gsm8k", tmp_path, None)
 
 
@@ -128,9 +131,11 @@ def test_engine_with_missing_model_path(tmp_path):
 
 def test_external_engine_needs_its_key(monkeypatch, tmp_path):
     monkeypatch.delenv("YARDSTICK_TEST_KEY", raising=False)
-    spec = EngineSpec(kind="external", options={"base_url": "http://127.0.0.1:9/v1", "api_key_env": "YARDSTICK_TEST_KEY"})
-    with pytest.raises(EngineError, match="YARDSTICK_TEST_KEY"), EngineResource(log_dir=str(tmp_path)).deploy(spec, "", "x", "x"):
-        pass
+    spec = EngineSpec(kind="external",
+                      options={"base_url": "http://127.0.0.1:9/v1", "api_key_env": "YARDSTICK_TEST_KEY"})
+    with pytest.raises(EngineError, match="YARDSTICK_TEST_KEY"):
+        with EngineResource(log_dir=str(tmp_path)).deploy(spec, "", "x", "x"):
+            pass
 
 
 def test_cli_reports_a_missing_warehouse(tmp_path, capsys):

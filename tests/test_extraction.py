@@ -12,7 +12,8 @@ pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize(("response", "reasoning_content", "prefilled", "finish", "expected"), [
-    ("let me think</think>The answer is \\boxed{5}.", None, True, "stop", ("let me think", "The answer is \\boxed{5}.", True)),
+    ("let me think</think>The answer is \\boxed{5}.", None, True, "stop",
+     ("let me think", "The answer is \\boxed{5}.", True)),
     ("still thinking about \\boxed{3}", None, True, "length", ("still thinking about \\boxed{3}", "", False)),
     ("The answer is \\boxed{7}.", "thought", True, "stop", ("thought", "The answer is \\boxed{7}.", True)),
     ("", "thought that never closed", True, "length", ("thought that never closed", "", False)),

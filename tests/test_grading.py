@@ -40,10 +40,10 @@ def test_reference_solutions_against_own_and_another_items_answer(grader, benchm
                                                                   answer_format):
     golds = [item["gold"] for item in load_items(benchmark, SHARED_BENCHMARKS, None)]
     responses = [_as_response(row[solution_field]) for row in read_jsonl(SHARED_BENCHMARKS / file)]
-    own = grader.grade_many([GradeInput(g, answer_format, r) for g, r in zip(golds, responses)])
+    own = grader.grade_many([GradeInput(g, answer_format, r) for g, r in zip(golds, responses, strict=True)])
     assert sum(g.correct for g in own) / len(golds) >= 0.995
     others = grader.grade_many([GradeInput(g, answer_format, r)
-                                for g, r in zip(_other_answers(grader, golds, answer_format), responses)])
+                                for g, r in zip(_other_answers(grader, golds, answer_format), responses, strict=True)])
     assert sum(not g.correct for g in others) / len(golds) >= 0.995
 
 

@@ -67,7 +67,7 @@ def test_consensus_groups_equivalent_wrong_answers_through_the_grader():
     correct = [False, False, False, True, True, False]
     assert consensus(answers, correct) == ("3", True)  # as strings, the three halves split the vote
     with Grader(workers=1) as grader:
-        same = answer_equivalence(grader, [[a for a, ok in zip(answers, correct) if not ok]], "latex")
+        same = answer_equivalence(grader, [[a for a, ok in zip(answers, correct, strict=True) if not ok]], "latex")
     assert consensus(answers, correct, same) == ("\\frac{1}{2}", False)
 
 

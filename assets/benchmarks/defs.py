@@ -12,7 +12,8 @@ from warehouse import utc_now
 
 
 @dg.asset(partitions_def=variant_partitions, group_name="benchmarks", kinds={"huggingface", "duckdb"})
-def benchmark_items(context: dg.AssetExecutionContext, matrix: MatrixResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def benchmark_items(context: dg.AssetExecutionContext, matrix: MatrixResource,
+                    warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Benchmark problems with normalised gold answers, loaded from the hub at a recorded commit or from the
     offline mirror folder; the first N items of each benchmark the variant names."""
     variant = matrix.variant(context.partition_key)

@@ -20,7 +20,7 @@ class ServingConfigError(ValueError):
 
 def pending_requests(variant: Variant, items: pd.DataFrame, finished: pd.DataFrame) -> list[SampleRequest]:
     """Every (item, sample) of the variant that has no stored generation for its config yet."""
-    done = set(zip(finished["benchmark"], finished["item_id"], finished["sample_index"]))
+    done = set(zip(finished["benchmark"], finished["item_id"], finished["sample_index"], strict=True))
     return [
         SampleRequest(row.benchmark, row.item_id, sample, build_messages(row.problem, variant.protocol))
         for row in items.itertuples()

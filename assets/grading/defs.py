@@ -4,8 +4,8 @@
 import dagster as dg
 
 from assets.grading.equivalence import GradeInput, Grader
-from assets.variants import config_hash
 from assets.partitions import variant_partitions
+from assets.variants import config_hash
 from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
@@ -23,7 +23,8 @@ WHERE g.variant = ? AND g.config_hash = ? AND a.item_id IS NULL
 
 @dg.asset(partitions_def=variant_partitions, group_name="grading", kinds={"python", "duckdb"},
           deps=["benchmark_generations"])
-def graded_answers(context: dg.AssetExecutionContext, matrix: MatrixResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def graded_answers(context: dg.AssetExecutionContext, matrix: MatrixResource,
+                   warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Reasoning stripped, the final answer extracted per benchmark format, and checked for equivalence with
     the gold answer (math-verify in bounded worker processes). Samples graded before are not graded again."""
     variant = matrix.variant(context.partition_key)

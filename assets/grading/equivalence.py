@@ -95,7 +95,7 @@ class Grader:
             else:
                 symbolic.append(key)
         outcomes = self._pool.map([(gold, prediction, self.timeout_s) for gold, prediction, _ in symbolic])
-        for key, outcome in zip(symbolic, outcomes):
+        for key, outcome in zip(symbolic, outcomes, strict=True):
             if isinstance(outcome, CallFailure):
                 self._cache[key] = TIMEOUT if outcome.kind == TIMEOUT else None
             else:
@@ -112,10 +112,10 @@ class Grader:
             extracted.append(answer)
             early.append("truncated" if not split.terminated else "no_answer" if answer is None else None)
         to_check = [(item.gold, answer, item.answer_format)
-                    for item, answer in zip(inputs, extracted) if answer is not None]
+                    for item, answer in zip(inputs, extracted, strict=True) if answer is not None]
         verdicts = iter(self.equal_many(to_check))
         grades = []
-        for answer, reason in zip(extracted, early):
+        for answer, reason in zip(extracted, early, strict=True):
             if reason is not None:
                 grades.append(Grade(None, False, reason))
                 continue
@@ -134,7 +134,7 @@ def answer_equivalence(grader: Grader, answer_groups: Iterable[Sequence[str]], a
     """A `same(a, b)` for answers that appear together in a group (one item's samples), decided by the
     grader once per distinct pair, so majority votes count "\\frac{1}{2}" and "0.5" as one answer."""
     pairs = sorted({pair for group in answer_groups for pair in combinations(sorted(set(group)), 2)})
-    verdicts = dict(zip(pairs, grader.equal_many([(a, b, answer_format) for a, b in pairs])))
+    verdicts = dict(zip(pairs, grader.equal_many([(a, b, answer_format) for a, b in pairs]), strict=True))
 
     def same(first: str, second: str) -> bool:
         return first == second or verdicts.get((first, second)) is True or verdicts.get((second, first)) is True

@@ -48,5 +48,6 @@ def read_grade_inputs(path: str | Path, spec: BenchmarkSpec,
 def write_graded(path: str | Path, rows: Sequence[dict], grades: Sequence[Grade]) -> None:
     """Each input line with `extracted`, `correct` and `reason` added, one JSON object per line."""
     with open(path, "w", encoding="utf-8") as out:
-        out.writelines(json.dumps({**row, "extracted": grade.extracted, "correct": grade.correct,
-                                  "reason": grade.reason}, ensure_ascii=False) + "\n" for row, grade in zip(rows, grades, strict=True))
+        for row, grade in zip(rows, grades, strict=True):
+            out.write(json.dumps({**row, "extracted": grade.extracted, "correct": grade.correct,
+                                  "reason": grade.reason}, ensure_ascii=False) + "\n")

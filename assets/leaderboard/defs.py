@@ -4,9 +4,9 @@ import dagster as dg
 import pandas as pd
 
 from assets.cost.defs import cost_rollup
+from assets.partitions import variant_partitions
 from assets.plots import pareto_chart
 from assets.scoring.defs import quantization_loss
-from assets.partitions import variant_partitions
 from resources.warehouse import WarehouseResource
 
 LEADERBOARD_SQL = "SELECT * FROM leaderboard ORDER BY benchmark, pass_at_1 DESC, variant"
@@ -23,9 +23,9 @@ def printed_leaderboard(board: pd.DataFrame) -> pd.DataFrame:
     shown = board.round(PRINTED_DECIMALS)
     shown["delta_interval"] = [
         None if pd.isna(low) else f"[{low:.3f}, {high:.3f}]"
-        for low, high in zip(board["delta_vs_baseline_low"], board["delta_vs_baseline_high"])]
+        for low, high in zip(board["delta_vs_baseline_low"], board["delta_vs_baseline_high"], strict=True)]
     shown["priced_load"] = [None if pd.isna(profile) else f"{profile}={load:g}"
-                            for profile, load in zip(board["priced_profile"], board["priced_load"])]
+                            for profile, load in zip(board["priced_profile"], board["priced_load"], strict=True)]
     columns = [name for name in board.columns if name not in ("delta_vs_baseline_high", "priced_profile")]
     columns[columns.index("delta_vs_baseline_low")] = "delta_interval"
     return shown[columns]

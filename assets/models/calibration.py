@@ -41,7 +41,8 @@ def parse_source(name: str) -> CalibrationSource:
     match = _HUB_SOURCE.match(name or "")
     if not match:
         raise CalibrationError(f"calibration source '{name}' unknown; use 'arith-train' or "
-                               "'hf:<dataset>[:<config>]@<split>' (for example hf:HuggingFaceH4/ultrachat_200k@train_sft)")
+                               "'hf:<dataset>[:<config>]@<split>' "
+                               "(for example hf:HuggingFaceH4/ultrachat_200k@train_sft)")
     source = CalibrationSource(name, match["dataset"], match["config"], match["split"])
     for benchmark in BENCHMARKS.values():
         if benchmark.hub_id == source.dataset and benchmark.split == source.split:

@@ -5,7 +5,8 @@ transformers decompresses on the CPU).
 |---|---|---|
 | W8A16 | rtn (or gptq) | int8 weights per output channel, 16-bit activations |
 | W4A16 | rtn or gptq | int4 weights in groups of 128; GPTQ corrects rounding error with calibration data |
-| W8A8 | smoothquant-gptq (or gptq) | int8 weights and dynamic per-token int8 activations; SmoothQuant first moves activation outliers into the weights |
+| W8A8 | smoothquant-gptq (or gptq) | int8 weights, dynamic per-token int8 activations; SmoothQuant first |
+|  |  | moves activation outliers into the weights |
 | FP8_DYNAMIC | dynamic | FP8 weights per channel, FP8 activations per token at run time |
 """
 

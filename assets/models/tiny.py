@@ -117,7 +117,10 @@ def train_tiny_model(model, tokenizer, steps: int = TRAINING_STEPS, seed: int = 
 def _tokenizer_corpus(seed: int) -> list[str]:
     """Text in the shape the model will read and write: problems, reasoning and boxed answers."""
     rng = random.Random(seed)
-    words = ["the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "with", "was", "on", "be", "by", "at", "this", "are", "from", "or", "an", "which", "one", "all", "find", "compute", "what", "how", "many", "total", "each", "number", "sum", "product", "answer", "step", "reason", "let", "so", "then", "we", "therefore", "value", "equal", "equals", "more", "less", "than", "twice", "half", "times", "plus", "minus", "divided", "remainder", "integer", "positive", "real", "solution", "problem", "please", "final", "within", "put", "boxed"]
+    words = ("the of and to a in is that for it as with was on be by at this are from or an which one all find "
+             "compute what how many total each number sum product answer step reason let so then we therefore "
+             "value equal equals more less than twice half times plus minus divided remainder integer positive "
+             "real solution problem please final within put boxed").split()
     from assets.benchmarks.synthetic import question, r1_completion
 
     # The prompt the engine sends, many times over, so its words become single tokens and prompts stay short.

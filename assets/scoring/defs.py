@@ -4,9 +4,9 @@ import dagster as dg
 import pandas as pd
 
 from assets.grading.equivalence import Grader, answer_equivalence
+from assets.partitions import variant_partitions
 from assets.scoring.metrics import paired_difference, score_benchmark
 from assets.scoring.quality import validate_scores
-from assets.partitions import variant_partitions
 from assets.variants import config_hash
 from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
@@ -33,7 +33,8 @@ WHERE s.variant = ?
 
 @dg.asset(partitions_def=variant_partitions, group_name="scoring", kinds={"python", "duckdb"},
           deps=["graded_answers"])
-def benchmark_scores(context: dg.AssetExecutionContext, matrix: MatrixResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def benchmark_scores(context: dg.AssetExecutionContext, matrix: MatrixResource,
+                     warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Per benchmark: pass@1 as the mean over k samples with a 95% bootstrap interval over items, unbiased
     pass@k for the k's the samples allow, cons@k (majority vote over equivalence classes of answers) and a
     per-item difficulty table, tagged with the protocol and k they were produced under."""
@@ -102,7 +103,8 @@ WHERE variant = ? AND config_hash = ? GROUP BY ALL
 
 @dg.asset(partitions_def=variant_partitions, group_name="scoring", kinds={"python", "duckdb"},
           deps=["benchmark_scores"])
-def quantization_loss(context: dg.AssetExecutionContext, matrix: MatrixResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def quantization_loss(context: dg.AssetExecutionContext, matrix: MatrixResource,
+                      warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Per benchmark: pass@1 of a quantized variant minus its unquantized baseline's on the same items, with a
     paired bootstrap interval over items and whether the difference is significant. Empty for a variant with
     no baseline (or whose baseline has not been scored yet)."""

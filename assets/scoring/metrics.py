@@ -61,7 +61,7 @@ def consensus(
     at all is a miss.
     """
     classes: list[list] = []  # [representative, votes, correct]
-    for answer, is_correct in zip(extracted, correct):
+    for answer, is_correct in zip(extracted, correct, strict=True):
         if answer is None:
             continue
         for cls in classes:
@@ -112,7 +112,8 @@ def score_benchmark(
     fewest = int(difficulty["samples"].min())
     pass_k_rows = []
     for k in pass_at_k_levels(fewest):
-        per_item = np.array([pass_at_k(n, c, k) for n, c in zip(difficulty["samples"], difficulty["correct"])])
+        per_item = np.array([pass_at_k(n, c, k)
+                             for n, c in zip(difficulty["samples"], difficulty["correct"], strict=True)])
         k_low, k_high = bootstrap_interval(per_item)
         pass_k_rows.append({"k": k, "estimate": float(per_item.mean()), "low": k_low, "high": k_high})
     score = BenchmarkScore(

@@ -75,7 +75,8 @@ class ReferenceServer:
         arrivals = self.last_arrival - self.first_arrival
         return {"slots": self.slot_count, "completed": self.completed, "window_s": window,
                 "delivered_rps": self.completed / window, "mean_service_s": self.service_s / self.completed,
-                "starved_fraction": self.starved_by_last_arrival / (self.slot_count * arrivals) if arrivals > 0 else 0.0}
+                "starved_fraction": (self.starved_by_last_arrival / (self.slot_count * arrivals)
+                                     if arrivals > 0 else 0.0)}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -93,7 +94,8 @@ class ReferenceServer:
         elif path == "/stats":
             await _respond(send, 200, json.dumps(self.stats()).encode())
         elif path == "/v1/models":
-            await _respond(send, 200, json.dumps({"object": "list", "data": [{"id": self.model, "object": "model"}]}).encode())
+            models = {"object": "list", "data": [{"id": self.model, "object": "model"}]}
+            await _respond(send, 200, json.dumps(models).encode())
         elif path == "/v1/chat/completions" and scope["method"] == "POST":
             body = b""
             while True:
@@ -146,7 +148,8 @@ class ReferenceServer:
             due = started + self.ttft_s + index * self.tpot_s
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             chunk = {"id": "ref", "object": "chat.completion.chunk", "model": self.model,
-                     "choices": [{"index": 0, "delta": {"content": " tok" * (index + 1 - sent)}, "finish_reason": None}]}
+                     "choices": [{"index": 0, "delta": {"content": " tok" * (index + 1 - sent)},
+                                  "finish_reason": None}]}
             sent = index + 1
             if per_chunk_usage:
                 chunk["usage"] = {**usage, "completion_tokens": sent, "total_tokens": usage["prompt_tokens"] + sent}

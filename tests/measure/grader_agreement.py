@@ -21,11 +21,11 @@ def main() -> None:
               for row in rows]
     with Grader() as grader:
         grades = grader.grade_many(inputs)
-    agree = sum(grade.correct == row["verdict"] for grade, row in zip(grades, rows))
+    agree = sum(grade.correct == row["verdict"] for grade, row in zip(grades, rows, strict=True))
     print(f"{len(rows)} answers: agreement with the recorded verdicts {agree}/{len(rows)} = {agree / len(rows):.2%}")
     print("reasons:", dict(Counter(grade.reason for grade in grades)))
     disagreements = Counter()
-    for grade, row in zip(grades, rows):
+    for grade, row in zip(grades, rows, strict=True):
         if grade.correct != row["verdict"]:
             key = (row["idx"], row["ground_truth_answer"], grade.extracted, row["model_answer"], row["verdict"],
                    grade.reason)

@@ -25,10 +25,11 @@ def different_item(golds: list[str], index: int, same_gold: dict[tuple[int, int]
 def measure(grader: Grader, name: str, solutions: list[str], golds: list[str], answer_format: str) -> None:
     responses = [f"</think>{solution}" for solution in solutions]
     started = time.perf_counter()
-    own = grader.grade_many([GradeInput(gold, answer_format, response) for gold, response in zip(golds, responses)])
+    own = grader.grade_many([GradeInput(gold, answer_format, response)
+                             for gold, response in zip(golds, responses, strict=True)])
     candidates = {(i, (i + step) % len(golds)) for i in range(len(golds)) for step in range(1, 6)}
     verdicts = grader.equal_many([(golds[j], golds[i], answer_format) for i, j in sorted(candidates)])
-    same_gold = {pair: verdict is True for pair, verdict in zip(sorted(candidates), verdicts)}
+    same_gold = {pair: verdict is True for pair, verdict in zip(sorted(candidates), verdicts, strict=True)}
     others = [different_item(golds, i, same_gold) for i in range(len(golds))]
     crossed = grader.grade_many([GradeInput(golds[j], answer_format, responses[i]) for i, j in enumerate(others)])
     seconds = time.perf_counter() - started

@@ -22,7 +22,7 @@ def workload(items: list[dict], k: int, seed: int = 0) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     golds = [item["gold"] for item in items]
     pairs = []
-    for index, gold in enumerate(golds):
+    for _index, gold in enumerate(golds):
         wrong = rng.sample([g for g in golds if g != gold], 3)
         for _ in range(k):
             answer = gold if rng.random() < 0.5 else rng.choice(wrong)
@@ -53,13 +53,13 @@ def main() -> None:
         grades = grader.grade_many([GradeInput(gold, "latex", response) for gold, response in pairs])
     ours_s = time.perf_counter() - started
 
-    same = sum(grade.correct == verdict for grade, verdict in zip(grades, baseline))
+    same = sum(grade.correct == verdict for grade, verdict in zip(grades, baseline, strict=True))
     print(f"{len(pairs)} responses ({args.items} items x k={args.k})")
     print(f"plain math-verify, one thread: {baseline_s:.1f} s = {len(pairs) / baseline_s:.0f} answers/s")
     print(f"yardstick grader (workers + cache, pool start included): {ours_s:.1f} s = "
           f"{len(pairs) / ours_s:.0f} answers/s; {baseline_s / ours_s:.1f}x")
     print(f"identical verdicts: {same}/{len(pairs)}")
-    for (gold, response), grade, verdict in zip(pairs, grades, baseline):
+    for (gold, _response), grade, verdict in zip(pairs, grades, baseline, strict=True):
         if grade.correct != verdict:
             print(f"  differs: gold {gold!r} answer {grade.extracted!r}: ours {grade.correct}, plain {verdict}")
 
