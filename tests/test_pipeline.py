@@ -216,7 +216,9 @@ def test_api_baseline_is_an_external_variant_priced_from_its_token_use(warehouse
         matrix = tmp_path / "matrix.yaml"
         matrix.write_text(MATRIX.path.read_text().replace("model: tiny-endpoint", f"model: {running.served_model}"))
         monkeypatch.setenv("YARDSTICK_TEST_ENDPOINT", running.base_url)
-        result = materialize("tiny-test-api", warehouse, matrix=MatrixResource(path=str(matrix)))
+        mirror = defs.resources["matrix"].benchmark_mirror   # the wired matrix's offline benchmark mirror
+        result = materialize("tiny-test-api", warehouse,
+                             matrix=MatrixResource(path=str(matrix), benchmark_mirror=mirror))
         assert result.success
         assert engine_processes(str(STATE)) == [running.pid]   # the pipeline started no engine of its own
     found = counts(warehouse, "tiny-test-api")
