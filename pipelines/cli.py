@@ -21,7 +21,7 @@ def _variants(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from assets.leaderboard.defs import LEADERBOARD_SQL, printed_leaderboard
+    from assets.leaderboard.printing import LEADERBOARD_SQL, printed_leaderboard
     from resources.warehouse import WarehouseResource
 
     warehouse = WarehouseResource(path=args.warehouse or settings.warehouse_path())

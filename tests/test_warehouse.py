@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from assets.leaderboard.defs import printed_leaderboard
+from assets.leaderboard.printing import printed_leaderboard
 from resources.warehouse import WarehouseResource
 from warehouse import SCHEMA_FILE, apply_schema, migrations
 
