@@ -95,7 +95,8 @@ def test_whole_chain_fills_the_warehouse(first_run):
     assert tokens.iloc[0]["n"] == 0
     by_k = warehouse.query("SELECT benchmark, max(k) AS k FROM benchmark_pass_at_k WHERE variant = 'tiny-test' "
                            "GROUP BY ALL ORDER BY ALL")
-    assert dict(zip(by_k["benchmark"], by_k["k"])) == {name: spec.protocol.samples_for(name) for name in spec.benchmarks}
+    assert (dict(zip(by_k["benchmark"], by_k["k"], strict=True))
+            == {name: spec.protocol.samples_for(name) for name in spec.benchmarks})
     difficulty = warehouse.query("SELECT count(*) AS n FROM item_difficulty WHERE variant = 'tiny-test'")
     assert difficulty.iloc[0]["n"] == sum(spec.benchmarks.values())
     board = warehouse.query("SELECT * FROM leaderboard WHERE variant = 'tiny-test'")
