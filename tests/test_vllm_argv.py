@@ -1,4 +1,5 @@
-"""Golden tests of the `vllm serve` command line for every vLLM variant of the example GPU matrix.
+"""Golden tests of the `vllm serve` command line for every vLLM variant of the example GPU matrix, and the
+installed vLLM's own parser run over them.
 
 The golden file is what the launcher must build; after a deliberate change, regenerate it with
 `YARDSTICK_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_vllm_argv.py` and review the diff.
@@ -7,6 +8,7 @@ The golden file is what the launcher must build; after a deliberate change, rege
 import json
 import os
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,6 @@ import pytest
 from assets.matrix import load_matrix
 from resources.engines import vllm_argv
 
-pytestmark = pytest.mark.unit
 
 GOLDEN = Path(__file__).parent / "golden" / "vllm_argv.json"
 MATRIX = load_matrix(Path(__file__).parent.parent / "pipelines" / "matrix.gpu.yaml")
@@ -27,12 +28,14 @@ def argv_for(name: str) -> list[str]:
                      variant.model.trust_remote_code)
 
 
+@pytest.mark.unit
 def test_golden_file_covers_every_vllm_variant():
     if os.environ.get("YARDSTICK_UPDATE_GOLDEN"):
         GOLDEN.write_text(json.dumps({name: shlex.join(argv_for(name)) for name in VLLM_VARIANTS}, indent=1) + "\n")
     assert sorted(json.loads(GOLDEN.read_text())) == VLLM_VARIANTS
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", VLLM_VARIANTS)
 def test_vllm_argv_matches_the_golden_file(name):
     assert argv_for(name) == shlex.split(json.loads(GOLDEN.read_text())[name])
@@ -42,6 +45,7 @@ def _flag(argv: list[str], flag: str) -> str | None:
     return argv[argv.index(flag) + 1] if flag in argv else None
 
 
+@pytest.mark.unit
 def test_vllm_argv_carries_the_variant_settings():
     single = argv_for("r1-qwen-7b-bf16-h100")
     assert single[:3] == ["vllm", "serve", "/models/r1-qwen-7b-bf16-h100"]
@@ -57,6 +61,7 @@ def test_vllm_argv_carries_the_variant_settings():
     assert _flag(multi_node, "--distributed-executor-backend") == "ray"
 
 
+@pytest.mark.unit
 def test_options_that_are_off_by_default_appear_when_asked():
     options = {"quantization": "fp8", "kv_cache_dtype": "fp8", "enable_prefix_caching": False,
                "distributed_executor_backend": "mp", "extra_args": ["--enforce-eager"]}
@@ -65,3 +70,30 @@ def test_options_that_are_off_by_default_appear_when_asked():
     assert _flag(argv, "--quantization") == "fp8" and _flag(argv, "--kv-cache-dtype") == "fp8"
     assert "--no-enable-prefix-caching" in argv and _flag(argv, "--distributed-executor-backend") == "mp"
     assert argv[-2:] == ["--trust-remote-code", "--enforce-eager"]
+
+
+VLLM_PYTHON = Path(__file__).resolve().parent.parent / ".venv-vllm" / "bin" / "python"
+SERVE_PARSER = Path(__file__).parent / "instruments" / "vllm_serve_parser.py"
+
+
+def vllm_verdicts(command_lines: dict[str, list[str]]) -> dict[str, str | None]:
+    """What the installed vLLM's own `serve` parser says of each command line (None: accepted)."""
+    if not VLLM_PYTHON.exists():
+        pytest.fail(f"{VLLM_PYTHON} is missing; `make test` creates the vLLM environment (make .venv-vllm)")
+    result = subprocess.run([str(VLLM_PYTHON), str(SERVE_PARSER)], input=json.dumps(command_lines),
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+@pytest.mark.integration
+def test_the_installed_vllm_accepts_every_command_line_of_the_gpu_matrix():
+    """Every `vllm serve` argument the launcher emits for the example GPU matrix, through vLLM's own parser (and
+    its reasoning-parser registry), with a misspelt flag and a bad value as controls that must be refused."""
+    serve_arguments = {name: argv_for(name)[argv_for(name).index("serve") + 1:] for name in VLLM_VARIANTS}
+    controls = {"control-misspelt-flag": ["/models/x", "--tensor-paralel-size", "2"],
+                "control-bad-value": ["/models/x", "--tensor-parallel-size", "two"],
+                "control-unknown-reasoning-parser": ["/models/x", "--reasoning-parser", "no_such_parser"]}
+    verdicts = vllm_verdicts({**serve_arguments, **controls})
+    assert {name: verdicts[name] for name in VLLM_VARIANTS} == dict.fromkeys(VLLM_VARIANTS)
+    assert all(verdicts[name] for name in controls), verdicts
