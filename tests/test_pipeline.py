@@ -18,6 +18,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from assets.engine.requests import sample_seed
 from assets.matrix import load_matrix
 from assets.scoring import defs as scoring_defs
 from assets.scoring.metrics import BenchmarkScore
@@ -93,6 +94,10 @@ def test_whole_chain_fills_the_warehouse(first_run):
     tokens = warehouse.query("SELECT count(*) AS n FROM benchmark_generations WHERE variant = 'tiny-test' "
                              "AND (reasoning_tokens IS NULL OR reasoning_tokens + answer_tokens <> completion_tokens)")
     assert tokens.iloc[0]["n"] == 0
+    seeds = warehouse.query("SELECT benchmark, item_id, sample_index, seed FROM benchmark_generations "
+                            "WHERE variant = 'tiny-test'")
+    assert [row.seed for row in seeds.itertuples()] == [
+        sample_seed(row.benchmark, row.item_id, row.sample_index) for row in seeds.itertuples()]
     by_k = warehouse.query("SELECT benchmark, max(k) AS k FROM benchmark_pass_at_k WHERE variant = 'tiny-test' "
                            "GROUP BY ALL ORDER BY ALL")
     assert (dict(zip(by_k["benchmark"], by_k["k"], strict=True))

@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS benchmark_generations (
     answer_tokens      INTEGER,            -- completion_tokens - reasoning_tokens
     latency_seconds    DOUBLE NOT NULL,
     sampling           VARCHAR NOT NULL,   -- JSON of the request's sampling parameters
+    seed               BIGINT,             -- sent with the request: one per (benchmark, item, sample), every variant
     run_id             VARCHAR NOT NULL,
     created_at         TIMESTAMP NOT NULL,
     PRIMARY KEY (variant, config_hash, benchmark, item_id, sample_index)

@@ -27,6 +27,7 @@ class SampleRequest:
     item_id: str
     sample_index: int
     messages: list[dict[str, str]]
+    seed: int | None = None   # sent with the request when set; see `assets.engine.requests.sample_seed`
 
 
 def reasoning_of(message: object) -> str | None:
@@ -72,7 +73,8 @@ def with_token_split(row: dict, count_tokens: Callable[[str], int] | None, reaso
 
 async def _one(client: openai.AsyncOpenAI, model: str, request: SampleRequest, sampling: dict) -> dict:
     started = time.perf_counter()
-    completion = await client.chat.completions.create(model=model, messages=request.messages, **sampling)
+    seeded = sampling if request.seed is None else {**sampling, "seed": request.seed}
+    completion = await client.chat.completions.create(model=model, messages=request.messages, **seeded)
     latency = time.perf_counter() - started
     choice = completion.choices[0]
     usage = completion.usage
@@ -89,6 +91,7 @@ async def _one(client: openai.AsyncOpenAI, model: str, request: SampleRequest, s
         "reasoning_tokens": reported_reasoning_tokens(usage),
         "latency_seconds": latency,
         "sampling": json.dumps(sampling, sort_keys=True),
+        "seed": request.seed,
         "created_at": utc_now(),
     }
 

@@ -4,6 +4,7 @@ measurements become."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import pandas as pd
@@ -18,11 +19,22 @@ class ServingConfigError(ValueError):
     """The variant's serving block asks for prompts it does not have."""
 
 
+def sample_seed(benchmark: str, item_id: str, sample_index: int) -> int:
+    """The seed of one sample: fixed by what is sampled, never by who samples it, so every variant draws sample i of
+    an item with the same seed (common random numbers: paired comparisons between variants lose the noise of
+    independent draws) and a rerun draws it again the same way, on engines that honour per-request seeds."""
+    digest = hashlib.sha256(f"{benchmark}\0{item_id}\0{sample_index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
 def pending_requests(variant: Variant, items: pd.DataFrame, finished: pd.DataFrame) -> list[SampleRequest]:
-    """Every (item, sample) of the variant that has no stored generation for its config yet."""
+    """Every (item, sample) of the variant that has no stored generation for its config yet, each with its seed
+    unless the engine is told not to send seeds (`per_request_seed: false`, for an API that refuses them)."""
     done = set(zip(finished["benchmark"], finished["item_id"], finished["sample_index"], strict=True))
+    seeded = bool(variant.engine.options.get("per_request_seed", True))
     return [
-        SampleRequest(row.benchmark, row.item_id, sample, build_messages(row.problem, variant.protocol))
+        SampleRequest(row.benchmark, row.item_id, sample, build_messages(row.problem, variant.protocol),
+                      sample_seed(row.benchmark, row.item_id, sample) if seeded else None)
         for row in items.itertuples()
         for sample in range(variant.protocol.samples_for(row.benchmark))
         if (row.benchmark, row.item_id, sample) not in done

@@ -1,0 +1,44 @@
+"""What the engine step asks of an engine: which samples, with which seeds."""
+
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from assets.engine.requests import pending_requests, sample_seed
+from assets.matrix import load_matrix
+
+pytestmark = pytest.mark.unit
+
+MATRIX = load_matrix()
+ITEMS = pd.DataFrame([{"benchmark": "arith", "item_id": "a1", "problem": "What is 1 + 2?"},
+                      {"benchmark": "gsm8k", "item_id": "g7", "problem": "How many?"}])
+NOTHING_DONE = pd.DataFrame(columns=["benchmark", "item_id", "sample_index"])
+
+
+def test_a_sample_seed_is_fixed_by_what_is_sampled():
+    seeds = {(benchmark, item, sample): sample_seed(benchmark, item, sample)
+             for benchmark in ("arith", "gsm8k") for item in ("1", "2", "10") for sample in range(8)}
+    assert len(set(seeds.values())) == len(seeds)                    # no two samples share a seed
+    assert all(0 <= seed < 2**31 for seed in seeds.values())          # what every engine's seed field takes
+    assert seeds == {key: sample_seed(*key) for key in seeds}         # the same on every call
+
+
+def test_every_variant_draws_a_sample_with_the_same_seed():
+    """Common random numbers: the bf16 model and its quantized twin sample item i, sample j alike."""
+    base, quantized = MATRIX.variant("tiny-test"), MATRIX.variant("tiny-test-w8a16")
+    ours = pending_requests(base, ITEMS, NOTHING_DONE)
+    theirs = pending_requests(quantized, ITEMS, NOTHING_DONE)
+    assert [r.seed for r in ours] == [r.seed for r in theirs]
+    assert [r.seed for r in ours] == [sample_seed(r.benchmark, r.item_id, r.sample_index) for r in ours]
+    assert len(ours) == sum(base.protocol.samples_for(b) for b in ITEMS["benchmark"])
+
+
+def test_finished_samples_are_not_asked_again_and_seeds_can_be_turned_off():
+    variant = MATRIX.variant("tiny-test")
+    done = pd.DataFrame([{"benchmark": "arith", "item_id": "a1", "sample_index": 0}])
+    pending = pending_requests(variant, ITEMS, done)
+    assert ("arith", "a1", 0) not in {(r.benchmark, r.item_id, r.sample_index) for r in pending}
+    unseeded = replace(variant, engine=replace(variant.engine,
+                                               options={**variant.engine.options, "per_request_seed": False}))
+    assert {r.seed for r in pending_requests(unseeded, ITEMS, NOTHING_DONE)} == {None}
