@@ -261,6 +261,53 @@ def external_base_url(spec: EngineSpec) -> str:
     return str(base_url).rstrip("/")
 
 
+@dataclass(frozen=True)
+class Launch:
+    """How one engine process is started and known: what runs, what says it is ready, the name its model is
+    served under, and the version that runs."""
+
+    what: str                       # for messages: "vllm serve"
+    argv: list[str]
+    env: dict[str, str]
+    ready_paths: tuple[str, ...]    # polled in order until each answers 200
+    served_model: str
+    version: str | None             # the installed one; `version_path` asks the running server instead
+    version_path: str | None = None
+
+
+def transformers_launch(engine: EngineResource, spec: EngineSpec, model_path: str, served_name: str, port: int,
+                        trust_remote_code: bool) -> Launch:
+    """`transformers serve`: it serves the model under its path, and lists the hub cache at /v1/models (which
+    fails on a machine without one), so /health alone says it is up."""
+    argv = transformers_argv(engine.transformers_command or _sibling_command("transformers"), model_path,
+                             {**spec.options, "trust_remote_code": trust_remote_code}, engine.bind_host, port)
+    env = {"OMP_NUM_THREADS": str(engine.cpu_threads), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+    return Launch("transformers serve", argv, env, ("/health",), model_path, installed_version("transformers"))
+
+
+def vllm_launch(engine: EngineResource, spec: EngineSpec, model_path: str, served_name: str, port: int,
+                trust_remote_code: bool) -> Launch:
+    """`vllm serve`: ready once /health answers and /v1/models lists the loaded model. vLLM usually lives in an
+    environment of its own (or a container), so the version recorded is what its server says at /version."""
+    argv = vllm_argv(engine.vllm_command, model_path, served_name, spec.options, engine.bind_host, port,
+                     trust_remote_code)
+    return Launch("vllm serve", argv, {}, ("/health", "/v1/models"), served_name, installed_version("vllm"),
+                  version_path="/version")
+
+
+def _served_version(url: str) -> str | None:
+    """The version a running server reports about itself (vLLM's /version), or None when it does not say."""
+    try:
+        response = httpx.get(url, timeout=5.0)
+        return str(response.json()["version"]) if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+
+
+# The engines this resource starts itself, one launcher per kind; `external` endpoints are started elsewhere.
+LAUNCHERS = {"transformers": transformers_launch, "vllm": vllm_launch}
+
+
 class EngineResource(dg.ConfigurableResource):
     """Starts the engine a variant names and hands back its endpoint; machine-level settings live here."""
 
@@ -284,22 +331,14 @@ class EngineResource(dg.ConfigurableResource):
             raise EngineError(f"model path {model_path} does not exist; materialize model_snapshot first")
         port = int(spec.options.get("port") or free_port(self.bind_host))
         base = f"http://{self.bind_host}:{port}"
-        if spec.kind == "transformers":
-            argv = transformers_argv(self.transformers_command or _sibling_command("transformers"), model_path,
-                                     {**spec.options, "trust_remote_code": trust_remote_code}, self.bind_host, port)
-            env = {"OMP_NUM_THREADS": str(self.cpu_threads), "HF_HUB_OFFLINE": "1",
-                   "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
-            served, version, what = model_path, installed_version("transformers"), "transformers serve"
-        else:
-            argv = vllm_argv(self.vllm_command, model_path, served_name, spec.options, self.bind_host, port,
-                             trust_remote_code)
-            env, served, version, what = {}, served_name, installed_version("vllm"), "vllm serve"
-        # vLLM answers /v1/models once the model is loaded; transformers serve lists the hub cache there, which
-        # fails on a machine without one, so its /health alone says it is up.
-        ready = [f"{base}/health"] + ([f"{base}/v1/models"] if spec.kind == "vllm" else [])
-        with server_process(argv, log_path, ready, spec.startup_timeout_s, env, what) as (process, startup):
-            deployment = Deployment(engine=spec.kind, engine_version=version, base_url=f"{base}/v1",
-                                    served_model=served, argv=argv, startup_seconds=startup, pid=process.pid)
+        launch = LAUNCHERS[spec.kind](self, spec, model_path, served_name, port, trust_remote_code)
+        ready = [f"{base}{path}" for path in launch.ready_paths]
+        with server_process(launch.argv, log_path, ready, spec.startup_timeout_s, launch.env,
+                            launch.what) as (process, startup):
+            version = _served_version(f"{base}{launch.version_path}") if launch.version_path else None
+            deployment = Deployment(engine=spec.kind, engine_version=version or launch.version, base_url=f"{base}/v1",
+                                    served_model=launch.served_model, argv=launch.argv, startup_seconds=startup,
+                                    pid=process.pid)
             if warmup_sampling is not None:
                 self._warm_up(deployment, warmup_sampling, process, log_path)
             try:

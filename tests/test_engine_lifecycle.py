@@ -10,6 +10,7 @@ import pytest
 from assets.matrix import EngineSpec
 from resources.engines import EngineError, EngineResource
 from tests.conftest import engine_processes, live_processes
+from tests.instruments.vllm_standin import STANDIN_VERSION
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +85,7 @@ def test_vllm_launcher_lifecycle_against_a_real_server_process(tmp_path, monkeyp
     engine = EngineResource(log_dir=str(tmp_path / "logs"), vllm_command=VLLM_STANDIN)
     with engine.deploy(VLLM_SPEC, str(model), served_name="my-variant", log_name="standin") as deployment:
         assert deployment.engine == "vllm" and deployment.served_model == "my-variant"
+        assert deployment.engine_version == STANDIN_VERSION   # what the running server says, not what is installed here
         assert deployment.argv[3:5] == ["serve", str(model)]
         models = httpx.get(f"{deployment.base_url}/models", timeout=10).json()
         assert [m["id"] for m in models["data"]] == ["my-variant"]

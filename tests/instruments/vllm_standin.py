@@ -6,9 +6,11 @@ teardown), not an engine; the GPU path itself is checked whenever a GPU is lent.
 
 STANDIN_FAIL=oom makes it print what vLLM prints when the KV cache does not fit, and exit 1.
 STANDIN_CHILD=1 makes it start a child process first, as vLLM starts its engine core and workers.
+Like vLLM it reports its version at /version: STANDIN_VERSION.
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +19,8 @@ import time
 import uvicorn
 
 from tests.instruments.reference_server import ReferenceServer
+
+STANDIN_VERSION = "0.0.0+standin"
 
 
 def main() -> None:
@@ -35,7 +39,17 @@ def main() -> None:
         print("ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` "
               "when initializing the engine.", flush=True)
         sys.exit(1)
-    app = ReferenceServer(ttft_ms=5, tpot_ms=1, slots=8, model=args.served_model_name or args.model)
+    reference = ReferenceServer(ttft_ms=5, tpot_ms=1, slots=8, model=args.served_model_name or args.model)
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/version":
+            body = json.dumps({"version": STANDIN_VERSION}).encode()
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await reference(scope, receive, send)
+
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
