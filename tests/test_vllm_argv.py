@@ -16,7 +16,6 @@ import pytest
 from assets.matrix import load_matrix
 from resources.engines import vllm_argv
 
-
 GOLDEN = Path(__file__).parent / "golden" / "vllm_argv.json"
 MATRIX = load_matrix(Path(__file__).parent.parent / "pipelines" / "matrix.gpu.yaml")
 VLLM_VARIANTS = sorted(name for name, v in MATRIX.variants.items() if v.engine.kind == "vllm")
