@@ -25,6 +25,9 @@ def _leaderboard(args: argparse.Namespace) -> int:
     from resources.warehouse import WarehouseResource
 
     warehouse = WarehouseResource(path=args.warehouse or settings.warehouse_path())
+    upgraded = warehouse.upgrade()
+    if upgraded:
+        print(f"warehouse: brought up to the current schema ({upgraded} migrations)", file=sys.stderr)
     with warehouse.connect(read_only=True) as connection:
         table = connection.execute(LEADERBOARD_SQL).df()
     print(f"warehouse: {warehouse.resolved_path}")
@@ -62,7 +65,7 @@ def _bench(args: argparse.Namespace) -> int:
     import asyncio
     import os
 
-    from assets.engine.loadtest import Endpoint, Slo, load_levels, run_level, summarise_level
+    from assets.engine.loadtest import Endpoint, Slo, describe_load, load_levels, run_level, summarise_level
 
     api_key = os.environ.get(args.api_key_env, "") if args.api_key_env else "not-needed"
     if args.api_key_env and not api_key:
@@ -78,9 +81,8 @@ def _bench(args: argparse.Namespace) -> int:
         timings, duration = asyncio.run(run_level(endpoint, load))
         level = summarise_level(load, timings, duration, slo)
         levels.append(level)
-        what = f"concurrency {load.concurrency}" if load.concurrency else f"rate {load.request_rate}/s"
         ttft, tpot = level["ttft_ms"]["p50"], level["tpot_ms"]["p50"]
-        print(f"{what}: {level['completed']} done, {level['failed']} failed, "
+        print(f"{describe_load(load)}: {level['completed']} done, {level['failed']} failed, "
               f"{level['output_throughput']:.1f} tok/s, TTFT p50 {'n/a' if ttft is None else f'{ttft:.1f} ms'}, "
               f"TPOT p50 {'n/a' if tpot is None else f'{tpot:.2f} ms'}"
               + (f"; first error: {level['errors'][0]}" if level["errors"] else ""), file=sys.stderr)

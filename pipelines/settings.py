@@ -1,5 +1,7 @@
-"""Where yardstick keeps its state and which files it reads: every environment variable it honours, read in
-one place and handed to the resources (and the `yardstick` command) as configuration.
+"""Where yardstick keeps its state and which files it reads: the environment variables it honours, read here and
+handed to the resources (and the `yardstick` command) as configuration. One exception: YARDSTICK_MATRIX is read
+by `assets.matrix.matrix_path`, because the partition keys (one per variant) are needed when the asset definitions
+load, below this layer; `matrix_path` is re-exported here so the wiring reads it from one place too.
 
 | variable | meaning | default |
 | YARDSTICK_HOME | state: models, engine logs, the warehouse, Dagster's own | .yardstick |

@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from warehouse import apply_schema
+from warehouse import apply_schema, pending_migrations
 
 # (process, file) pairs whose schema is already applied: once per process is enough, and two connections
 # migrating or replacing the same view at once would conflict. Across processes, DuckDB's file lock lets one
@@ -51,6 +51,16 @@ class WarehouseResource(dg.ConfigurableResource):
             yield connection
         finally:
             connection.close()
+
+    def upgrade(self) -> int:
+        """Bring a file an older yardstick made to the current schema before reading it (readers connect
+        read-only and never migrate); a brief write, only when a migration is pending. Returns how many ran."""
+        with self.connect(read_only=True) as reader:
+            pending = len(pending_migrations(reader))
+        if pending:
+            with self.connect():
+                pass
+        return pending
 
     def query(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
         with self.connect() as connection:

@@ -11,7 +11,6 @@ from assets.cost.pricing import (
     Ownership,
     usd_for_tokens,
     usd_per_correct,
-    usd_per_correct_answer,
     usd_per_million_tokens,
 )
 from assets.engine.generation import reported_cached_prompt_tokens
@@ -31,7 +30,7 @@ def test_rented_hour_priced_per_million_tokens_as_in_the_seeds():
     # p5.48xlarge at the seed's $98.32/h serving 1,000 tok/s: 98.32 / 3.6 = 27.3111...
     assert usd_per_million_tokens(98.32, 1000.0) == pytest.approx(27.311111, rel=1e-6)
     # 2M output tokens at $37.037/M for 10 correct answers: $74.07 / 10
-    assert usd_per_correct_answer(2_000_000, 37.037037, 10) == pytest.approx(7.4074074, rel=1e-6)
+    assert usd_per_correct(usd_for_tokens(2_000_000, 37.037037), 10) == pytest.approx(7.4074074, rel=1e-6)
 
 
 def test_spend_and_spend_per_correct_answer():
@@ -39,9 +38,6 @@ def test_spend_and_spend_per_correct_answer():
     assert usd_for_tokens(2_000_000, 37.037037) == pytest.approx(74.074074)
     assert usd_per_correct(74.074074, 10) == pytest.approx(7.4074074)
     assert usd_per_correct(0.5, 0) is None
-    # cost_rollup prices a benchmark's spend, then divides; the same numbers as pricing its tokens per answer
-    spent = usd_for_tokens(2_000_000, 37.037037)
-    assert usd_per_correct(spent, 10) == usd_per_correct_answer(2_000_000, 37.037037, 10)
 
 
 def test_owned_hour_writes_off_the_purchase_over_the_busy_hours_and_adds_power():

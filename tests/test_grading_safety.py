@@ -87,8 +87,8 @@ def test_pathological_answers_are_graded_wrong_or_cut_off(grader):
 @pytest.mark.parametrize("answer", PATHOLOGICAL_ANSWERS)
 def test_a_pathological_answer_is_graded_within_the_bound(grader, answer):
     """At most the grader's timeout, plus the start-up allowance where the worker replaced one killed for
-    overrunning (on the previous answer)."""
+    overrunning (on the previous answer). The gold differs from the unit test's, so no cached verdict answers."""
     started = time.monotonic()
-    grader.grade_many([GradeInput("7", "latex", f"</think>\\boxed{{{answer}}}")])
+    grader.grade_many([GradeInput("8", "latex", f"</think>\\boxed{{{answer}}}")])
     elapsed = time.monotonic() - started
     assert elapsed < grader.timeout_s + STARTUP_ALLOWANCE_S, elapsed

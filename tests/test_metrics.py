@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assets.cost.pricing import best_level, usd_per_correct_answer, usd_per_million_tokens
+from assets.cost.pricing import best_level, usd_per_correct, usd_per_million_tokens
 from assets.grading.equivalence import Grader, answer_equivalence
 from assets.scoring.metrics import (
     bootstrap_interval,
@@ -88,7 +88,7 @@ def test_pass_at_k_levels():
 
 
 def test_priced_load_level_is_the_fastest_that_met_the_slos():
-    assert usd_per_correct_answer(1000, 1.0, 0) is None
+    assert usd_per_correct(0.001, 0) is None
     with pytest.raises(ValueError):
         usd_per_million_tokens(1.0, 0)
     levels = [{"load": 1, "failed": 0, "output_throughput": 10.0, "request_throughput": 1.0, "goodput": 1.0},

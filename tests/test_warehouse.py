@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from assets.leaderboard.printing import printed_leaderboard
+from pipelines.cli import main as yardstick
 from resources.warehouse import WarehouseResource
 from warehouse import SCHEMA_FILE, apply_schema, migrations
 
@@ -258,3 +259,22 @@ def test_printed_leaderboard_rounds_and_combines_the_interval_and_the_load_level
                                      "delta_significant", "priced_load", "usd_per_correct_answer"]
     assert printed.iloc[0].tolist() == ["v", 0.1235, -0.0123, "[-0.050, 0.021]", False, "concurrency=4", 1.2e-05]
     assert printed.iloc[1][["delta_interval", "priced_load"]].isna().all()
+
+
+# What an older yardstick's leaderboard view looked like: its interval and load level were strings.
+OLD_LEADERBOARD_VIEW = """
+CREATE VIEW leaderboard AS SELECT variant, '[0.0, 0.1]' AS delta_interval, 'concurrency=4' AS priced_load
+FROM cost_rollup;
+"""
+
+
+def test_the_leaderboard_command_upgrades_an_older_file_before_reading_it(tmp_path, capsys):
+    """`yardstick leaderboard` reads read-only, so it would meet the older view; it migrates first."""
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        connection.execute(OLD_GENERATIONS + COST_ROLLUP_PRICED_AT_A_CONCURRENCY + OLD_LEADERBOARD_VIEW)
+    assert yardstick(["leaderboard", "--warehouse", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert f"brought up to the current schema ({len(migrations())} migrations)" in captured.err
+    assert "the leaderboard is empty" in captured.out
+    assert WarehouseResource(path=str(path)).upgrade() == 0   # nothing pending the second time

@@ -62,6 +62,18 @@ def apply_schema(connection: duckdb.DuckDBPyConnection) -> None:
     connection.execute(VIEWS_FILE.read_text())
 
 
+def pending_migrations(connection: duckdb.DuckDBPyConnection) -> list[Migration]:
+    """The migrations a file has not had yet; works on a read-only connection. A file with no tables has none
+    pending: it is made whole from schema.sql when first written."""
+    if not _has_tables(connection):
+        return []
+    try:
+        applied = {row[0] for row in connection.execute("SELECT version FROM schema_migrations").fetchall()}
+    except duckdb.CatalogException:   # made before migrations were recorded
+        applied = set()
+    return [migration for migration in migrations() if migration.version not in applied]
+
+
 def utc_now() -> datetime:
     """The warehouse stores timestamps as naive UTC (DuckDB TIMESTAMP)."""
     return datetime.now(UTC).replace(tzinfo=None)

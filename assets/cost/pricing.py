@@ -29,11 +29,6 @@ def usd_per_correct(usd_spent: float, correct_answers: int) -> float | None:
     return usd_spent / correct_answers
 
 
-def usd_per_correct_answer(tokens_spent: int, usd_per_million: float, correct_answers: int) -> float | None:
-    """Tokens spent on a benchmark × $/token ÷ correct answers; None when nothing was correct."""
-    return usd_per_correct(usd_for_tokens(tokens_spent, usd_per_million), correct_answers)
-
-
 @dataclass(frozen=True)
 class Ownership:
     """Owning the hardware instead of renting it: what one busy hour costs.

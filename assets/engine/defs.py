@@ -14,11 +14,10 @@ import pandas as pd
 
 from assets.benchmarks.defs import benchmark_items
 from assets.engine.generation import SampleRequest, generate, with_token_split
-from assets.engine.loadtest import Endpoint, run_level
+from assets.engine.loadtest import Endpoint, describe_load, run_level
 from assets.engine.memory_plan import plan_record
 from assets.engine.requests import (
     ServingConfigError,
-    describe_load,
     expected_samples,
     generation_sampling,
     level_row,

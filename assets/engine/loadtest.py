@@ -68,6 +68,10 @@ def load_levels(concurrency: Sequence[int], request_rates: Sequence[float], **co
             + [Load(request_rate=r, **common) for r in request_rates])
 
 
+def describe_load(load: Load) -> str:
+    return f"concurrency {load.concurrency}" if load.concurrency else f"{load.request_rate} req/s"
+
+
 @dataclass(frozen=True)
 class Slo:
     ttft_ms: float = 2000.0

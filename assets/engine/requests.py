@@ -98,10 +98,6 @@ def variant_slo(variant: Variant) -> Slo:
     return Slo(variant.serving.slo_ttft_ms, variant.serving.slo_tpot_ms)
 
 
-def describe_load(load: Load) -> str:
-    return f"concurrency {load.concurrency}" if load.concurrency else f"{load.request_rate} req/s"
-
-
 def _profile(load: Load) -> tuple[str, float]:
     return ("concurrency", float(load.concurrency)) if load.concurrency else ("rate", float(load.request_rate))
 
