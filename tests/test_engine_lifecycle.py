@@ -32,6 +32,13 @@ def _text(reply: dict) -> str:
     return (message.get("reasoning_content") or "") + (message.get("content") or "")
 
 
+def assert_within_limit(reply: dict, max_tokens: int) -> None:
+    """The engine's guarantee: at most max_tokens, and fewer only when the model itself stopped (whether the tiny
+    model says EOS early depends on the CPU's floating-point path, so the count itself is not asserted)."""
+    tokens, finish = reply["usage"]["completion_tokens"], reply["choices"][0]["finish_reason"]
+    assert 1 <= tokens <= max_tokens and (tokens == max_tokens or finish == "stop"), (tokens, finish)
+
+
 def test_sampling_varies_between_samples_and_max_tokens_is_per_request(tiny_model, tmp_path):
     sampling = {"temperature": 0.6, "top_p": 0.95}
     with EngineResource(log_dir=str(tmp_path)).deploy(SPEC, str(tiny_model), "tiny", "sampled",
@@ -40,7 +47,7 @@ def test_sampling_varies_between_samples_and_max_tokens_is_per_request(tiny_mode
         samples = {_text(_complete(deployment, 12, **sampling)) for _ in range(6)}
         short = _complete(deployment, 3, **sampling)
     assert len(samples) > 1, "k samples at temperature 0.6 were all identical"
-    assert short["usage"]["completion_tokens"] == 3
+    assert_within_limit(short, 3)   # the limit is the request's own, not the warm-up's
     assert engine_processes(str(tiny_model)) == [] and pid not in engine_processes("serve")
 
 
@@ -50,7 +57,8 @@ def test_greedy_engine_repeats_itself(tiny_model, tmp_path):
                                                       warmup_sampling=greedy) as deployment:
         replies = [_complete(deployment, 12, **greedy) for _ in range(3)]
     assert len({_text(reply) for reply in replies}) == 1
-    assert all(reply["usage"]["completion_tokens"] == 12 for reply in replies)
+    for reply in replies:
+        assert_within_limit(reply, 12)
     assert engine_processes(str(tiny_model)) == []
 
 
