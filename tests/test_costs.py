@@ -9,6 +9,7 @@ from openai.types import CompletionUsage
 from assets.cost.pricing import (
     ApiPrice,
     Ownership,
+    benchmark_spend,
     usd_for_tokens,
     usd_per_correct,
     usd_per_million_tokens,
@@ -139,3 +140,20 @@ def test_cached_prompt_tokens_are_read_as_each_api_reports_them():
     assert reported_cached_prompt_tokens(openai_style) == 768
     assert reported_cached_prompt_tokens(deepseek_style) == 640
     assert reported_cached_prompt_tokens(silent) is None and reported_cached_prompt_tokens(None) is None
+
+
+def test_benchmark_spend_prices_an_api_by_its_tokens_and_an_instance_by_its_output():
+    usage = [{"benchmark": "arith", "samples": 4, "prompt_tokens": 1000, "cached_prompt_tokens": 800,
+              "output_tokens": 5000, "reasoning_tokens": 4000, "correct_answers": 2},
+             {"benchmark": "gsm8k", "samples": 4, "prompt_tokens": 10, "cached_prompt_tokens": 0,
+              "output_tokens": 20, "reasoning_tokens": 0, "correct_answers": 0}]
+    deepseek = ApiPrice("deepseek-reasoner", input=0.28, output=0.42, cached_input=0.028)
+    api = benchmark_spend(usage, deepseek, usd_per_million_output=0.42)
+    # by hand: 200 × 0.28 + 800 × 0.028 + 5000 × 0.42 per million = $0.0021784
+    assert api[0]["usd_spent"] == pytest.approx(0.0021784)
+    assert api[0]["usd_per_correct_answer"] == pytest.approx(0.0010892)
+    assert api[1]["usd_per_correct_answer"] is None   # nothing correct: no price per correct answer
+    rented = benchmark_spend(usage, None, usd_per_million_output=2.0)
+    assert [row["usd_spent"] for row in rented] == pytest.approx([0.01, 0.00004])
+    assert {key: rented[0][key] for key in ("benchmark", "samples", "output_tokens", "correct_answers")} == {
+        "benchmark": "arith", "samples": 4, "output_tokens": 5000, "correct_answers": 2}

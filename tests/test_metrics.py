@@ -14,6 +14,7 @@ from assets.scoring.metrics import (
     paired_difference,
     pass_at_k,
     pass_at_k_levels,
+    quantization_loss_rows,
     score_benchmark,
 )
 
@@ -133,3 +134,19 @@ def test_paired_difference_flags_about_5_percent_of_comparisons_between_equals()
         theirs = pd.Series(rng.binomial(2, accuracy) / 2, index=items)
         flagged += paired_difference(ours, theirs, resamples=1000, seed=trial).significant
     assert 0.02 <= flagged / trials <= 0.09, flagged / trials
+
+
+def test_quantization_loss_pairs_the_items_both_scored_per_benchmark():
+    ours = pd.DataFrame([{"benchmark": "arith", "item_id": i, "accuracy": a} for i, a in (("1", 1.0), ("2", 0.5),
+                                                                                          ("3", 0.0))]
+                        + [{"benchmark": "gsm8k", "item_id": "g1", "accuracy": 1.0}])
+    theirs = pd.DataFrame([{"benchmark": "arith", "item_id": i, "accuracy": a} for i, a in (("1", 0.5), ("2", 0.5),
+                                                                                            ("9", 1.0))]
+                          + [{"benchmark": "gsm8k", "item_id": "g2", "accuracy": 0.0}])
+    rows, unshared = quantization_loss_rows(ours, theirs)
+    assert unshared == ["gsm8k"]   # no item in common: no difference is claimed
+    (arith,) = rows
+    # items 1 and 2 only: ours 0.75, theirs 0.5
+    assert arith["benchmark"] == "arith" and arith["n_items"] == 2
+    assert arith["pass_at_1"] == pytest.approx(0.75) and arith["baseline_pass_at_1"] == pytest.approx(0.5)
+    assert arith["delta"] == pytest.approx(0.25) and arith["delta_low"] <= 0.25 <= arith["delta_high"]

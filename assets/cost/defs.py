@@ -14,7 +14,7 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from assets.cost.pricing import ApiPrice, best_level, usd_for_tokens, usd_per_correct, usd_per_million_tokens
+from assets.cost.pricing import ApiPrice, benchmark_spend, best_level, usd_per_correct, usd_per_million_tokens
 from assets.matrix import Variant
 from assets.partitions import variant_partitions
 from assets.variants import config_hash
@@ -96,21 +96,8 @@ def cost_rollup(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
     usage = warehouse.query(USAGE_SQL, [variant.name, config_hash(warehouse, variant)])
     if usage.empty:
         raise dg.Failure(f"no graded generations for variant '{variant.name}'; materialize graded_answers first")
-    benchmarks = []
-    for bench in usage.itertuples():
-        if api_price:
-            spent = api_price.usd(int(bench.prompt_tokens), int(bench.output_tokens), int(bench.reasoning_tokens),
-                                  int(bench.cached_prompt_tokens))
-        else:
-            spent = usd_for_tokens(int(bench.output_tokens), per_million)
-        benchmarks.append({
-            "variant": variant.name, "benchmark": bench.benchmark, "samples": int(bench.samples),
-            "prompt_tokens": int(bench.prompt_tokens), "cached_prompt_tokens": int(bench.cached_prompt_tokens),
-            "output_tokens": int(bench.output_tokens),
-            "reasoning_tokens": int(bench.reasoning_tokens), "correct_answers": int(bench.correct_answers),
-            "usd_spent": spent,
-            "usd_per_correct_answer": usd_per_correct(spent, int(bench.correct_answers)),
-        })
+    benchmarks = [{"variant": variant.name, **row}
+                  for row in benchmark_spend(usage.to_dict("records"), api_price, per_million)]
     unpriced = int(usage["samples_without_usage"].sum())
     if unpriced:
         context.log.warning(f"{unpriced} samples came back without token usage; they count as 0 tokens, so the "

@@ -3,6 +3,7 @@ token from an API. Plain functions so every formula is checked against hand calc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 SECONDS_PER_HOUR = 3600
@@ -103,3 +104,20 @@ def best_level(levels: list[dict]) -> tuple[dict, bool]:
     within_slo = [level for level in clean if level["goodput"] >= level["request_throughput"] * (1 - 1e-9)]
     pool = within_slo or clean
     return max(pool, key=lambda level: level["output_throughput"]), bool(within_slo)
+
+
+def benchmark_spend(usage: Sequence[dict], api_price: ApiPrice | None, usd_per_million_output: float) -> list[dict]:
+    """What each benchmark's samples cost and cost per correct answer: an API's tokens at its list prices, else the
+    output tokens at the rented (or owned) $/M. `usage` rows carry the token sums and correct answers."""
+    rows = []
+    for bench in usage:
+        prompt, cached = int(bench["prompt_tokens"]), int(bench["cached_prompt_tokens"])
+        output, reasoning = int(bench["output_tokens"]), int(bench["reasoning_tokens"])
+        correct = int(bench["correct_answers"])
+        spent = (api_price.usd(prompt, output, reasoning, cached) if api_price
+                 else usd_for_tokens(output, usd_per_million_output))
+        rows.append({"benchmark": bench["benchmark"], "samples": int(bench["samples"]), "prompt_tokens": prompt,
+                     "cached_prompt_tokens": cached, "output_tokens": output, "reasoning_tokens": reasoning,
+                     "correct_answers": correct, "usd_spent": spent,
+                     "usd_per_correct_answer": usd_per_correct(spent, correct)})
+    return rows

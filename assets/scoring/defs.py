@@ -5,7 +5,7 @@ import pandas as pd
 
 from assets.grading.equivalence import Grader, answer_equivalence
 from assets.partitions import variant_partitions
-from assets.scoring.metrics import paired_difference, score_benchmark
+from assets.scoring.metrics import quantization_loss_rows, score_benchmark
 from assets.scoring.quality import validate_scores
 from assets.variants import config_hash
 from resources.matrix import MatrixResource
@@ -124,19 +124,12 @@ def quantization_loss(context: dg.AssetExecutionContext, matrix: MatrixResource,
         context.log.warning(message)
         return dg.MaterializeResult(metadata={"dagster/row_count": 0, "skipped": message})
     ours = warehouse.query(PER_ITEM_SQL, [variant.name, config_hash(warehouse, variant)])
-    rows = []
-    for benchmark, group in ours.groupby("benchmark"):
-        other = theirs[theirs["benchmark"] == benchmark]
-        if not set(other["item_id"]) & set(group["item_id"]):
-            context.log.warning(f"{benchmark}: no item scored by both {variant.name} and {baseline.name}")
-            continue
-        paired = paired_difference(group.set_index("item_id")["accuracy"], other.set_index("item_id")["accuracy"])
-        rows.append({"variant": variant.name, "baseline": baseline.name, "benchmark": benchmark,
-                     "n_items": paired.n_items, "pass_at_1": paired.score,
-                     "baseline_pass_at_1": paired.baseline_score, "delta": paired.delta,
-                     "delta_low": paired.delta_low, "delta_high": paired.delta_high,
-                     "significant": paired.significant, "computed_at": utc_now()})
+    rows, unshared = quantization_loss_rows(ours, theirs)
+    for benchmark in unshared:
+        context.log.warning(f"{benchmark}: no item scored by both {variant.name} and {baseline.name}")
     table = pd.DataFrame(rows)
+    if len(table):
+        table = table.assign(variant=variant.name, baseline=baseline.name, computed_at=utc_now())
     warehouse.replace_partition("quantization_loss", variant.name, table)
     shown = table.drop(columns=["variant", "computed_at"]).round(4) if len(table) else table
     return dg.MaterializeResult(metadata={

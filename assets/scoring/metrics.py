@@ -165,3 +165,20 @@ def paired_difference(variant: pd.Series, baseline: pd.Series, confidence: float
     delta = float(differences.mean())
     return PairedDifference(len(shared), float(ours.mean()), float(theirs.mean()), delta,
                             min(float(low), delta), max(float(high), delta))
+
+
+def quantization_loss_rows(ours: pd.DataFrame, theirs: pd.DataFrame) -> tuple[list[dict], list[str]]:
+    """Per benchmark, the paired difference of per-item accuracy (`benchmark`, `item_id`, `accuracy` rows) between
+    a variant and its baseline over the items both scored; also the benchmarks they share no item of."""
+    rows, unshared = [], []
+    for benchmark, group in ours.groupby("benchmark"):
+        other = theirs[theirs["benchmark"] == benchmark]
+        if not set(other["item_id"]) & set(group["item_id"]):
+            unshared.append(str(benchmark))
+            continue
+        paired = paired_difference(group.set_index("item_id")["accuracy"], other.set_index("item_id")["accuracy"])
+        rows.append({"benchmark": benchmark, "n_items": paired.n_items, "pass_at_1": paired.score,
+                     "baseline_pass_at_1": paired.baseline_score, "delta": paired.delta,
+                     "delta_low": paired.delta_low, "delta_high": paired.delta_high,
+                     "significant": paired.significant})
+    return rows, unshared
