@@ -37,7 +37,7 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp pipelines/dagster.yaml $@
 
-run: $(BIN)/yardstick $(DAGSTER_HOME)/dagster.yaml
+run: $(BIN)/yardstick $(VLLM_READY) $(DAGSTER_HOME)/dagster.yaml
 	@for variant in $(or $(VARIANTS),$$($(BIN)/yardstick variants)); do \
 		echo "== materializing every asset for variant $$variant"; \
 		$(BIN)/dagster asset materialize -m pipelines.definitions --select '*' --partition $$variant || exit 1; \
@@ -51,7 +51,7 @@ test: $(BIN)/yardstick $(VLLM_READY)
 test-fast: $(BIN)/yardstick
 	$(BIN)/pytest -m unit
 
-ui: $(BIN)/yardstick $(DAGSTER_HOME)/dagster.yaml
+ui: $(BIN)/yardstick $(VLLM_READY) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -m pipelines.definitions -h 127.0.0.1 -p 3000
 
 lint: $(BIN)/yardstick

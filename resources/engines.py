@@ -28,7 +28,8 @@ from pathlib import Path
 import dagster as dg
 import httpx
 
-from assets.matrix import EngineSpec
+from assets.matrix import EngineSpec, vllm_cpu_problem
+from assets.models.checkpoint import checkpoint_weight_only_bits
 from assets.versions import installed_version
 
 LOG_TAIL_LINES = 40
@@ -217,14 +218,32 @@ def transformers_argv(command: str, model_path: str, options: dict, host: str, p
     return argv
 
 
+# The module behind `vllm serve`: the way to start vLLM where its console script does not work (the CPU build
+# is installed as the distribution `vllm-cpu`, and its `vllm` script looks up the version of `vllm`).
+VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+
+
+def starts_vllm_module(command: list[str]) -> bool:
+    """Whether a vLLM command runs the server module (`python -m vllm.entrypoints.openai.api_server`), which
+    takes the model as `--model`, rather than the console script (`vllm`), which takes `serve MODEL`."""
+    return any(a == "-m" and b == VLLM_SERVER_MODULE for a, b in zip(command, command[1:], strict=False))
+
+
+def on_cpu(options: dict) -> bool:
+    return str(options.get("device", "cuda")).startswith("cpu")
+
+
 def vllm_argv(command: str, model_path: str, served_name: str, options: dict, host: str, port: int,
               trust_remote_code: bool) -> list[str]:
     """`vllm serve` for a variant: parallelism, precision, memory, batching, the R1 reasoning parser.
 
     `nodes` > 1 selects Ray as the distributed executor (start the Ray cluster across the nodes first); a
     compressed-tensors checkpoint is recognised by vLLM itself, so `quantization` is only for quantizing at
-    load time (`fp8`)."""
-    argv = [*shlex.split(command), "serve", model_path, "--host", host, "--port", str(port),
+    load time (`fp8`). On a CPU (`device: cpu`, vLLM's CPU build) it runs eagerly unless `enforce_eager: false`:
+    compiling the graphs costs more start-up time than it saves on a short run."""
+    program = shlex.split(command)
+    model = ["--model", model_path] if starts_vllm_module(program) else ["serve", model_path]
+    argv = [*program, *model, "--host", host, "--port", str(port),
             "--served-model-name", served_name,
             "--tensor-parallel-size", str(options.get("tensor_parallel_size", 1)),
             "--pipeline-parallel-size", str(options.get("pipeline_parallel_size", 1)),
@@ -246,6 +265,8 @@ def vllm_argv(command: str, model_path: str, served_name: str, options: dict, ho
         argv += ["--reasoning-parser", str(options.get("reasoning_parser", "deepseek_r1"))]
     argv.append("--enable-prefix-caching" if options.get("enable_prefix_caching", True)
                 else "--no-enable-prefix-caching")
+    if options.get("enforce_eager", on_cpu(options)):
+        argv.append("--enforce-eager")
     if trust_remote_code:
         argv.append("--trust-remote-code")
     return argv + [str(arg) for arg in options.get("extra_args", [])]
@@ -288,11 +309,20 @@ def transformers_launch(engine: EngineResource, spec: EngineSpec, model_path: st
 def vllm_launch(engine: EngineResource, spec: EngineSpec, model_path: str, served_name: str, port: int,
                 trust_remote_code: bool) -> Launch:
     """`vllm serve`: ready once /health answers and /v1/models lists the loaded model. vLLM usually lives in an
-    environment of its own (or a container), so the version recorded is what its server says at /version."""
+    environment of its own (or a container), so the version recorded is what its server says at /version.
+
+    On a CPU, a checkpoint the CPU backend has no kernels for is refused here, before anything starts; the
+    KV cache gets `cpu_kvcache_space_gib` (VLLM_CPU_KVCACHE_SPACE) and the threads `cpu_threads`."""
+    env = {"HF_HUB_OFFLINE": "1"}
+    if on_cpu(spec.options):
+        problem = vllm_cpu_problem(checkpoint_weight_only_bits(model_path))
+        if problem:
+            raise EngineError(f"{model_path}: {problem}")
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(spec.options.get("cpu_kvcache_space_gib", 1))
     argv = vllm_argv(engine.vllm_command, model_path, served_name, spec.options, engine.bind_host, port,
                      trust_remote_code)
-    return Launch("vllm serve", argv, {}, ("/health", "/v1/models"), served_name, installed_version("vllm"),
-                  version_path="/version")
+    what = "vLLM (" + " ".join(argv[:argv.index("--host")]) + ")"
+    return Launch(what, argv, env, ("/health", "/v1/models"), served_name, None, version_path="/version")
 
 
 def _served_version(url: str) -> str | None:

@@ -13,6 +13,7 @@ from assets.matrix.spec import (
     ENGINE_KINDS,
     PROTOCOL_PRESETS,
     QUANTIZATION_METHODS,
+    WEIGHT_ONLY_BITS,
     EngineSpec,
     Matrix,
     MatrixError,
@@ -21,6 +22,7 @@ from assets.matrix.spec import (
     QuantizationSpec,
     ServingSpec,
     Variant,
+    vllm_cpu_problem,
 )
 from assets.models.calibration import CalibrationError, parse_source
 
@@ -32,6 +34,9 @@ def matrix_path() -> Path:
     return Path(os.environ.get("YARDSTICK_MATRIX", DEFAULT_MATRIX))
 
 
+TOP_LEVEL_KEYS = ("benchmark_mirror", "defaults", "variants")
+
+
 def load_matrix(path: str | Path | None = None) -> Matrix:
     path = Path(path) if path else matrix_path()
     if not path.exists():
@@ -40,6 +45,12 @@ def load_matrix(path: str | Path | None = None) -> Matrix:
         document = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise MatrixError(f"matrix file {path} is not valid YAML: {error}") from error
+    if not isinstance(document, dict):
+        raise MatrixError(f"matrix file {path} must be a mapping with 'variants' (and 'defaults', 'benchmark_mirror')")
+    unknown = sorted(str(key) for key in document if key not in TOP_LEVEL_KEYS and not str(key).startswith("x-"))
+    if unknown:
+        raise MatrixError(f"matrix file {path} has unknown top-level keys {unknown}; known: "
+                          f"{', '.join(TOP_LEVEL_KEYS)} (and x-... for YAML anchors)")
     raw_variants = document.get("variants")
     if not isinstance(raw_variants, dict) or not raw_variants:
         raise MatrixError(f"matrix file {path} has no 'variants' mapping")
@@ -120,6 +131,10 @@ def _parse_variant(name: str, body: dict, path: Path) -> Variant:
     if kind not in ENGINE_KINDS:
         raise MatrixError(f"{where}: engine kind '{kind}' unknown; known: {', '.join(ENGINE_KINDS)}")
     engine = EngineSpec(kind=kind, options=engine_body)
+    if kind == "vllm" and str(engine_body.get("device", "cuda")).startswith("cpu"):
+        problem = vllm_cpu_problem(WEIGHT_ONLY_BITS.get(quantization.scheme))
+        if problem:
+            raise MatrixError(f"{where}: quantization {quantization.scheme} on vLLM with device cpu: {problem}")
     if kind == "external":
         if not engine_body.get("model"):
             raise MatrixError(f"{where}: an external engine needs 'model', the model name the endpoint serves "

@@ -41,7 +41,7 @@ PROTOCOL_PRESETS: dict[str, dict[str, Any]] = {
 }
 ENGINE_KINDS = ("transformers", "vllm", "external")
 # Engine options that change how fast samples come back but never what they are.
-_RUNTIME_ONLY_ENGINE_OPTIONS = {"concurrency", "startup_timeout_s", "port"}
+_RUNTIME_ONLY_ENGINE_OPTIONS = {"concurrency", "startup_timeout_s", "port", "cpu_kvcache_space_gib"}
 
 
 class MatrixError(ValueError):
@@ -68,6 +68,21 @@ QUANTIZATION_METHODS = {
     "FP8_DYNAMIC": ("dynamic",),
 }
 CALIBRATED_METHODS = ("gptq", "smoothquant-gptq")
+# Bits of the weights of each weight-only scheme (activations stay 16-bit).
+WEIGHT_ONLY_BITS = {"W8A16": 8, "W4A16": 4}
+# vLLM's CPU backend implements weight-only quantized layers (WNA16) for 4-bit weights only.
+VLLM_CPU_WEIGHT_ONLY_BITS = (4,)
+
+
+def vllm_cpu_problem(weight_only_bits: int | None) -> str | None:
+    """Why vLLM's CPU backend cannot serve a checkpoint with weight-only quantization of that many bits, or None.
+    The one rule the matrix checks when it loads and the vLLM launcher checks, on the checkpoint, before it
+    starts anything."""
+    if weight_only_bits is None or weight_only_bits in VLLM_CPU_WEIGHT_ONLY_BITS:
+        return None
+    return (f"vLLM's CPU backend has no kernel for {weight_only_bits}-bit weight-only layers (it implements "
+            f"{'/'.join(map(str, VLLM_CPU_WEIGHT_ONLY_BITS))}-bit WNA16 only); serve this checkpoint with "
+            "`engine: {kind: transformers}`, or with vLLM on a GPU")
 
 
 @dataclass(frozen=True)

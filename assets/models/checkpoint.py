@@ -88,6 +88,25 @@ def describe_checkpoint(path: str | Path) -> dict:
     }
 
 
+def checkpoint_weight_only_bits(path: str | Path) -> int | None:
+    """The weight bits of a compressed-tensors checkpoint quantized weight-only (activations left alone), or None
+    for any other checkpoint (unquantized, activations quantized too, another format, no config)."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    quantization = config.get("quantization_config") or {}
+    if quantization.get("quant_method") != "compressed-tensors":
+        return None
+    bits = set()
+    for group in (quantization.get("config_groups") or {}).values():
+        weights = group.get("weights") or {}
+        if group.get("input_activations") or weights.get("type") != "int":
+            return None
+        bits.add(weights.get("num_bits"))
+    return bits.pop() if len(bits) == 1 else None
+
+
 def external_snapshot(variant: Variant, endpoint: str) -> dict:
     """An external endpoint's weights are its own: recorded as the served model name at the endpoint, and
     fingerprinted by both, so samples from another endpoint or model never mix with these."""

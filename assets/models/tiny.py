@@ -18,7 +18,7 @@ from pathlib import Path
 from assets.matrix.spec import R1_PROMPT_SUFFIX
 
 TINY_MODEL_NAME = "tiny-r1-qwen2"
-TINY_BUILD_VERSION = "2"
+TINY_BUILD_VERSION = "3"   # 3: think tags and role markers are added tokens that are not special, as in R1
 TRAINING_STEPS = 600
 TRAINING_BATCH = 48
 LEARNING_RATE = 3e-3
@@ -30,7 +30,11 @@ ASSISTANT_TOKEN = "<｜Assistant｜>"
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 PAD_TOKEN = "<｜▁pad▁｜>"
-SPECIAL_TOKENS = [BOS_TOKEN, EOS_TOKEN, USER_TOKEN, ASSISTANT_TOKEN, THINK_OPEN, THINK_CLOSE, PAD_TOKEN]
+# As in the DeepSeek-R1-Distill tokenizers: the sentence markers are special (skipped when decoding), while the
+# role markers and the think tags are added tokens that are not special, so they stay in the decoded text and
+# the engines' reasoning parsers (vLLM's deepseek_r1) find the end of the reasoning.
+SPECIAL_TOKENS = [BOS_TOKEN, EOS_TOKEN, PAD_TOKEN]
+ADDED_TOKENS = [USER_TOKEN, ASSISTANT_TOKEN, THINK_OPEN, THINK_CLOSE]
 
 # Same conventions as the DeepSeek-R1-Distill chat template: system text first, no role markers for it,
 # and a generation prompt that opens the reasoning block.
@@ -126,6 +130,8 @@ def _tokenizer_corpus(seed: int) -> list[str]:
     # The prompt the engine sends, many times over, so its words become single tokens and prompts stay short.
     engine_prompt = (f"{USER_TOKEN}{question('12 + 34')}\n{R1_PROMPT_SUFFIX}{ASSISTANT_TOKEN}{THINK_OPEN}\n"
                      f"{r1_completion('12 + 34', 46)}")
+    for token in ADDED_TOKENS:   # matched whole before the BPE sees the text: no merges spent on them
+        engine_prompt = engine_prompt.replace(token, "\n")
     lines = [engine_prompt] * 500
     for _ in range(3000):
         a, b = rng.randint(0, 999), rng.randint(0, 999)
@@ -138,7 +144,7 @@ def _tokenizer_corpus(seed: int) -> list[str]:
 def build_tiny_model(out_dir: Path, seed: int = 0, training_steps: int = TRAINING_STEPS) -> Path:
     """Write the tiny model to `out_dir` (tokenizer, config, trained weights, generation config)."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
     out_dir = Path(out_dir)
@@ -156,6 +162,7 @@ def build_tiny_model(out_dir: Path, seed: int = 0, training_steps: int = TRAININ
         show_progress=False,
     )
     bpe.train_from_iterator(_tokenizer_corpus(seed), trainer=trainer)
+    bpe.add_tokens([AddedToken(token, special=False, normalized=False) for token in ADDED_TOKENS])
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe,
         bos_token=BOS_TOKEN,
