@@ -8,7 +8,7 @@ load, below this layer; `matrix_path` is re-exported here so the wiring reads it
 | YARDSTICK_WAREHOUSE | the DuckDB file | $YARDSTICK_HOME/warehouse.duckdb |
 | YARDSTICK_MATRIX | the evaluation matrix | pipelines/matrix.yaml |
 | YARDSTICK_BENCHMARK_MIRROR | offline benchmark folder | the matrix's benchmark_mirror, else the hub |
-| YARDSTICK_VLLM_COMMAND | how to start vLLM | without a GPU, the server module of .venv-vllm (vLLM's CPU build, made by `make`) when it is there; else `vllm` |
+| YARDSTICK_VLLM_COMMAND | how to start vLLM | without a GPU, .venv-vllm's server module; else `vllm` |
 """
 
 from __future__ import annotations
