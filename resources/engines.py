@@ -1,13 +1,16 @@
 """Inference engines behind one interface: each yields an OpenAI-compatible endpoint for the life of a block.
 
-- `transformers`: `transformers serve` on the CPU (the offline default) or any torch device.
-- `vllm`: `vllm serve` on GPU hosts; its command is configurable because vLLM pins its own torch and often
-  lives in its own environment or container.
+- `vllm`: vLLM's OpenAI-compatible server, on GPU hosts and, through its CPU build in `.venv-vllm`, for the
+  offline default; its command is configurable because vLLM pins its own torch and lives in its own
+  environment or container (`vllm` and its `serve` subcommand, or `python -m` its server module).
+- `transformers`: `transformers serve` on the CPU or any torch device.
 - `external`: an endpoint that already runs (a vLLM cluster, a paid API as a baseline); nothing is started.
 
-A started server lives in its own process group, logs to a file, and is stopped (group-wide, TERM then KILL)
-when the block exits, however it exits. It is also asked to die with its parent, so a killed step leaves no
-server behind.
+Each kind that starts a process has a launcher (`LAUNCHERS`) that says how: argv, environment, the URLs that say
+it is ready, the name it serves the model under, where its version comes from; it also refuses, before
+anything starts, what that engine cannot run. Supervision is shared: a started server lives in its own process
+group (vLLM's engine core included), logs to a file, and is stopped group-wide (TERM, then KILL) when the block
+exits, however it exits. It is also asked to die with its parent, so a killed step leaves no server behind.
 """
 
 from __future__ import annotations
