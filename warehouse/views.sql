@@ -31,6 +31,7 @@ SELECT
     ql.delta_high                AS delta_vs_baseline_high,
     ql.significant               AS delta_significant,
     d.engine,
+    d.engine_version,
     coalesce(c.hardware, 'api:' || c.api_model) AS priced_as,        -- the instance rented, or the API billed
     c.best_profile                              AS priced_profile,   -- the load level the costs are taken at:
     c.best_load                                 AS priced_load,      -- concurrency, or requests/s
@@ -44,7 +45,8 @@ SELECT
 FROM benchmark_scores s
 LEFT JOIN quantized_models q USING (variant)
 LEFT JOIN (
-    SELECT variant, arg_max(engine, started_at) AS engine FROM engine_deployments GROUP BY variant
+    SELECT variant, arg_max(engine, started_at) AS engine, arg_max(engine_version, started_at) AS engine_version
+    FROM engine_deployments GROUP BY variant
 ) d USING (variant)
 LEFT JOIN cost_rollup c USING (variant)
 LEFT JOIN benchmark_costs b USING (variant, benchmark)
