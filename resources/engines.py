@@ -180,7 +180,8 @@ def wait_until_ready(
 
 @contextmanager
 def server_process(
-    argv: list[str], log_path: Path, ready_urls: list[str], timeout_s: float, env: dict[str, str], what: str
+    argv: list[str], log_path: Path, ready_urls: list[str], timeout_s: float, env: dict[str, str], what: str,
+    stop_grace_s: float = 10.0,
 ) -> Iterator[tuple[subprocess.Popen, float]]:
     """Start a server, wait until it is ready, yield it, and always stop its whole process group."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,7 +198,7 @@ def server_process(
         startup = wait_until_ready(process, ready_urls, timeout_s, log_path, what)
         yield process, startup
     finally:
-        stop_process_group(process)
+        stop_process_group(process, stop_grace_s)
 
 
 def _sibling_command(name: str) -> str:
@@ -287,7 +288,7 @@ def external_base_url(spec: EngineSpec) -> str:
 
 @dataclass(frozen=True)
 class Launch:
-    """How one engine process is started and known: what runs, what says it is ready, the name its model is
+    """How one engine process is started, known and stopped: what runs, what says it is ready, the name its model is
     served under, and the version that runs."""
 
     what: str                       # for messages: "vllm serve"
@@ -297,6 +298,7 @@ class Launch:
     served_model: str
     version: str | None             # the installed one; `version_path` asks the running server instead
     version_path: str | None = None
+    stop_grace_s: float = 10.0      # after TERM to the group, how long before KILL
 
 
 def transformers_launch(engine: EngineResource, spec: EngineSpec, model_path: str, served_name: str, port: int,
@@ -325,7 +327,9 @@ def vllm_launch(engine: EngineResource, spec: EngineSpec, model_path: str, serve
     argv = vllm_argv(engine.vllm_command, model_path, served_name, spec.options, engine.bind_host, port,
                      trust_remote_code)
     what = "vLLM (" + " ".join(argv[:argv.index("--host")]) + ")"
-    return Launch(what, argv, env, ("/health", "/v1/models"), served_name, None, version_path="/version")
+    # vLLM shuts its engine core down on TERM; give it the time to, so it releases its memory cleanly.
+    return Launch(what, argv, env, ("/health", "/v1/models"), served_name, None, version_path="/version",
+                  stop_grace_s=30.0)
 
 
 def _served_version(url: str) -> str | None:
@@ -367,7 +371,7 @@ class EngineResource(dg.ConfigurableResource):
         launch = LAUNCHERS[spec.kind](self, spec, model_path, served_name, port, trust_remote_code)
         ready = [f"{base}{path}" for path in launch.ready_paths]
         with server_process(launch.argv, log_path, ready, spec.startup_timeout_s, launch.env,
-                            launch.what) as (process, startup):
+                            launch.what, launch.stop_grace_s) as (process, startup):
             version = _served_version(f"{base}{launch.version_path}") if launch.version_path else None
             deployment = Deployment(engine=spec.kind, engine_version=version or launch.version, base_url=f"{base}/v1",
                                     served_model=launch.served_model, argv=launch.argv, startup_seconds=startup,
