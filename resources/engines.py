@@ -317,7 +317,7 @@ def vllm_launch(engine: EngineResource, spec: EngineSpec, model_path: str, serve
     environment of its own (or a container), so the version recorded is what its server says at /version.
 
     On a CPU, a checkpoint the CPU backend has no kernels for is refused here, before anything starts; the
-    KV cache gets `cpu_kvcache_space_gib` (VLLM_CPU_KVCACHE_SPACE) and the threads `cpu_threads`."""
+    KV cache gets `cpu_kvcache_space_gib` (VLLM_CPU_KVCACHE_SPACE); vLLM binds its threads to the cores itself."""
     env = {"HF_HUB_OFFLINE": "1"}
     if on_cpu(spec.options):
         problem = vllm_cpu_problem(checkpoint_weight_only_bits(model_path))
