@@ -192,6 +192,16 @@ CREATE TABLE IF NOT EXISTS serving_load_levels (
     tpot_ms_mean DOUBLE, tpot_ms_std DOUBLE, tpot_ms_p50 DOUBLE, tpot_ms_p90 DOUBLE, tpot_ms_p95 DOUBLE, tpot_ms_p99 DOUBLE,
     itl_ms_mean DOUBLE, itl_ms_std DOUBLE, itl_ms_p50 DOUBLE, itl_ms_p90 DOUBLE, itl_ms_p95 DOUBLE, itl_ms_p99 DOUBLE,
     e2el_ms_mean DOUBLE, e2el_ms_std DOUBLE, e2el_ms_p50 DOUBLE, e2el_ms_p90 DOUBLE, e2el_ms_p95 DOUBLE, e2el_ms_p99 DOUBLE,
+    -- What the engine reported at its /metrics during the level (vLLM); NULL where it reports none.
+    engine_prefix_cache_hit_rate DOUBLE,        -- prompt tokens found in the prefix cache / tokens looked up
+    engine_kv_cache_usage_max   DOUBLE,         -- 0..1 of the KV cache, sampled while the level ran
+    engine_kv_cache_usage_mean  DOUBLE,
+    engine_running_max          INTEGER,        -- requests in the running batch, sampled
+    engine_running_mean         DOUBLE,
+    engine_waiting_max          INTEGER,        -- requests queued for a place in it, sampled
+    engine_waiting_mean         DOUBLE,
+    engine_preemptions          INTEGER,        -- requests evicted from the batch during the level
+    engine_queue_time_ms_mean   DOUBLE,         -- mean queue wait of the requests that finished in the level
     measured_at             TIMESTAMP NOT NULL,
     PRIMARY KEY (variant, profile, load)
 );

@@ -13,6 +13,7 @@ import openai
 import pandas as pd
 
 from assets.benchmarks.defs import benchmark_items
+from assets.engine.engine_metrics import ENGINE_METRIC_COLUMNS, NOT_REPORTED, EngineMetricsWatch, metrics_url
 from assets.engine.generation import SampleRequest, generate, with_token_split
 from assets.engine.loadtest import Endpoint, describe_load, run_level
 from assets.engine.memory_plan import plan_record
@@ -95,8 +96,11 @@ def _load_test(context: dg.AssetExecutionContext, deployment: Deployment, varian
     loads = serving_loads(variant, shared_sampling(variant), prompts)
     for number, load in enumerate(loads, start=1):
         context.log.info(f"load level {number}/{len(loads)}: {describe_load(load)}, {load.num_requests} requests")
-        timings, duration = asyncio.run(run_level(endpoint, load))
-        levels.append(level_row(variant, load, timings, duration))
+        watch = EngineMetricsWatch(metrics_url(deployment.base_url))
+        timings, duration = asyncio.run(run_level(endpoint, load, watch))
+        if number == 1 and watch.summary == NOT_REPORTED:
+            context.log.info(f"no engine metrics at {watch.url}: the levels' engine_ columns stay empty")
+        levels.append(level_row(variant, load, timings, duration, watch.summary))
         requests += request_rows(load, timings)
     return levels, requests
 
@@ -113,7 +117,8 @@ def _load_test(context: dg.AssetExecutionContext, deployment: Deployment, varian
         dg.AssetSpec("serving_benchmark", group_name="serving", kinds={"openai", "duckdb"},
                      deps=["engine_deployment"],
                      description="Closed-loop load test per concurrency level: TTFT, TPOT, end-to-end latency "
-                                 "percentiles and throughput."),
+                                 "percentiles and throughput, with what vLLM reports meanwhile (prefix-cache "
+                                 "hits, KV-cache use, running and waiting requests, preemptions, queue time)."),
     ],
     partitions_def=variant_partitions,
     pool=ENGINE_POOL,
@@ -200,13 +205,15 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
         yield dg.MaterializeResult(asset_key="serving_benchmark", metadata={
             "dagster/row_count": 0, "skipped": "the variant's serving concurrency and request_rates are empty"})
         return
-    shown = pd.DataFrame(levels)[["profile", "load", "completed", "failed", "request_throughput",
-                                  "output_throughput", "goodput", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p99",
-                                  "itl_ms_p99", "e2el_ms_p99"]]
+    measured = pd.DataFrame(levels)
+    reported = [column for column in ENGINE_METRIC_COLUMNS if measured[column].notna().any()]
+    shown = measured[["profile", "load", "completed", "failed", "request_throughput", "output_throughput",
+                      "goodput", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p99", "itl_ms_p99", "e2el_ms_p99",
+                      *reported]]
     yield dg.MaterializeResult(asset_key="serving_benchmark", metadata={
         "dagster/row_count": len(levels),
         "prompts": variant.serving.prompts,
         "levels": dg.MetadataValue.md(shown.round(2).to_markdown(index=False)),
         "throughput_against_latency": dg.MetadataValue.md(
-            throughput_latency_chart(pd.DataFrame(levels), f"{variant.name}: throughput against latency")),
+            throughput_latency_chart(measured, f"{variant.name}: throughput against latency")),
     })

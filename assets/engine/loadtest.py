@@ -23,6 +23,7 @@ import json
 import random
 import time
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,8 +172,10 @@ def _carries_tokens(choice: dict) -> bool:
     return bool(delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning"))
 
 
-async def run_level(endpoint: Endpoint, load: Load) -> tuple[list[RequestTiming], float]:
-    """Send the warm-up, then the measured requests; returns their timings and the measured duration."""
+async def run_level(endpoint: Endpoint, load: Load,
+                    watch: AbstractAsyncContextManager | None = None) -> tuple[list[RequestTiming], float]:
+    """Send the warm-up, then the measured requests; returns their timings and the measured duration. `watch`
+    is held around the measured requests only, the warm-up left out (engine_metrics.EngineMetricsWatch)."""
     rng = random.Random(load.seed)
     prompts = level_prompts(load)
     bodies = [request_body(endpoint, prompt, load) for prompt in prompts[load.warmup:]]
@@ -181,22 +184,24 @@ async def run_level(endpoint: Endpoint, load: Load) -> tuple[list[RequestTiming]
             await timed_request(client, endpoint, request_body(endpoint, prompt, load))
         if load.concurrency is not None:
             await client.preconnect(load.concurrency)
-        started = time.perf_counter()
-        if load.concurrency is not None:
-            semaphore = asyncio.Semaphore(load.concurrency)
+        async with watch or nullcontext():
+            started = time.perf_counter()
+            if load.concurrency is not None:
+                semaphore = asyncio.Semaphore(load.concurrency)
 
-            async def bounded(body: dict) -> RequestTiming:
-                async with semaphore:
-                    return await timed_request(client, endpoint, body)
+                async def bounded(body: dict) -> RequestTiming:
+                    async with semaphore:
+                        return await timed_request(client, endpoint, body)
 
-            timings = await asyncio.gather(*(bounded(body) for body in bodies))
-        else:
-            tasks = []
-            for body in bodies:
-                tasks.append(asyncio.create_task(timed_request(client, endpoint, body)))
-                await asyncio.sleep(rng.expovariate(load.request_rate))
-            timings = await asyncio.gather(*tasks)
-        return list(timings), time.perf_counter() - started
+                timings = await asyncio.gather(*(bounded(body) for body in bodies))
+            else:
+                tasks = []
+                for body in bodies:
+                    tasks.append(asyncio.create_task(timed_request(client, endpoint, body)))
+                    await asyncio.sleep(rng.expovariate(load.request_rate))
+                timings = await asyncio.gather(*tasks)
+            duration_s = time.perf_counter() - started
+    return list(timings), duration_s
 
 
 def distribution(values: Sequence[float]) -> dict[str, float | None]:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from assets.benchmarks.prompts import build_messages
+from assets.engine.engine_metrics import NOT_REPORTED, EngineLevelMetrics
 from assets.engine.generation import SampleRequest
 from assets.engine.loadtest import Load, RequestTiming, Slo, flatten_level, load_levels, summarise_level
 from assets.matrix import Variant
@@ -110,13 +111,16 @@ def _input_len(load: Load, timings: Sequence[RequestTiming]) -> int:
     return round(sum(counted) / len(counted)) if counted else 0
 
 
-def level_row(variant: Variant, load: Load, timings: Sequence[RequestTiming], duration_s: float) -> dict:
-    """One `serving_load_levels` row: the level's summary flattened, with what was asked of it."""
+def level_row(variant: Variant, load: Load, timings: Sequence[RequestTiming], duration_s: float,
+              engine_metrics: EngineLevelMetrics = NOT_REPORTED) -> dict:
+    """One `serving_load_levels` row: the level's summary flattened, with what was asked of it and what the engine
+    reported about itself meanwhile (`engine_` columns, NULL where it reported nothing)."""
     slo = variant_slo(variant)
     profile, amount = _profile(load)
     return {**flatten_level(summarise_level(load, timings, duration_s, slo)), "profile": profile, "load": amount,
             "input_len": _input_len(load, timings), "output_len": load.output_len,
-            "prompts": variant.serving.prompts, "slo_ttft_ms": slo.ttft_ms, "slo_tpot_ms": slo.tpot_ms}
+            "prompts": variant.serving.prompts, "slo_ttft_ms": slo.ttft_ms, "slo_tpot_ms": slo.tpot_ms,
+            **engine_metrics.row()}
 
 
 def request_rows(load: Load, timings: Sequence[RequestTiming]) -> list[dict]:
