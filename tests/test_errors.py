@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 def test_unknown_variant_names_the_known_ones():
     with pytest.raises(MatrixError,
                        match=r"variant 'nope' not in .*matrix.test.yaml; "
-                             r"known: tiny-test, tiny-test-api, tiny-test-w8a16"):
+                             r"known: tiny-test, tiny-test-api, tiny-test-vllm, tiny-test-w8a16"):
         load_matrix().variant("nope")
 
 
@@ -143,7 +143,7 @@ def test_cli_reports_a_missing_warehouse(tmp_path, capsys):
     assert "does not exist yet; run `make run`" in capsys.readouterr().err
     assert not (tmp_path / "none.duckdb").exists()   # reading the leaderboard never creates a warehouse
     assert yardstick(["variants"]) == 0
-    assert capsys.readouterr().out.split() == ["tiny-test", "tiny-test-w8a16", "tiny-test-api"]
+    assert capsys.readouterr().out.split() == ["tiny-test", "tiny-test-w8a16", "tiny-test-api", "tiny-test-vllm"]
 
 
 def test_gpqa_rows_get_a_seeded_shuffle_and_a_letter(tmp_path):

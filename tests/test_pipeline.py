@@ -25,7 +25,7 @@ from assets.scoring.metrics import BenchmarkScore
 from pipelines.definitions import defs
 from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
-from tests.conftest import STATE, engine_processes, needs_shared
+from tests.conftest import STATE, engine_processes, live_processes, needs_shared
 
 pytestmark = [pytest.mark.integration, needs_shared]
 
@@ -256,3 +256,26 @@ def test_api_baseline_is_an_external_variant_priced_from_its_token_use(warehouse
     board = warehouse.query("SELECT * FROM leaderboard WHERE variant = 'tiny-test-api'")
     assert (board["priced_as"] == "api:deepseek-reasoner").all() and board["engine"].eq("external").all()
     assert engine_processes(str(STATE)) == []
+
+
+def test_the_chain_through_vllm(tiny_model, tmp_path):
+    """The same assets with vLLM's CPU build as the engine: recorded with the version that ran, every sample
+    seeded, the load levels at exact output lengths, and nothing left running."""
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    variant, spec = "tiny-test-vllm", MATRIX.variant("tiny-test-vllm")
+    result = materialize(variant, warehouse)
+    assert result.success
+    found = counts(warehouse, variant)
+    assert found["benchmark_generations"] == found["graded_answers"] == expected_samples(variant)
+    deployment = warehouse.query("SELECT * FROM engine_deployments WHERE variant = ?", [variant]).iloc[0]
+    assert deployment["engine"] == "vllm" and deployment["status"] == "stopped"
+    assert deployment["engine_version"] and deployment["engine_version"][0].isdigit()
+    assert "--reasoning-parser deepseek_r1" in deployment["argv"]
+    seeds = warehouse.query("SELECT benchmark, item_id, sample_index, seed FROM benchmark_generations "
+                            "WHERE variant = ?", [variant])
+    assert [row.seed for row in seeds.itertuples()] == [
+        sample_seed(row.benchmark, row.item_id, row.sample_index) for row in seeds.itertuples()]
+    timings = warehouse.query("SELECT ok, output_tokens FROM serving_request_timings WHERE variant = ?", [variant])
+    assert len(timings) == found["serving_load_levels"] * spec.serving.requests_per_level
+    assert timings["ok"].all() and (timings["output_tokens"] == spec.serving.output_len).all()
+    assert live_processes(str(STATE), "vllm") == []
