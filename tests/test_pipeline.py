@@ -278,4 +278,7 @@ def test_the_chain_through_vllm(tiny_model, tmp_path):
     timings = warehouse.query("SELECT ok, output_tokens FROM serving_request_timings WHERE variant = ?", [variant])
     assert len(timings) == found["serving_load_levels"] * spec.serving.requests_per_level
     assert timings["ok"].all() and (timings["output_tokens"] == spec.serving.output_len).all()
+    levels = warehouse.query("SELECT engine_preemptions, engine_queue_time_ms_mean FROM serving_load_levels "
+                             "WHERE variant = ?", [variant])
+    assert levels.notna().all().all()   # vLLM's own counters, read around every level
     assert live_processes(str(STATE), "vllm") == []
