@@ -65,6 +65,7 @@ def _bench(args: argparse.Namespace) -> int:
     import asyncio
     import os
 
+    from assets.engine.engine_metrics import NOT_REPORTED, EngineMetricsWatch, metrics_url
     from assets.engine.loadtest import Endpoint, Slo, describe_load, load_levels, run_level, summarise_level
 
     api_key = os.environ.get(args.api_key_env, "") if args.api_key_env else "not-needed"
@@ -78,8 +79,11 @@ def _bench(args: argparse.Namespace) -> int:
     slo = Slo(args.slo_ttft_ms, args.slo_tpot_ms)
     levels = []
     for load in loads:
-        timings, duration = asyncio.run(run_level(endpoint, load))
+        watch = EngineMetricsWatch(metrics_url(endpoint.base_url))   # what a vLLM server says about itself
+        timings, duration = asyncio.run(run_level(endpoint, load, watch))
         level = summarise_level(load, timings, duration, slo)
+        if watch.summary != NOT_REPORTED:
+            level["engine"] = watch.summary.row()
         levels.append(level)
         ttft, tpot = level["ttft_ms"]["p50"], level["tpot_ms"]["p50"]
         print(f"{describe_load(load)}: {level['completed']} done, {level['failed']} failed, "
