@@ -286,6 +286,15 @@ def external_base_url(spec: EngineSpec) -> str:
     return str(base_url).rstrip("/")
 
 
+def engine_env(spec: EngineSpec) -> dict[str, str]:
+    """The engine settings' `env`: variables for the engine process (e.g. VLLM_ATTENTION_BACKEND), which win over
+    the launcher's own."""
+    variables = spec.options.get("env") or {}
+    if not isinstance(variables, dict):
+        raise EngineError(f"engine setting 'env' maps variable names to values, got {variables!r}")
+    return {str(name): str(value) for name, value in variables.items()}
+
+
 @dataclass(frozen=True)
 class Launch:
     """How one engine process is started, known and stopped: what runs, what says it is ready, the name its model is
@@ -307,7 +316,8 @@ def transformers_launch(engine: EngineResource, spec: EngineSpec, model_path: st
     fails on a machine without one), so /health alone says it is up."""
     argv = transformers_argv(engine.transformers_command or _sibling_command("transformers"), model_path,
                              {**spec.options, "trust_remote_code": trust_remote_code}, engine.bind_host, port)
-    env = {"OMP_NUM_THREADS": str(engine.cpu_threads), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+    env = {"OMP_NUM_THREADS": str(engine.cpu_threads), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+           **engine_env(spec)}
     return Launch("transformers serve", argv, env, ("/health",), model_path, installed_version("transformers"))
 
 
@@ -324,6 +334,11 @@ def vllm_launch(engine: EngineResource, spec: EngineSpec, model_path: str, serve
         if problem:
             raise EngineError(f"{model_path}: {problem}")
         env["VLLM_CPU_KVCACHE_SPACE"] = str(spec.options.get("cpu_kvcache_space_gib", 1))
+        # The engine core in the server's process: on a few cores, a separate engine-core process that
+        # busy-polls its worker starves the server, which then streams whole replies at once (measured on 2 cores:
+        # at concurrency 8, 631 tok/s with TPOT p50 0.01 ms apart, 1,724 tok/s streamed in process).
+        env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    env.update(engine_env(spec))
     argv = vllm_argv(engine.vllm_command, model_path, served_name, spec.options, engine.bind_host, port,
                      trust_remote_code)
     what = "vLLM (" + " ".join(argv[:argv.index("--host")]) + ")"

@@ -96,3 +96,22 @@ def test_the_installed_vllm_accepts_every_command_line_of_the_gpu_matrix():
     verdicts = vllm_verdicts({**serve_arguments, **controls})
     assert {name: verdicts[name] for name in VLLM_VARIANTS} == dict.fromkeys(VLLM_VARIANTS)
     assert all(verdicts[name] for name in controls), verdicts
+
+
+@pytest.mark.unit
+def test_vllm_on_a_cpu_runs_eagerly_in_one_process_with_its_cache_sized_and_the_variants_env_last(tmp_path):
+    from assets.matrix import EngineSpec
+    from resources.engines import EngineError, EngineResource, vllm_launch
+
+    engine = EngineResource(log_dir=str(tmp_path), vllm_command="/v/bin/python -m vllm.entrypoints.openai.api_server")
+    spec = EngineSpec("vllm", {"device": "cpu", "cpu_kvcache_space_gib": 3,
+                               "env": {"VLLM_ENABLE_V1_MULTIPROCESSING": 1, "VLLM_CPU_OMP_THREADS_BIND": "nobind"}})
+    launch = vllm_launch(engine, spec, str(tmp_path), "tiny", 8000, False)
+    assert launch.argv[:5] == ["/v/bin/python", "-m", "vllm.entrypoints.openai.api_server", "--model", str(tmp_path)]
+    assert "--enforce-eager" in launch.argv and launch.served_model == "tiny" and launch.version_path == "/version"
+    assert launch.env["VLLM_CPU_KVCACHE_SPACE"] == "3" and launch.env["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
+    assert launch.env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "1"   # the variant's own setting wins
+    on_gpu = vllm_launch(engine, EngineSpec("vllm", {}), str(tmp_path), "tiny", 8000, False)
+    assert "--enforce-eager" not in on_gpu.argv and "VLLM_CPU_KVCACHE_SPACE" not in on_gpu.env
+    with pytest.raises(EngineError, match="engine setting 'env' maps variable names to values"):
+        vllm_launch(engine, EngineSpec("vllm", {"env": ["A=1"]}), str(tmp_path), "tiny", 8000, False)
