@@ -31,7 +31,7 @@ from pathlib import Path
 import dagster as dg
 import httpx
 
-from assets.matrix import EngineSpec, vllm_cpu_problem
+from assets.matrix import EngineSpec, on_cpu, vllm_cpu_problem
 from assets.models.checkpoint import checkpoint_weight_only_bits
 from assets.versions import installed_version
 
@@ -231,10 +231,6 @@ def starts_vllm_module(command: list[str]) -> bool:
     """Whether a vLLM command runs the server module (`python -m vllm.entrypoints.openai.api_server`), which
     takes the model as `--model`, rather than the console script (`vllm`), which takes `serve MODEL`."""
     return any(a == "-m" and b == VLLM_SERVER_MODULE for a, b in zip(command, command[1:], strict=False))
-
-
-def on_cpu(options: dict) -> bool:
-    return str(options.get("device", "cuda")).startswith("cpu")
 
 
 def vllm_argv(command: str, model_path: str, served_name: str, options: dict, host: str, port: int,

@@ -18,9 +18,10 @@ from assets.matrix.spec import (
     QuantizationSpec,
     ServingSpec,
     Variant,
+    on_cpu,
     vllm_cpu_problem,
 )
 
 __all__ = ["CALIBRATED_METHODS", "DEFAULT_MATRIX", "ENGINE_KINDS", "PROTOCOL_PRESETS", "QUANTIZATION_METHODS",
            "EngineSpec", "Matrix", "MatrixError", "ModelSpec", "Protocol", "QuantizationSpec", "ServingSpec",
-           "Variant", "load_matrix", "matrix_path", "vllm_cpu_problem"]
+           "Variant", "load_matrix", "matrix_path", "on_cpu", "vllm_cpu_problem"]

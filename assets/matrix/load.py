@@ -22,6 +22,7 @@ from assets.matrix.spec import (
     QuantizationSpec,
     ServingSpec,
     Variant,
+    on_cpu,
     vllm_cpu_problem,
 )
 from assets.models.calibration import CalibrationError, parse_source
@@ -131,7 +132,7 @@ def _parse_variant(name: str, body: dict, path: Path) -> Variant:
     if kind not in ENGINE_KINDS:
         raise MatrixError(f"{where}: engine kind '{kind}' unknown; known: {', '.join(ENGINE_KINDS)}")
     engine = EngineSpec(kind=kind, options=engine_body)
-    if kind == "vllm" and str(engine_body.get("device", "cuda")).startswith("cpu"):
+    if kind == "vllm" and on_cpu(engine_body):
         problem = vllm_cpu_problem(WEIGHT_ONLY_BITS.get(quantization.scheme))
         if problem:
             raise MatrixError(f"{where}: quantization {quantization.scheme} on vLLM with device cpu: {problem}")

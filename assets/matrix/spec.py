@@ -74,6 +74,11 @@ WEIGHT_ONLY_BITS = {"W8A16": 8, "W4A16": 4}
 VLLM_CPU_WEIGHT_ONLY_BITS = (4,)
 
 
+def on_cpu(engine_options: dict) -> bool:
+    """Whether an engine's settings put it on a CPU (`device: cpu`); engines default to a GPU."""
+    return str(engine_options.get("device", "cuda")).startswith("cpu")
+
+
 def vllm_cpu_problem(weight_only_bits: int | None) -> str | None:
     """Why vLLM's CPU backend cannot serve a checkpoint with weight-only quantization of that many bits, or None.
     The one rule the matrix checks when it loads and the vLLM launcher checks, on the checkpoint, before it
