@@ -33,6 +33,7 @@ import httpx
 
 from assets.matrix import EngineSpec, on_cpu, vllm_cpu_problem
 from assets.models.checkpoint import checkpoint_weight_only_bits
+from assets.secrets import redact_url
 from assets.versions import installed_version
 
 LOG_TAIL_LINES = 40
@@ -59,6 +60,11 @@ class Deployment:
     pid: int | None = None
     peak_rss_bytes: int | None = None
     gpu_memory_bytes: int | None = None   # held on the GPU when measured (vLLM preallocates its cache)
+
+    @property
+    def public_url(self) -> str:
+        """The endpoint as stored and logged: `base_url` without credentials."""
+        return redact_url(self.base_url)
 
     def measure_memory(self) -> None:
         """Read the server's peak resident memory and the GPU memory its process group holds, now, while it
@@ -419,6 +425,7 @@ class EngineResource(dg.ConfigurableResource):
         if key_variable:
             api_key = dg.EnvVar(key_variable).get_value() or ""
             if not api_key:
-                raise EngineError(f"environment variable {key_variable} (the API key for {base_url}) is not set")
+                raise EngineError(f"environment variable {key_variable} (the API key for {redact_url(base_url)}) is "
+                                  "not set")
         return Deployment(engine="external", engine_version=None, base_url=base_url,
                           served_model=str(spec.options.get("model", served_name)), api_key=api_key)

@@ -89,6 +89,8 @@ CREATE TABLE IF NOT EXISTS benchmark_generations (
     latency_seconds    DOUBLE NOT NULL,
     sampling           VARCHAR NOT NULL,   -- JSON of the request's sampling parameters
     seed               BIGINT,             -- sent with the request: one per (benchmark, item, sample), every variant
+    attempts           INTEGER,            -- requests it took (1: no retry); NULL for samples made before retries
+    last_error         VARCHAR,            -- the last error retried past, when it took more than one
     run_id             VARCHAR NOT NULL,
     created_at         TIMESTAMP NOT NULL,
     PRIMARY KEY (variant, config_hash, benchmark, item_id, sample_index)
@@ -217,6 +219,7 @@ CREATE TABLE IF NOT EXISTS cost_rollup (
     best_profile                VARCHAR,            -- instance: the load level priced, the fastest that met the SLOs
     best_load                   DOUBLE,
     meets_slo                   BOOLEAN,            -- false: no level met them, the fastest clean one is priced
+    priced_failed_share         DOUBLE,             -- instance: the priced level's failed requests, within the bound
     output_tokens_per_s         DOUBLE,
     usd_per_million_output_tokens DOUBLE NOT NULL,  -- instance: measured; api: the list price
     usd_per_million_input_tokens  DOUBLE,           -- api only

@@ -14,7 +14,14 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from assets.cost.pricing import ApiPrice, benchmark_spend, best_level, usd_per_correct, usd_per_million_tokens
+from assets.cost.pricing import (
+    ApiPrice,
+    benchmark_spend,
+    best_level,
+    failed_share,
+    usd_per_correct,
+    usd_per_million_tokens,
+)
 from assets.matrix import Variant
 from assets.partitions import variant_partitions
 from assets.variants import config_hash
@@ -49,12 +56,18 @@ def _instance_costs(variant: Variant, warehouse: WarehouseResource, prices: Pric
         raise dg.Failure(f"variant '{variant.name}' is priced by the hour on '{variant.hardware}', which needs a "
                          "measured throughput, but serving_benchmark stored no load level (its serving "
                          "concurrency and request_rates are empty, or it was not materialized)")
-    best, meets_slo = best_level(levels.to_dict("records"))
+    bound = variant.serving.max_failed_share
+    try:
+        best, meets_slo = best_level(levels.to_dict("records"), bound)
+    except ValueError as error:
+        raise dg.Failure(f"variant '{variant.name}': {error}; rerun serving_benchmark, or raise serving "
+                         f"max_failed_share (now {bound:.1%}) if failures are what this endpoint does") from None
     throughput = float(best["output_throughput"])
     row = {"pricing": "instance", "hardware": variant.hardware if nodes == 1 else f"{variant.hardware} x{nodes}",
            "usd_per_hour": usd_per_hour,
            "price_date": price["price_date"], "price_source": str(price["source"]),
            "best_profile": best["profile"], "best_load": float(best["load"]), "meets_slo": meets_slo,
+           "priced_failed_share": failed_share(best),
            "output_tokens_per_s": throughput,
            "usd_per_million_output_tokens": usd_per_million_tokens(usd_per_hour, throughput)}
     owned = prices.ownership(variant.hardware)
@@ -129,6 +142,12 @@ def cost_rollup(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
         "price": f"{basis} ({row['price_date']}, {row['price_source']})",
         "per_benchmark": dg.MetadataValue.md(costs.drop(columns="variant").round(6).to_markdown(index=False)),
     }
+    if row.get("priced_failed_share"):
+        failed = row["priced_failed_share"]
+        metadata["priced_failed_share"] = round(failed, 4)
+        context.log.warning(f"the priced load level ({row['best_profile']} {row['best_load']:g}) had {failed:.1%} of "
+                            f"its requests fail, within the bound of {variant.serving.max_failed_share:.1%}; its "
+                            "throughput counts only the requests that finished")
     if row.get("output_tokens_per_s"):
         metadata["output_tokens_per_s"] = round(row["output_tokens_per_s"], 2)
     if row.get("owned_usd_per_million_output_tokens"):

@@ -95,14 +95,25 @@ class ApiPrice:
                 + (completion_tokens - reasoning_tokens) * self.output + reasoning_tokens * reasoning_price) / MILLION
 
 
-def best_level(levels: list[dict]) -> tuple[dict, bool]:
-    """The load level to price: the highest output throughput among levels with no failures where every
-    request met the SLOs (goodput equals request throughput); if none did, the fastest clean level, flagged."""
-    clean = [level for level in levels if level["failed"] == 0 and level["output_throughput"] > 0]
-    if not clean:
-        raise ValueError("no load level finished without failures; the serving benchmark has nothing to price")
-    within_slo = [level for level in clean if level["goodput"] >= level["request_throughput"] * (1 - 1e-9)]
-    pool = within_slo or clean
+def failed_share(level: dict) -> float:
+    """The share of a level's measured requests that failed."""
+    total = int(level["completed"]) + int(level["failed"])
+    return int(level["failed"]) / total if total else 1.0
+
+
+def best_level(levels: list[dict], max_failed_share: float = 0.0) -> tuple[dict, bool]:
+    """The load level to price: the highest output throughput among levels whose failed share is within
+    `max_failed_share` where every request met the SLOs (goodput equals request throughput); if none did, the
+    fastest such level, flagged. Raises ValueError, naming each level's failures, when none is within bound."""
+    usable = [level for level in levels
+              if failed_share(level) <= max_failed_share + 1e-12 and level["output_throughput"] > 0]
+    if not usable:
+        seen = ", ".join(f"{level['profile']} {level['load']:g}: {level['failed']} of "
+                         f"{int(level['completed']) + int(level['failed'])} failed" for level in levels)
+        raise ValueError(f"no load level finished with at most {max_failed_share:.1%} of its requests failed "
+                         f"({seen}); the serving benchmark has nothing to price")
+    within_slo = [level for level in usable if level["goodput"] >= level["request_throughput"] * (1 - 1e-9)]
+    pool = within_slo or usable
     return max(pool, key=lambda level: level["output_throughput"]), bool(within_slo)
 
 

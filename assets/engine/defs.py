@@ -14,7 +14,7 @@ import pandas as pd
 
 from assets.benchmarks.defs import benchmark_items
 from assets.engine.engine_metrics import ENGINE_METRIC_COLUMNS, NOT_REPORTED, EngineMetricsWatch, metrics_url
-from assets.engine.generation import SampleRequest, generate, with_token_split
+from assets.engine.generation import GenerationReport, SampleRequest, generate, with_token_split
 from assets.engine.loadtest import Endpoint, describe_load, run_level
 from assets.engine.memory_plan import plan_record
 from assets.engine.requests import (
@@ -28,6 +28,7 @@ from assets.engine.requests import (
     serving_prompts,
     shared_sampling,
 )
+from assets.engine.retry import RetryPolicy, RetrySettingsError
 from assets.matrix import Variant
 from assets.models.defs import quantized_model
 from assets.models.memory import PlanError, gpu_named, plan_variant
@@ -41,7 +42,6 @@ from resources.warehouse import WarehouseResource
 from warehouse import utc_now
 
 ENGINE_POOL = "engine"
-REQUEST_TIMEOUT_S = 1800.0
 
 
 def _planned_memory(context: dg.AssetExecutionContext, variant: Variant, checkpoint: str,
@@ -73,20 +73,27 @@ def _token_counter(model_path: str, engine_kind: str) -> Callable[[str], int] | 
 
 
 def _generate(context: dg.AssetExecutionContext, deployment: Deployment, variant: Variant,
-              requests: list[SampleRequest], write_rows: Callable[[list[dict]], None]) -> int:
+              requests: list[SampleRequest], write_rows: Callable[[list[dict]], None],
+              policy: RetryPolicy) -> GenerationReport:
     step = max(1, len(requests) // 10)
 
     def progress(finished: int, total: int) -> None:
         if finished % step == 0 or finished == total:
             context.log.info(f"generated {finished}/{total} samples")
 
-    async def run() -> int:
+    async def run() -> GenerationReport:
+        # The client does not retry: `generate` does, with backoff, jitter and a budget, and records each retry.
         async with openai.AsyncOpenAI(base_url=deployment.base_url, api_key=deployment.api_key,
-                                      timeout=REQUEST_TIMEOUT_S, max_retries=1) as client:
+                                      timeout=policy.request_deadline_s + 5, max_retries=0) as client:
             return await generate(client, deployment.served_model, requests, generation_sampling(variant),
-                                  variant.engine.concurrency, write_rows, progress)
+                                  variant.engine.concurrency, write_rows, progress, policy=policy,
+                                  url=deployment.public_url)
 
     return asyncio.run(run())
+
+
+def _by_error(counts: dict[str, int]) -> str:
+    return ", ".join(f"{count} × {kind}" for kind, count in sorted(counts.items(), key=lambda pair: -pair[1]))
 
 
 def _load_test(context: dg.AssetExecutionContext, deployment: Deployment, variant: Variant,
@@ -143,8 +150,9 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
     context.log.info(f"{expected} samples in all, {expected - len(requests)} already stored, {len(requests)} to go")
     try:
         prompts = serving_prompts(variant, items)
-    except ServingConfigError as error:
-        raise dg.Failure(str(error)) from None
+        policy = RetryPolicy.from_options(variant.engine.options)
+    except (ServingConfigError, RetrySettingsError) as error:
+        raise dg.Failure(f"variant '{variant.name}': {error}") from None
 
     run_id = context.run.run_id
     checkpoint = model.iloc[0]["local_path"]
@@ -159,16 +167,20 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
     with engine.deploy(variant.engine, checkpoint, served_name=variant.name,
                        log_name=f"{variant.name}-{run_id[:8]}", trust_remote_code=variant.model.trust_remote_code,
                        warmup_sampling=shared_sampling(variant)) as deployment:
-        context.log.info(f"{deployment.engine} ready at {deployment.base_url} after {deployment.startup_seconds:.1f} s")
+        context.log.info(f"{deployment.engine} ready at {deployment.public_url} after "
+                         f"{deployment.startup_seconds:.1f} s")
         record = {"variant": variant.name, "run_id": run_id, "engine": deployment.engine,
                   "engine_version": deployment.engine_version, "argv": " ".join(deployment.argv),
-                  "base_url": deployment.base_url, "served_model": deployment.served_model,
+                  "base_url": deployment.public_url, "served_model": deployment.served_model,
                   "startup_seconds": deployment.startup_seconds, "peak_rss_bytes": None,
                   "memory_plan": json.dumps(memory_plan) if memory_plan else None, "gpu_memory_bytes": None,
                   "started_at": utc_now(), "stopped_at": None, "status": "running"}
         warehouse.upsert("engine_deployments", pd.DataFrame([record]))
         try:
-            generated = _generate(context, deployment, variant, requests, write_rows)
+            generation = _generate(context, deployment, variant, requests, write_rows, policy)
+            if generation.retries:
+                context.log.warning(f"{generation.retries} retries absorbed over {generation.retried_samples} "
+                                    f"samples ({_by_error(generation.retries_by_error)})")
             levels, timings = _load_test(context, deployment, variant, prompts)
             record["status"] = "stopped"
         except BaseException:
@@ -198,8 +210,10 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
         "memory_plan": dg.MetadataValue.json(memory_plan or {}),
     })
     yield dg.MaterializeResult(asset_key="benchmark_generations", metadata={
-        "dagster/row_count": int(stored), "generated_this_run": generated, "reused": expected - len(requests),
-        "config_hash": sample_config,
+        "dagster/row_count": int(stored), "generated_this_run": generation.finished,
+        "reused": expected - len(requests), "config_hash": sample_config,
+        "retries": generation.retries, "retried_samples": generation.retried_samples,
+        "retries_by_error": dg.MetadataValue.json(generation.retries_by_error),
     })
     if not levels:
         yield dg.MaterializeResult(asset_key="serving_benchmark", metadata={

@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import openai
 
+from assets.engine.retry import (
+    RetryBudget,
+    RetryPolicy,
+    StalledRequestError,
+    describe,
+    retry_after_s,
+    retryable,
+    within_deadline,
+)
 from assets.grading.extraction import split_reasoning
 from warehouse import utc_now
 
@@ -96,6 +106,30 @@ async def _one(client: openai.AsyncOpenAI, model: str, request: SampleRequest, s
     }
 
 
+@dataclass
+class GenerationReport:
+    """What a generation did: samples finished, and the retries it spent (by kind of error) to finish them."""
+
+    finished: int = 0
+    retries: int = 0
+    retries_by_error: dict[str, int] = field(default_factory=dict)
+    retried_samples: int = 0
+
+
+class _SampleFailedError(Exception):
+    def __init__(self, request: SampleRequest, attempts: int, reason: str) -> None:
+        super().__init__(reason)
+        self.request, self.attempts, self.reason = request, attempts, reason
+
+
+class _BudgetSpentError(Exception):
+    pass
+
+
+def _sample_name(request: SampleRequest) -> str:
+    return f"{request.benchmark}/{request.item_id} sample {request.sample_index}"
+
+
 async def generate(
     client: openai.AsyncOpenAI,
     model: str,
@@ -104,44 +138,83 @@ async def generate(
     concurrency: int,
     write_batch: Callable[[list[dict]], None],
     progress: Callable[[int, int], None] | None = None,
-) -> int:
-    """Run every request; `write_batch` receives finished rows in small batches. Returns how many finished.
+    policy: RetryPolicy | None = None,
+    url: str = "",
+    rng: random.Random | None = None,
+) -> GenerationReport:
+    """Run every request; `write_batch` receives finished rows (with `attempts` and the `last_error` retried past)
+    in small batches.
 
-    On the first failed request the rest are cancelled, what finished is written, and GenerationError is
-    raised, so a rerun resumes from there.
+    Failed attempts are retried under `policy` (see `assets.engine.retry`), outside the concurrency limit while
+    they back off. A request that fails for good (not retryable, or out of attempts) leaves its sample missing
+    and the others go on; once the step's retry budget is spent the rest are cancelled. Either way what finished
+    is written first and GenerationError says what failed, so a rerun resumes from there.
     """
+    policy = policy or RetryPolicy()
+    rng = rng or random.Random()
+    budget = RetryBudget(policy.budget_for(len(requests)))
     semaphore = asyncio.Semaphore(concurrency)
+    report = GenerationReport()
     pending_rows: list[dict] = []
-    finished = 0
+    failed: list[_SampleFailedError] = []
 
     def flush() -> None:
         if pending_rows:
             write_batch(list(pending_rows))
             pending_rows.clear()
 
-    async def bounded(request: SampleRequest) -> dict:
-        async with semaphore:
-            return await _one(client, model, request, sampling)
+    async def with_retries(request: SampleRequest) -> dict:
+        attempts, last_error = 0, None
+        while True:
+            attempts += 1
+            try:
+                async with semaphore:
+                    row = await within_deadline(_one(client, model, request, sampling), policy.request_deadline_s)
+                return {**row, "attempts": attempts, "last_error": last_error}
+            except (openai.APIError, StalledRequestError) as error:
+                last_error = describe(error, url)
+                if not retryable(error):
+                    raise _SampleFailedError(request, attempts, f"{last_error} (not retried: a retry cannot fix it)") \
+                        from error
+                if attempts >= policy.max_attempts:
+                    raise _SampleFailedError(request, attempts,
+                                             f"failed {attempts} times; last: {last_error}") from error
+                if not budget.spend(error):
+                    raise _BudgetSpentError(
+                        f"the retry budget of {budget.total} retries is spent (last error: {last_error}); raise "
+                        "the engine setting retry.budget if the endpoint is only slow to recover") from error
+                await asyncio.sleep(policy.delay_s(attempts, retry_after_s(error), rng))
 
-    tasks = [asyncio.create_task(bounded(request)) for request in requests]
+    tasks = [asyncio.create_task(with_retries(request)) for request in requests]
     try:
         for next_done in asyncio.as_completed(tasks):
             try:
                 row = await next_done
-            except (openai.APIError, openai.APIConnectionError, openai.APITimeoutError) as error:
+            except _SampleFailedError as failure:
+                failed.append(failure)
+                continue
+            except _BudgetSpentError as spent:
                 raise GenerationError(
-                    f"generation stopped after {finished} of {len(requests)} samples: {error}; "
-                    "finished samples are saved and a rerun resumes from them"
-                ) from error
+                    f"generation stopped after {report.finished} of {len(requests)} samples: {spent}; finished "
+                    "samples are saved and a rerun resumes from them"
+                ) from spent
             pending_rows.append(row)
-            finished += 1
+            report.finished += 1
+            report.retried_samples += row["attempts"] > 1
             if len(pending_rows) >= FLUSH_EVERY:
                 flush()
             if progress:
-                progress(finished, len(requests))
+                progress(report.finished, len(requests))
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         flush()
-    return finished
+        report.retries, report.retries_by_error = budget.spent, dict(budget.by_error)
+    if failed:
+        first = failed[0]
+        raise GenerationError(
+            f"generation finished {report.finished} of {len(requests)} samples; {len(failed)} failed, the first "
+            f"({_sample_name(first.request)}) after {first.attempts} attempt(s): {first.reason}; finished samples "
+            "are saved and a rerun retries only the missing ones")
+    return report

@@ -26,6 +26,7 @@ from assets.matrix.spec import (
     vllm_cpu_problem,
 )
 from assets.models.calibration import CalibrationError, parse_source
+from assets.secrets import redact_url, url_has_credentials
 
 # The offline default; YARDSTICK_MATRIX names another file.
 DEFAULT_MATRIX = Path(__file__).resolve().parents[2] / "pipelines" / "matrix.yaml"
@@ -70,6 +71,24 @@ def _merge(base: dict, override: dict) -> dict:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+# Engine settings that would hold a secret written into the matrix; keys come from environment variables only.
+_INLINE_SECRETS = ("api_key", "key", "token", "password", "secret", "authorization")
+
+
+def _refuse_inline_secrets(engine_body: dict, where: str) -> None:
+    """A matrix is committed and shared: an API key written in it is refused, with where it belongs."""
+    for name in engine_body:
+        if name.lower().replace("-", "_") in _INLINE_SECRETS:
+            raise MatrixError(f"{where}: engine setting '{name}' would put a secret in the matrix; keys come only from "
+                              "environment variables: export it (e.g. DEEPSEEK_API_KEY) and name the variable with "
+                              "`api_key_env: DEEPSEEK_API_KEY`")
+    base_url = engine_body.get("base_url")
+    if isinstance(base_url, str) and url_has_credentials(base_url):
+        raise MatrixError(f"{where}: base_url {redact_url(base_url)} carries credentials in the matrix; put the "
+                          "whole URL in an environment variable and name it with `base_url_env`, or the key "
+                          "alone with `api_key_env`")
 
 
 def _parse_quantization(body: dict, where: str) -> QuantizationSpec:
@@ -131,6 +150,7 @@ def _parse_variant(name: str, body: dict, path: Path) -> Variant:
     kind = engine_body.pop("kind", None)
     if kind not in ENGINE_KINDS:
         raise MatrixError(f"{where}: engine kind '{kind}' unknown; known: {', '.join(ENGINE_KINDS)}")
+    _refuse_inline_secrets(engine_body, where)
     engine = EngineSpec(kind=kind, options=engine_body)
     if kind == "vllm" and on_cpu(engine_body):
         problem = vllm_cpu_problem(WEIGHT_ONLY_BITS.get(quantization.scheme))
@@ -173,6 +193,9 @@ def _parse_variant(name: str, body: dict, path: Path) -> Variant:
     if unknown:
         raise MatrixError(f"{where}: serving has unknown keys {sorted(unknown)}")
     serving = ServingSpec(**serving_body)
+    if not 0 <= serving.max_failed_share < 1:
+        raise MatrixError(f"{where}: serving max_failed_share is a share of a level's requests, in [0, 1), got "
+                          f"{serving.max_failed_share}")
     if serving.prompts != "synthetic" and serving.prompts not in benchmarks:
         raise MatrixError(f"{where}: serving prompts '{serving.prompts}' must be 'synthetic' or one of the "
                           f"variant's benchmarks ({', '.join(benchmarks)})")

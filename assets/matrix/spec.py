@@ -41,7 +41,7 @@ PROTOCOL_PRESETS: dict[str, dict[str, Any]] = {
 }
 ENGINE_KINDS = ("transformers", "vllm", "external")
 # Engine options that change how fast samples come back but never what they are.
-_RUNTIME_ONLY_ENGINE_OPTIONS = {"concurrency", "startup_timeout_s", "port", "cpu_kvcache_space_gib"}
+_RUNTIME_ONLY_ENGINE_OPTIONS = {"concurrency", "startup_timeout_s", "port", "cpu_kvcache_space_gib", "retry"}
 
 
 class MatrixError(ValueError):
@@ -162,6 +162,7 @@ class ServingSpec:
     slo_ttft_ms: float = 2000.0
     slo_tpot_ms: float = 100.0
     prompts: str = "synthetic"   # synthetic prompts of input_len tokens, or the name of one of the benchmarks
+    max_failed_share: float = 0.05   # a level with more failed requests than this is not priced
 
 
 @dataclass(frozen=True)

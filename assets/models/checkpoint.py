@@ -10,6 +10,7 @@ from math import prod
 from pathlib import Path
 
 from assets.matrix import Variant
+from assets.secrets import redact_url
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
@@ -109,9 +110,11 @@ def checkpoint_weight_only_bits(path: str | Path) -> int | None:
 
 def external_snapshot(variant: Variant, endpoint: str) -> dict:
     """An external endpoint's weights are its own: recorded as the served model name at the endpoint, and
-    fingerprinted by both, so samples from another endpoint or model never mix with these."""
+    fingerprinted by both (the URL without credentials), so samples from another endpoint or model never mix
+    with these."""
     served = str(variant.engine.options["model"])
+    endpoint = redact_url(str(endpoint))   # credentials in the URL are the caller's, not the endpoint's
     fingerprint = hashlib.sha256(f"external:{endpoint}:{served}".encode()).hexdigest()[:16]
-    return {"variant": variant.name, "source": "external", "repo": served, "revision": str(endpoint),
+    return {"variant": variant.name, "source": "external", "repo": served, "revision": endpoint,
             "commit_sha": None, "local_path": None, "fingerprint": fingerprint, "bytes": None,
             "parameters": None}
