@@ -228,6 +228,7 @@ def test_current_graded_answers_are_those_of_the_items_benchmark_items_holds_now
     warehouse.insert_new("graded_answers", graded)
     warehouse.insert_new("benchmark_generations", generations)
     warehouse.insert_new("benchmark_items", items)
+    warehouse.insert_new("benchmark_k", pd.DataFrame([{"variant": "v", "benchmark": "b", "k": 1}]))
     rows = warehouse.query("SELECT item_id, correct, completion_tokens, answer_format FROM current_graded_answers")
     assert rows.values.tolist() == [["1", True, 7, "integer"]]
 

@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS engine_deployments (
 
 CREATE TABLE IF NOT EXISTS benchmark_generations (
     variant            VARCHAR NOT NULL,
-    config_hash        VARCHAR NOT NULL,   -- model, quantization, engine, protocol: what makes a sample comparable
+    config_hash        VARCHAR NOT NULL,   -- model, quantization, engine, protocol but k: what shapes a sample
     benchmark          VARCHAR NOT NULL,
     item_id            VARCHAR NOT NULL,
     sample_index       INTEGER NOT NULL,
@@ -107,6 +107,15 @@ CREATE TABLE IF NOT EXISTS graded_answers (
     reason           VARCHAR NOT NULL,   -- correct | wrong | no_answer | truncated | parse_error | timeout
     graded_at        TIMESTAMP NOT NULL,
     PRIMARY KEY (variant, config_hash, benchmark, item_id, sample_index)
+);
+
+-- The k each benchmark of a variant counts now: samples are kept when k changes (they are keyed without it), and
+-- only those with sample_index < k are graded, scored and priced. Written by graded_answers from the matrix.
+CREATE TABLE IF NOT EXISTS benchmark_k (
+    variant          VARCHAR NOT NULL,
+    benchmark        VARCHAR NOT NULL,
+    k                INTEGER NOT NULL,
+    PRIMARY KEY (variant, benchmark)
 );
 
 CREATE TABLE IF NOT EXISTS benchmark_scores (

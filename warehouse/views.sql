@@ -1,9 +1,10 @@
 -- Views over the warehouse tables. CREATE OR REPLACE keeps them idempotent. Numbers stay numbers, unrounded:
 -- formatting is the printer's (the `yardstick leaderboard` command, the leaderboard asset's table).
 
--- The graded samples of the items a variant's benchmark_items holds now (the matrix may have narrowed them
--- since), each with its generation's token counts and its item's answer format. Scores, their check, the
--- paired comparison with a baseline and the costs all count these.
+-- The graded samples that count now: of the items a variant's benchmark_items holds (the matrix may have narrowed
+-- them since) and, of each, the first k its benchmark_k holds (k may have been lowered since), each with its
+-- generation's token counts and its item's answer format. Scores, their check, the paired comparison with a
+-- baseline and the costs all count these.
 CREATE OR REPLACE VIEW current_graded_answers AS
 SELECT
     a.variant, a.config_hash, a.benchmark, a.item_id, a.sample_index,
@@ -12,7 +13,9 @@ SELECT
     g.prompt_tokens, g.cached_prompt_tokens, g.completion_tokens, g.reasoning_tokens
 FROM graded_answers a
 JOIN benchmark_items i USING (variant, benchmark, item_id)
-JOIN benchmark_generations g USING (variant, config_hash, benchmark, item_id, sample_index);
+JOIN benchmark_k k USING (variant, benchmark)
+JOIN benchmark_generations g USING (variant, config_hash, benchmark, item_id, sample_index)
+WHERE a.sample_index < k.k;
 
 CREATE OR REPLACE VIEW leaderboard AS
 SELECT

@@ -1,23 +1,29 @@
-"""graded_answers: every generation graded, with a reason code for every miss."""
+"""graded_answers: every generation that counts now graded, with a reason code for every miss."""
 
 
 import dagster as dg
 
 from assets.grading.equivalence import GradeInput, Grader
 from assets.partitions import variant_partitions
-from assets.variants import config_hash
+from assets.variants import config_hash, counted_samples
 from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
 
+# The generations that count now (of the items benchmark_items holds, up to benchmark_k's k) not graded yet.
 UNGRADED_SQL = """
 SELECT g.benchmark, g.item_id, g.sample_index, g.response, g.reasoning_content, g.finish_reason,
        i.gold, i.answer_format
 FROM benchmark_generations g
 JOIN benchmark_items i ON i.variant = g.variant AND i.benchmark = g.benchmark AND i.item_id = g.item_id
+JOIN benchmark_k k ON k.variant = g.variant AND k.benchmark = g.benchmark AND g.sample_index < k.k
 LEFT JOIN graded_answers a ON a.variant = g.variant AND a.config_hash = g.config_hash
      AND a.benchmark = g.benchmark AND a.item_id = g.item_id AND a.sample_index = g.sample_index
 WHERE g.variant = ? AND g.config_hash = ? AND a.item_id IS NULL
+"""
+REASONS_SQL = """
+SELECT benchmark, reason, count(*) AS samples FROM current_graded_answers WHERE variant = ? AND config_hash = ?
+GROUP BY ALL ORDER BY ALL
 """
 
 
@@ -26,9 +32,11 @@ WHERE g.variant = ? AND g.config_hash = ? AND a.item_id IS NULL
 def graded_answers(context: dg.AssetExecutionContext, matrix: MatrixResource,
                    warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Reasoning stripped, the final answer extracted per benchmark format, and checked for equivalence with
-    the gold answer (math-verify in bounded worker processes). Samples graded before are not graded again."""
+    the gold answer (math-verify in bounded worker processes). Samples graded before are not graded again; the
+    matrix's k per benchmark is recorded (benchmark_k), and only the first k samples of each item count."""
     variant = matrix.variant(context.partition_key)
     sample_config = config_hash(warehouse, variant)
+    warehouse.replace_partition("benchmark_k", variant.name, counted_samples(variant))
     todo = warehouse.query(UNGRADED_SQL, [variant.name, sample_config])
     context.log.info(f"{len(todo)} generations to grade")
     if len(todo):
@@ -46,9 +54,7 @@ def graded_answers(context: dg.AssetExecutionContext, matrix: MatrixResource,
             reason=[g.reason for g in grades], graded_at=utc_now(),
         )
         warehouse.insert_new("graded_answers", frame)
-    reasons = warehouse.query(
-        "SELECT benchmark, reason, count(*) AS samples FROM graded_answers WHERE variant = ? AND config_hash = ? "
-        "GROUP BY ALL ORDER BY ALL", [variant.name, sample_config])
+    reasons = warehouse.query(REASONS_SQL, [variant.name, sample_config])
     return dg.MaterializeResult(metadata={
         "dagster/row_count": int(reasons["samples"].sum()) if len(reasons) else 0,
         "graded_this_run": len(todo),

@@ -150,6 +150,13 @@ class Protocol:
     def samples_for(self, benchmark: str) -> int:
         return int(self.k_by_benchmark.get(benchmark, self.k))
 
+    def sample_identity(self) -> dict:
+        """What of the protocol shapes one sample: all of it but how many samples are drawn (k, k_by_benchmark),
+        so a change of k keeps the samples already drawn and only draws or stops counting the others."""
+        identity = asdict(self)
+        del identity["k"], identity["k_by_benchmark"]
+        return identity
+
 
 @dataclass(frozen=True)
 class ServingSpec:
@@ -180,16 +187,27 @@ class Variant:
 
     @property
     def settings_hash(self) -> str:
-        """Identity of the matrix settings that shape a sample: model, quantization, engine and protocol.
+        """Identity of the matrix settings that shape one sample: model, quantization, the engine options that
+        change what it replies, and the protocol but for k. How many samples are drawn and which items are
+        chosen are not part of it: readers count the samples of the items the variant names now, up to its k.
 
         The weights themselves are identified by the snapshot's fingerprint; see `assets.variants.config_hash`.
         """
+        return self._settings_digest(self.protocol.sample_identity())
+
+    @property
+    def settings_hash_with_k(self) -> str:
+        """The settings hash as it was before samples were keyed without k (it covered the whole protocol): how
+        the samples of a warehouse made then are found, so they are adopted rather than drawn again."""
+        return self._settings_digest(asdict(self.protocol))
+
+    def _settings_digest(self, protocol: dict) -> str:
         engine_options = {k: v for k, v in self.engine.options.items() if k not in _RUNTIME_ONLY_ENGINE_OPTIONS}
         identity = {
             "model": asdict(self.model),
             "quantization": self.quantization.identity(),
             "engine": {"kind": self.engine.kind, "options": engine_options},
-            "protocol": asdict(self.protocol),
+            "protocol": protocol,
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -12,6 +12,7 @@ from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
 
+# The samples that count now: of the items the matrix names, the first k of each (see current_graded_answers).
 GRADES_SQL = """
 SELECT benchmark, item_id, sample_index, correct, extracted, completion_tokens, answer_format
 FROM current_graded_answers
@@ -93,7 +94,7 @@ def benchmark_scores_are_valid(context: dg.AssetCheckExecutionContext,
     )
 
 
-# Mean correctness per item over the items the matrix names now (as benchmark_scores counts them).
+# Mean correctness per item over the samples that count now (as benchmark_scores counts them).
 PER_ITEM_SQL = """
 SELECT benchmark, item_id, avg(CASE WHEN correct THEN 1.0 ELSE 0.0 END) AS accuracy, count(*) AS samples
 FROM current_graded_answers

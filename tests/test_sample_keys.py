@@ -1,0 +1,192 @@
+"""Samples are keyed by what shapes one sample, not by how many are drawn nor which items are chosen: a change of
+k or of a benchmark's items keeps every stored sample, raising k draws only the new sample indices, and every
+reader (grading, scores, the baseline comparison, costs) counts only the first k samples of the items the
+variant names now."""
+
+import hashlib
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from assets.cost.defs import USAGE_SQL
+from assets.engine.requests import pending_requests
+from assets.grading.defs import UNGRADED_SQL
+from assets.matrix import ModelSpec, load_matrix
+from assets.scoring.defs import GRADES_SQL, PER_ITEM_SQL
+from assets.scoring.metrics import score_benchmark
+from assets.variants import config_hash, counted_samples
+from resources.warehouse import WarehouseResource
+
+pytestmark = pytest.mark.unit
+
+BASE = load_matrix().variant("tiny-test")   # k 2, aime24 3
+
+
+def with_protocol(**changes):
+    return replace(BASE, protocol=replace(BASE.protocol, **changes))
+
+
+def test_settings_hash_leaves_out_how_many_samples_and_which_items():
+    same_samples = {
+        "k": with_protocol(k=5),
+        "k of one benchmark": with_protocol(k_by_benchmark={**BASE.protocol.k_by_benchmark, "arith": 3}),
+        "no k per benchmark": with_protocol(k_by_benchmark={}),
+        "benchmark limits": replace(BASE, benchmarks={**BASE.benchmarks, "arith": 50}),
+        "benchmarks": replace(BASE, benchmarks={"gsm8k": None}),
+    }
+    other_samples = {
+        "temperature": with_protocol(temperature=0.0),
+        "max_tokens": with_protocol(max_tokens=BASE.protocol.max_tokens + 1),
+        "top_p": with_protocol(top_p=0.5),
+        "prompt suffix": with_protocol(prompt_suffix="Answer."),
+        "model": replace(BASE, model=ModelSpec(repo="org/other", revision="abc")),
+    }
+    assert [name for name, v in same_samples.items() if v.settings_hash != BASE.settings_hash] == []
+    assert [name for name, v in other_samples.items() if v.settings_hash == BASE.settings_hash] == []
+    # the hash an older yardstick stored samples under covered k: it is the one that tells a change of k
+    assert with_protocol(k=5).settings_hash_with_k != BASE.settings_hash_with_k != BASE.settings_hash
+
+
+ITEMS = pd.DataFrame([{"benchmark": "arith", "item_id": f"a{n}", "problem": f"What is {n} + 1?"} for n in range(3)]
+                     + [{"benchmark": "aime24", "item_id": "x1", "problem": "Find x."}])
+SAMPLE_KEY = ["benchmark", "item_id", "sample_index"]
+
+
+def drawn(variant, items=ITEMS, finished=None) -> pd.DataFrame:
+    """The samples the engine step would ask for, as the rows it would store."""
+    finished = pd.DataFrame(columns=SAMPLE_KEY) if finished is None else finished
+    requests = pending_requests(variant, items, finished)
+    return pd.DataFrame([(r.benchmark, r.item_id, r.sample_index) for r in requests], columns=SAMPLE_KEY)
+
+
+def test_raising_k_of_one_benchmark_draws_only_its_new_sample_indices():
+    stored = drawn(BASE)
+    raised = with_protocol(k_by_benchmark={**BASE.protocol.k_by_benchmark, "arith": 3})
+    assert raised.settings_hash == BASE.settings_hash   # so the stored samples are found under the same key
+    new = drawn(raised, finished=stored)
+    assert new.values.tolist() == [["arith", f"a{n}", 2] for n in range(3)]   # indices 0 and 1 are reused
+    assert drawn(with_protocol(k=1), finished=stored).empty                   # lowering k draws nothing
+
+
+def test_more_items_draw_only_the_new_items():
+    stored = drawn(BASE)
+    more = pd.concat([ITEMS, pd.DataFrame([{"benchmark": "arith", "item_id": "a9", "problem": "What is 9 + 1?"}])])
+    assert drawn(BASE, items=more, finished=stored).values.tolist() == [["arith", "a9", 0], ["arith", "a9", 1]]
+
+
+def _item(item_id: str) -> dict:
+    return {"variant": "v", "benchmark": "arith", "item_id": item_id, "position": int(item_id[1:]),
+            "problem": "?", "gold": "1", "gold_raw": "1", "answer_format": "integer", "source": "test",
+            "loaded_at": pd.Timestamp("2026-01-01")}
+
+
+def _key(item_id: str, sample: int, config: str = "h") -> dict:
+    return {"variant": "v", "config_hash": config, "benchmark": "arith", "item_id": item_id, "sample_index": sample}
+
+
+def _generation(item_id: str, sample: int, config: str = "h") -> dict:
+    return {**_key(item_id, sample, config), "response": "\\boxed{1}", "completion_tokens": 10, "prompt_tokens": 5,
+            "latency_seconds": 0.1, "sampling": "{}", "run_id": "r", "created_at": pd.Timestamp("2026-01-01")}
+
+
+def _grade(item_id: str, sample: int, config: str = "h") -> dict:
+    # only the third sample of each item is right: a score that counts it is told apart from one that does not
+    correct = sample == 2
+    return {**_key(item_id, sample, config), "extracted": "1" if correct else "0", "correct": correct,
+            "reason": "correct" if correct else "wrong", "graded_at": pd.Timestamp("2026-01-01")}
+
+
+@pytest.fixture
+def three_samples_drawn(tmp_path) -> WarehouseResource:
+    """Variant v drew 3 samples of items a0, a1, a2, all graded; the matrix now names a0 and a1 only."""
+    warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
+    keys = [(item, sample) for item in ("a0", "a1", "a2") for sample in range(3)]
+    warehouse.insert_new("benchmark_generations", pd.DataFrame([_generation(*key) for key in keys]))
+    warehouse.insert_new("graded_answers", pd.DataFrame([_grade(*key) for key in keys]))
+    warehouse.insert_new("benchmark_items", pd.DataFrame([_item("a0"), _item("a1")]))
+    return warehouse
+
+
+def count_k(warehouse: WarehouseResource, k: int) -> None:
+    """Record the k the matrix has now, as graded_answers does."""
+    variant = replace(BASE, name="v", benchmarks={"arith": 2}, protocol=replace(BASE.protocol, k=k,
+                                                                                 k_by_benchmark={}))
+    warehouse.replace_partition("benchmark_k", "v", counted_samples(variant))
+
+
+def test_lowering_k_scores_only_the_first_k_samples_of_the_items_named_now(three_samples_drawn):
+    warehouse = three_samples_drawn
+    count_k(warehouse, 3)
+    score, _, _ = score_benchmark(warehouse.query(GRADES_SQL, ["v", "h"]))
+    assert (score.n_items, score.n_samples, score.correct_samples) == (2, 6, 2)
+    count_k(warehouse, 2)
+    grades = warehouse.query(GRADES_SQL, ["v", "h"])
+    assert sorted(set(grades["sample_index"])) == [0, 1] and sorted(set(grades["item_id"])) == ["a0", "a1"]
+    score, by_k, difficulty = score_benchmark(grades)
+    assert (score.n_items, score.n_samples, score.correct_samples, score.pass_at_1) == (2, 4, 0, 0.0)
+    assert by_k["k"].max() == 2 and (difficulty["samples"] == 2).all()
+    per_item = warehouse.query(PER_ITEM_SQL, ["v", "h"])   # the paired comparison with a baseline
+    assert per_item["samples"].tolist() == [2, 2] and (per_item["accuracy"] == 0).all()
+    usage = warehouse.query(USAGE_SQL, ["v", "h"]).iloc[0]   # what the costs are summed over
+    assert (usage["samples"], usage["output_tokens"], usage["correct_answers"]) == (4, 40, 0)
+
+
+def test_grading_takes_only_samples_that_count_now(tmp_path):
+    warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
+    keys = [(item, sample) for item in ("a0", "a1", "a2") for sample in range(3)]
+    warehouse.insert_new("benchmark_generations", pd.DataFrame([_generation(*key) for key in keys]))
+    warehouse.insert_new("benchmark_items", pd.DataFrame([_item("a0"), _item("a1")]))
+    warehouse.insert_new("graded_answers", pd.DataFrame([_grade("a0", 0)]))
+    count_k(warehouse, 2)
+    todo = warehouse.query(UNGRADED_SQL, ["v", "h"]).sort_values(["item_id", "sample_index"])
+    assert todo[["item_id", "sample_index"]].values.tolist() == [["a0", 1], ["a1", 0], ["a1", 1]]
+
+
+def hash_with_k(variant) -> str:
+    """The config hash an older yardstick stored the variant's samples under (on weights "weights-1"), written out
+    as it made it: that history is fixed, whatever the current hash becomes."""
+    return hashlib.sha256(f"{variant.settings_hash_with_k}:weights-1".encode()).hexdigest()[:16]
+
+
+def _snapshot(warehouse: WarehouseResource, variant: str) -> None:
+    warehouse.insert_new("model_snapshots", pd.DataFrame([{
+        "variant": variant, "source": "local", "fingerprint": "weights-1", "recorded_at": pd.Timestamp("2026-01-01")}]))
+
+
+def test_samples_an_older_yardstick_keyed_with_k_are_adopted_not_drawn_again(tmp_path):
+    """An older yardstick keyed samples by a hash that covered k; under the same k, they are the current hash's."""
+    warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
+    variant = replace(BASE, name="v")
+    _snapshot(warehouse, "v")
+    with_k = hash_with_k(variant)
+    keys = [("a0", 0), ("a0", 1), ("a1", 0)]
+    warehouse.insert_new("benchmark_generations", pd.DataFrame([_generation(*key, with_k) for key in keys]))
+    warehouse.insert_new("graded_answers", pd.DataFrame([_grade(*key, with_k) for key in keys]))
+    other_k = pd.DataFrame([_generation("a0", 0, "drawn-under-another-k")])   # not this matrix's: left alone
+    warehouse.insert_new("benchmark_generations", other_k)
+
+    current = config_hash(warehouse, variant)
+    assert current != with_k and config_hash(warehouse, variant) == current   # the same on every call
+    for table in ("benchmark_generations", "graded_answers"):
+        rows = warehouse.query(f"SELECT config_hash, item_id, sample_index FROM {table} ORDER BY ALL")
+        expected = [[current, *key] for key in keys]
+        if table == "benchmark_generations":
+            expected = [*expected, ["drawn-under-another-k", "a0", 0]]
+        assert sorted(rows.values.tolist()) == sorted(expected)
+
+
+def test_an_adopted_grade_always_comes_with_its_generation(tmp_path):
+    """Where the current hash already has a sample, the older one stays where it is, grade included."""
+    warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
+    variant = replace(BASE, name="v")
+    _snapshot(warehouse, "v")
+    current = config_hash(warehouse, variant)
+    with_k = hash_with_k(variant)
+    warehouse.insert_new("benchmark_generations", pd.DataFrame([_generation("a0", 0, current),
+                                                                _generation("a0", 0, with_k)]))
+    warehouse.insert_new("graded_answers", pd.DataFrame([_grade("a0", 0, with_k)]))   # current's is ungraded
+    config_hash(warehouse, variant)
+    assert warehouse.query("SELECT config_hash FROM graded_answers")["config_hash"].tolist() == [with_k]
+    assert sorted(warehouse.query("SELECT config_hash FROM benchmark_generations")["config_hash"]) == sorted(
+        [current, with_k])
