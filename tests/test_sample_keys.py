@@ -16,9 +16,13 @@ from assets.matrix import ModelSpec, load_matrix
 from assets.scoring.defs import GRADES_SQL, PER_ITEM_SQL
 from assets.scoring.metrics import score_benchmark
 from assets.variants import config_hash, counted_samples
+from pipelines.definitions import defs
+from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
+from tests.conftest import needs_shared
 
-pytestmark = pytest.mark.unit
+# Unit tests but the last, which runs the chain three times through the real engine.
+unit = pytest.mark.unit
 
 BASE = load_matrix().variant("tiny-test")   # k 2, aime24 3
 
@@ -27,6 +31,7 @@ def with_protocol(**changes):
     return replace(BASE, protocol=replace(BASE.protocol, **changes))
 
 
+@unit
 def test_settings_hash_leaves_out_how_many_samples_and_which_items():
     same_samples = {
         "k": with_protocol(k=5),
@@ -60,6 +65,7 @@ def drawn(variant, items=ITEMS, finished=None) -> pd.DataFrame:
     return pd.DataFrame([(r.benchmark, r.item_id, r.sample_index) for r in requests], columns=SAMPLE_KEY)
 
 
+@unit
 def test_raising_k_of_one_benchmark_draws_only_its_new_sample_indices():
     stored = drawn(BASE)
     raised = with_protocol(k_by_benchmark={**BASE.protocol.k_by_benchmark, "arith": 3})
@@ -69,6 +75,7 @@ def test_raising_k_of_one_benchmark_draws_only_its_new_sample_indices():
     assert drawn(with_protocol(k=1), finished=stored).empty                   # lowering k draws nothing
 
 
+@unit
 def test_more_items_draw_only_the_new_items():
     stored = drawn(BASE)
     more = pd.concat([ITEMS, pd.DataFrame([{"benchmark": "arith", "item_id": "a9", "problem": "What is 9 + 1?"}])])
@@ -115,6 +122,7 @@ def count_k(warehouse: WarehouseResource, k: int) -> None:
     warehouse.replace_partition("benchmark_k", "v", counted_samples(variant))
 
 
+@unit
 def test_lowering_k_scores_only_the_first_k_samples_of_the_items_named_now(three_samples_drawn):
     warehouse = three_samples_drawn
     count_k(warehouse, 3)
@@ -132,6 +140,7 @@ def test_lowering_k_scores_only_the_first_k_samples_of_the_items_named_now(three
     assert (usage["samples"], usage["output_tokens"], usage["correct_answers"]) == (4, 40, 0)
 
 
+@unit
 def test_grading_takes_only_samples_that_count_now(tmp_path):
     warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
     keys = [(item, sample) for item in ("a0", "a1", "a2") for sample in range(3)]
@@ -154,6 +163,7 @@ def _snapshot(warehouse: WarehouseResource, variant: str) -> None:
         "variant": variant, "source": "local", "fingerprint": "weights-1", "recorded_at": pd.Timestamp("2026-01-01")}]))
 
 
+@unit
 def test_samples_an_older_yardstick_keyed_with_k_are_adopted_not_drawn_again(tmp_path):
     """An older yardstick keyed samples by a hash that covered k; under the same k, they are the current hash's."""
     warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
@@ -176,6 +186,7 @@ def test_samples_an_older_yardstick_keyed_with_k_are_adopted_not_drawn_again(tmp
         assert sorted(rows.values.tolist()) == sorted(expected)
 
 
+@unit
 def test_an_adopted_grade_always_comes_with_its_generation(tmp_path):
     """Where the current hash already has a sample, the older one stays where it is, grade included."""
     warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
@@ -190,3 +201,62 @@ def test_an_adopted_grade_always_comes_with_its_generation(tmp_path):
     assert warehouse.query("SELECT config_hash FROM graded_answers")["config_hash"].tolist() == [with_k]
     assert sorted(warehouse.query("SELECT config_hash FROM benchmark_generations")["config_hash"]) == sorted(
         [current, with_k])
+
+
+# The test matrix's tiny-test, smaller: two benchmarks, one load level.
+SMALL_MATRIX = """
+variants:
+  tiny-test:
+    model: {{generate: tiny-r1-qwen2}}
+    engine: {{kind: transformers, device: cpu, concurrency: 4, startup_timeout_s: 120,
+             cb_num_blocks: 128, cb_block_size: 32, cb_max_batch_tokens: 512}}
+    hardware: cpu-2vcpu
+    protocol: {{preset: deepseek-r1, k: {k}, k_by_benchmark: {k_by_benchmark}, max_tokens: 16}}
+    benchmarks: {{arith: 2, gsm8k: 1}}
+    serving: {{concurrency: [1], requests_per_level: 1, input_len: 8, output_len: 4}}
+"""
+
+
+@pytest.mark.integration
+@needs_shared
+def test_changing_k_through_the_pipeline_keeps_every_sample_and_counts_the_first_k(tiny_model, tmp_path):
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    job = defs.resolve_implicit_global_asset_job_def()
+    mirror = defs.resources["matrix"].benchmark_mirror
+
+    def run_with(k: int, k_by_benchmark: str) -> dict:
+        matrix = tmp_path / f"matrix-{k}-{len(k_by_benchmark)}.yaml"
+        matrix.write_text(SMALL_MATRIX.format(k=k, k_by_benchmark=k_by_benchmark))
+        result = job.execute_in_process(partition_key="tiny-test", resources={
+            **defs.resources, "warehouse": warehouse,
+            "matrix": MatrixResource(path=str(matrix), benchmark_mirror=mirror)})
+        assert result.success and all(check.passed for check in result.get_asset_check_evaluations())
+        return {m.asset_key.to_user_string(): m.metadata
+                for m in result.asset_materializations_for_node("engine_step")}["benchmark_generations"]
+
+    def stored() -> pd.DataFrame:
+        return warehouse.query("SELECT benchmark, item_id, sample_index, run_id FROM benchmark_generations "
+                               "ORDER BY ALL")
+
+    def scored() -> dict:
+        scores = warehouse.query("SELECT benchmark, k, n_samples FROM benchmark_scores ORDER BY ALL")
+        return {row.benchmark: (row.k, row.n_samples) for row in scores.itertuples()}
+
+    first = run_with(2, "{}")
+    drawn_first = stored()
+    assert first["generated_this_run"].value == 6 and scored() == {"arith": (2, 4), "gsm8k": (2, 2)}
+
+    raised = run_with(2, "{arith: 3}")   # k 3 after k 2 for arith alone: one new sample per arith item
+    assert (raised["generated_this_run"].value, raised["reused"].value) == (2, 6)
+    after = stored()
+    assert len(after.merge(drawn_first)) == len(drawn_first)   # the first run's samples, kept as drawn
+    new = after[~after["run_id"].isin(drawn_first["run_id"])]
+    assert new[["benchmark", "sample_index"]].values.tolist() == [["arith", 2], ["arith", 2]]
+    assert scored() == {"arith": (3, 6), "gsm8k": (2, 2)}
+
+    lowered = run_with(1, "{}")   # nothing drawn, nothing deleted; only the first sample of each item counts
+    assert lowered["generated_this_run"].value == 0 and len(stored()) == 8
+    assert scored() == {"arith": (1, 2), "gsm8k": (1, 1)}
+    difficulty = warehouse.query("SELECT samples FROM item_difficulty")
+    assert (difficulty["samples"] == 1).all()
+    assert warehouse.query("SELECT sum(samples) AS n FROM benchmark_costs").iloc[0]["n"] == 3
