@@ -37,8 +37,11 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp pipelines/dagster.yaml $@
 
+# The matrix is validated and the variants named in VARIANTS checked before anything runs: a bad matrix or an
+# unknown variant stops `make run` with the reason (and the known variants), not a stale leaderboard.
 run: $(BIN)/yardstick $(VLLM_READY) $(DAGSTER_HOME)/dagster.yaml
-	@for variant in $(or $(VARIANTS),$$($(BIN)/yardstick variants)); do \
+	@variants="$$($(BIN)/yardstick variants $(VARIANTS))" || exit 2; \
+	for variant in $$variants; do \
 		echo "== materializing every asset for variant $$variant"; \
 		$(BIN)/dagster asset materialize -m pipelines.definitions --select '*' --partition $$variant || exit 1; \
 	done

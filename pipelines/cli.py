@@ -9,13 +9,20 @@ from pathlib import Path
 
 from assets.benchmarks.catalog import BENCHMARKS
 from assets.grading.files import GradeInputError
-from assets.matrix import MatrixError, load_matrix
+from assets.matrix import MatrixError, load_matrix, matrix_path
 from assets.models.memory import PlanError
 from pipelines import settings
 
 
 def _variants(args: argparse.Namespace) -> int:
-    for name in load_matrix(args.matrix).variants:
+    """The matrix's variants, one per line; given names, those names once each checked against the matrix (the
+    whole matrix is validated either way), so `make run` refuses an unknown variant before anything runs."""
+    known = list(load_matrix(args.matrix).variants)
+    unknown = [name for name in args.names if name not in known]
+    if unknown:
+        raise InputError(f"unknown variant{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; the matrix "
+                         f"{args.matrix or matrix_path()} has: {', '.join(known)}")
+    for name in dict.fromkeys(args.names) or known:
         print(name)
     return 0
 
@@ -46,7 +53,10 @@ def _grade(args: argparse.Namespace) -> int:
                                      reasoning_prefilled=not args.no_think_prefill)
     with Grader(workers=args.workers, timeout_s=args.timeout) as grader:
         grades = grader.grade_many(inputs)
-    write_graded(args.output, rows, grades)
+    try:
+        write_graded(args.output, rows, grades)
+    except OSError as error:
+        raise InputError(f"cannot write {args.output} ({error.strerror or error}); it was left as it was") from None
     correct = sum(grade.correct for grade in grades)
     print(f"graded {len(grades)} responses: {correct} correct ({correct / max(len(grades), 1):.1%}); "
           f"wrote {args.output}", file=sys.stderr)
@@ -212,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="yardstick", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    variants = commands.add_parser("variants", help="list the variants of the evaluation matrix")
+    variants = commands.add_parser("variants", help="list the variants of the evaluation matrix, or check names")
+    variants.add_argument("names", nargs="*", help="variants to check against the matrix (default: list them all)")
     variants.add_argument("--matrix", help="matrix YAML (default: $YARDSTICK_MATRIX or pipelines/matrix.yaml)")
     variants.set_defaults(handler=_variants)
 

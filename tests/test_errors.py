@@ -186,3 +186,11 @@ def test_reasoning_apis_get_the_parameters_they_accept(tmp_path):
                    "model: m, token_limit_param: max_new_tokens}\n    api_price: o4-mini\n    benchmarks: [gsm8k]\n")
     with pytest.raises(MatrixError, match="token_limit_param is max_tokens or max_completion_tokens"):
         load_matrix(bad)
+
+
+def test_variants_command_checks_names_against_the_matrix(capsys):
+    assert yardstick(["variants", "tiny-test", "nope", "tiny-test"]) == 2
+    error = capsys.readouterr().err
+    assert "unknown variant nope; the matrix" in error and "has: tiny-test, tiny-test-w8a16, tiny-test-api" in error
+    assert yardstick(["variants", "tiny-test-api", "tiny-test", "tiny-test-api"]) == 0
+    assert capsys.readouterr().out.split() == ["tiny-test-api", "tiny-test"]
