@@ -46,11 +46,16 @@ def read_catalog(path: str, key: str, required: tuple[str, ...]) -> pd.DataFrame
     if len(incomplete):
         raise PriceCatalogError(
             f"price catalog {path}: rows without a value, date or source: {list(incomplete[key])}")
-    for value in frame["price_date"]:
+    today = datetime.now(UTC).date()
+    for row, (name, value) in enumerate(zip(frame[key], frame["price_date"], strict=True)):
+        where = f"price catalog {path}, row {row + 1} ({key} {name!r})"
         try:
-            datetime.strptime(value, "%Y-%m-%d")
-        except ValueError as error:
-            raise PriceCatalogError(f"price catalog {path}: price_date '{value}' is not YYYY-MM-DD") from error
+            day = datetime.strptime(value.strip(), "%Y-%m-%d").date()
+        except ValueError:
+            raise PriceCatalogError(f"{where}: price_date {value!r} is not a date written YYYY-MM-DD") from None
+        if day > today:
+            raise PriceCatalogError(f"{where}: price_date {value} is in the future (today is {today}); a price "
+                                    "is dated by the day it was read from its source")
     duplicated = frame[frame[key].duplicated()][key]
     if len(duplicated):
         raise PriceCatalogError(f"price catalog {path}: {key} listed twice: {sorted(set(duplicated))}")

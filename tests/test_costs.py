@@ -100,7 +100,7 @@ def test_an_undated_or_unknown_price_is_refused_with_the_fix(tmp_path):
     with pytest.raises(PriceCatalogError, match=r"without a value, date or source: \['box'\]"):
         read_catalog(str(catalog), "hardware", ("hardware", "usd_per_hour", "price_date", "source"))
     catalog.write_text("hardware,usd_per_hour,price_date,source\nbox,1.0,June 2026,somewhere\n")
-    with pytest.raises(PriceCatalogError, match="not YYYY-MM-DD"):
+    with pytest.raises(PriceCatalogError, match="is not a date written YYYY-MM-DD"):
         PriceCatalogResource(instances_path=str(catalog)).instances()
     with pytest.raises(PriceCatalogError, match="has no price .* known: cpu-2vcpu"):
         PriceCatalogResource().instance("tpu-v9")

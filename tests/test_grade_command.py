@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from assets.grading.equivalence import REASONS
 from pipelines.cli import main as yardstick
 
 pytestmark = pytest.mark.unit
@@ -58,4 +59,81 @@ def test_a_malformed_line_is_named(tmp_path, capsys, line, message):
     code = yardstick(["grade", "--benchmark", "gsm8k", "--input", str(source), "--output", str(tmp_path / "o")])
     assert code == 2
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_file_of_hostile_strings_is_graded_line_by_line_as_strict_json(tmp_path, capsys):
+    """Strings a model can emit: each line comes back graded, with a reason, in strict ASCII JSON that reads
+    back to exactly the response that went in (the lone surrogate included)."""
+    from tests.test_grading_safety import HOSTILE_RESPONSES
+
+    source, result = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    names = list(HOSTILE_RESPONSES)
+    _write(source, [{"name": name, "gold": "7", "response": HOSTILE_RESPONSES[name]} for name in names])
+    assert yardstick(["grade", "--benchmark", "math500", "--input", str(source), "--output", str(result),
+                      "--workers", "1"]) == 0
+    raw = result.read_bytes()
+    assert raw.isascii()
+    lines = raw.decode("ascii").splitlines()
+    assert len(lines) == len(names)
+    strict = {"parse_constant": lambda name: pytest.fail(f"{name} in strict JSON output")}
+    rows = [json.loads(line, **strict) for line in lines]
+    assert [row["name"] for row in rows] == names
+    for row in rows:
+        assert row["response"] == HOSTILE_RESPONSES[row["name"]], row["name"]
+        assert row["reason"] in REASONS, row
+    assert f"graded {len(names)} responses" in capsys.readouterr().err
+
+
+def _existing_output(path):
+    path.write_text('{"previous": "results"}\n' * 3)
+    return path.read_bytes()
+
+
+def test_a_bad_line_leaves_an_existing_output_as_it_was(tmp_path, capsys):
+    source, result = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    before = _existing_output(result)
+    _write(source, [{"gold": "1", "response": "</think>\\boxed{1}"}, {"gold": "2", "response": "</think>2"},
+                    "{broken"])
+    assert yardstick(["grade", "--benchmark", "gsm8k", "--input", str(source), "--output", str(result)]) == 2
+    assert "line 3 is not valid JSON" in capsys.readouterr().err
+    assert result.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]
+
+
+def test_a_failure_while_writing_leaves_no_partial_output(tmp_path):
+    """The output goes to a temporary file moved into place when complete: a write that fails on the third row
+    (here a value strict JSON cannot hold) leaves the previous file byte for byte, and no temporary file."""
+    from assets.grading.equivalence import Grade
+    from assets.grading.files import write_graded
+
+    result = tmp_path / "out.jsonl"
+    before = _existing_output(result)
+    rows = [{"gold": "1"}, {"gold": "2"}, {"gold": float("nan")}]
+    grades = [Grade("1", True, "correct")] * 3
+    with pytest.raises(ValueError):
+        write_graded(result, rows, grades)
+    assert result.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+def test_an_invalid_byte_is_reported_with_its_line(tmp_path, capsys):
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"gold": "1", "response": "a"}\n{"gold": "2", "response": "caf\xe9"}\n')
+    code = yardstick(["grade", "--benchmark", "gsm8k", "--input", str(source), "--output", str(tmp_path / "o")])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "line 2 is not valid UTF-8" in error and "Traceback" not in error
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("benchmark", ["gsm8k", "math500", "aime24"])
+@pytest.mark.parametrize("gold", ["NaN", "Infinity", "-Infinity", "1e999", '"nan"', '"inf"', '"1e999"'])
+def test_a_non_finite_gold_is_refused_with_its_line(tmp_path, capsys, benchmark, gold):
+    source = tmp_path / "in.jsonl"
+    _write(source, ['{"gold": "1", "response": "r"}', '{"gold": ' + gold + ', "response": "</think>\\\\boxed{inf}"}'])
+    code = yardstick(["grade", "--benchmark", benchmark, "--input", str(source), "--output", str(tmp_path / "o")])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "line 2" in error and "finite" in error, error
     assert not (tmp_path / "o").exists()

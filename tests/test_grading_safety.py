@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from assets.grading.equivalence import GradeInput, Grader
+from assets.grading.equivalence import GradeInput, Grader, direct_equal
+from assets.grading.extraction import extract_answer, split_reasoning
 from assets.grading.pool import STARTUP_ALLOWANCE_S, TIMEOUT, BoundedPool, CallFailure
 from tests.instruments.pool_functions import echo_hang_or_crash
 
@@ -92,3 +93,74 @@ def test_a_pathological_answer_is_graded_within_the_bound(grader, answer):
     grader.grade_many([GradeInput("8", "latex", f"</think>\\boxed{{{answer}}}")])
     elapsed = time.monotonic() - started
     assert elapsed < grader.timeout_s + STARTUP_ALLOWANCE_S, elapsed
+
+
+# Strings a model can emit that once broke, or could break, grading: each must come back graded with a reason.
+# Sizes are what a runaway generation produces; the nested ones defeated the quadratic regexes of extraction.
+NESTING = 10_000
+MEGABYTE = 1_000_000
+HOSTILE_RESPONSES = {
+    "lone surrogate": "</think>\\boxed{\ud800}",
+    "lone surrogates reversed, in the reasoning": "\udfff\ud800 hmm</think>\\boxed{7}",
+    "control characters": "</think>\x1b[31m\x07\x08\x7f\\boxed{\x017}",
+    "NUL": "</think>\\boxed{4\x002}\x00",
+    "a megabyte of open braces": "</think>" + "{" * MEGABYTE,
+    "a megabyte of close braces": "</think>\\boxed{7" + "}" * MEGABYTE,
+    "an unclosed box a megabyte long": "</think>\\boxed{" + "{" * MEGABYTE,
+    "a megabyte of text, then the answer": "a" * MEGABYTE + "</think>\\boxed{7}",
+    "nested boxes": "</think>" + "\\boxed{" * NESTING + "7" + "}" * NESTING,
+    "nested text, never closed": "</think>\\boxed " + "\\text{" * NESTING,
+    "nested text, closed": "</think>\\boxed{" + "\\text{" * NESTING + "7" + "}" * NESTING + "}",
+    "a clock time trailed by spaces": "</think>\\boxed{4:30" + " " * 100_000 + "x}",
+    "'answer is' trailed by spaces": "</think>The answer is" + " " * 100_000 + "?",
+    "a hundred thousand digits": "</think>\\boxed{" + "9" * 100_000 + "}",
+    "right-to-left and zero-width marks": "</think>\u202e\\boxed{\u200b7\u200d}\u202c \u2067\u0667\u2069",
+    "a byte-order mark and line separators": "\ufeff\u2028</think>\u2029\\boxed{7}\u0085",
+    "carriage returns": "step\rstep\r\n</think>\\boxed{7}\r",
+    "think tags only": "</think>" * 10_000,
+    "math alphanumerics": "</think>\\boxed{\U0001d7d5}",
+}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("answer_format", ["latex", "number", "integer", "choice"])
+def test_hostile_responses_are_extracted_without_error(answer_format):
+    """Extraction and the direct comparisons run in the grading process itself, unbounded by the pool: they
+    must return on any string (the symbolic check runs in a bounded worker, see the command's test)."""
+    for name, response in HOSTILE_RESPONSES.items():
+        split = split_reasoning(response, None, True, "stop")
+        answer = extract_answer(split.answer, answer_format) if split.terminated else None
+        if answer is not None:
+            direct_equal("7", answer, answer_format)
+        assert answer is None or isinstance(answer, str), name
+
+
+def _extraction_seconds(response: str) -> float:
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for answer_format in ("latex", "number", "choice"):
+            split = split_reasoning(response)
+            answer = extract_answer(split.answer, answer_format)
+            if answer is not None:
+                direct_equal("7", answer, answer_format)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize(("prefix", "unit", "suffix"), [
+    ("</think>\\boxed ", "\\text{", ""),
+    ("</think>\\boxed{", "\\text{", "}"),
+    ("</think>\\boxed{", "\\textbf{", "}"),
+    ("</think>\\boxed{4:30", " ", "x}"),
+    ("</think>The answer is", " ", "?"),
+    ("</think>", "answer is ", ""),
+    ("</think>", "1,", "x"),
+    ("</think>\\boxed{", "{", ""),
+])
+def test_extraction_time_grows_linearly_with_the_response(prefix, unit, suffix):
+    """Judged against itself at a quarter of the size: linear work takes about 4 times as long (up to 10 allowed
+    for caches), a regex that backtracks quadratically 16 times (and a megabyte of it minutes)."""
+    small, large = (_extraction_seconds(prefix + unit * count + suffix) for count in (50_000, 200_000))
+    assert large < 10 * max(small, 0.005), (small, large)

@@ -8,9 +8,10 @@ Answer formats: `integer` (AIME, AMC), `number` (GSM8K), `latex` (MATH), `choice
 from __future__ import annotations
 
 import json
+import math
 import random
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,30 @@ class BenchmarkDataError(ValueError):
     """A benchmark file or dataset is missing, or a row lacks what the benchmark needs."""
 
 
+def utf8_lines(path: str | Path, error: type[Exception]) -> Iterator[tuple[int, str]]:
+    """Each line of a text file with its number (from 1), decoded as UTF-8 one line at a time, so that an invalid
+    byte raises `error` naming the file and the line; a byte-order mark opening the file is dropped."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as decoding:
+                raise error(
+                    f"{path} line {number} is not valid UTF-8 ({decoding.reason} at byte {decoding.start + 1} of "
+                    f"the line: {raw[decoding.start:decoding.end]!r}); save the file as UTF-8"
+                ) from None
+
+
+def refuse_non_finite(raw: Any) -> None:
+    """No gold answer is NaN or infinite: refuse what float() reads as one (NaN, Infinity, 'inf', '1e999')."""
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        return
+    if not math.isfinite(value):
+        raise ValueError(f"{raw!r} is not a finite number, and no gold answer is one")
+
+
 def gsm8k_gold(raw: Any) -> str:
     """GSM8K answers end in '#### n', sometimes with thousands separators; a bare number is taken as is."""
     text = str(raw)
@@ -34,11 +59,13 @@ def gsm8k_gold(raw: Any) -> str:
         float(number)
     except ValueError:
         raise ValueError(f"GSM8K answer has no '####' marker nor is a number: {str(raw)[-80:]!r}") from None
+    refuse_non_finite(number)
     return number
 
 
 def integer_gold(raw: Any) -> str:
     """AIME writes zero-padded strings ('025'), AIME 2025 ints, AMC floats ('27.0'): all become '25'."""
+    refuse_non_finite(raw)
     value = float(str(raw).strip())
     if not value.is_integer():
         raise ValueError(f"expected an integer answer, got {raw!r}")
@@ -46,13 +73,17 @@ def integer_gold(raw: Any) -> str:
 
 
 def latex_gold(raw: Any) -> str:
+    refuse_non_finite(raw)
     return str(raw).strip()
 
 
 def choice_gold(raw: Any) -> str:
     """A choice letter, given as a letter ('C') or as a 0-based index (2)."""
     if isinstance(raw, int) or str(raw).strip().isdigit():
-        return LETTERS[int(raw)]
+        index = int(raw)
+        if not 0 <= index < len(LETTERS):
+            raise ValueError(f"choice index {raw!r} is outside 0-{len(LETTERS) - 1}")
+        return LETTERS[index]
     letter = str(raw).strip().upper()
     if len(letter) != 1 or letter not in LETTERS:
         raise ValueError(f"expected a choice letter or index, got {raw!r}")
@@ -184,15 +215,18 @@ def normalise_rows(spec: BenchmarkSpec, rows: Iterable[dict], source: str, limit
     return items
 
 
-def read_jsonl(path: Path) -> Iterable[dict]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as error:
-                raise BenchmarkDataError(f"{path} line {number} is not valid JSON: {error}") from error
+def read_jsonl(path: Path) -> list[dict]:
+    """Every row of a JSONL file, the whole file read before any is returned: a line that is not UTF-8 or not
+    JSON raises BenchmarkDataError naming the file and line, whatever limit the caller applies later."""
+    rows = []
+    for number, line in utf8_lines(path, BenchmarkDataError):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except (ValueError, RecursionError) as error:
+            raise BenchmarkDataError(f"{path} line {number} is not valid JSON: {error}") from None
+    return rows
 
 
 def load_from_mirror(spec: BenchmarkSpec, mirror_dir: Path, limit: int | None) -> list[dict]:

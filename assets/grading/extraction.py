@@ -10,10 +10,10 @@ THINK_OPEN = "<think>"
 BOXED_COMMANDS = ("\\boxed", "\\fbox")
 NUMBER_PATTERN = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 GSM8K_MARKER_PATTERN = re.compile(r"####\s*(-?[\d,]*\.?\d+)")
-CLOCK_PATTERN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*(?:([ap])\.?\s*m\.?)?\s*$", re.IGNORECASE)
+CLOCK_PATTERN = re.compile(r"^\s*(\d{1,2}):(\d{2})(?:\s*([ap])\.?\s*m\.?)?\s*$", re.IGNORECASE)
 # A choice is a lone letter, maybe bracketed, maybe followed by its option text: never a letter inside a word.
 CHOICE_PATTERN = re.compile(r"^(?:option\s+|choice\s+)?\(?([A-Ja-j])\)?(?:[.:)]|\s|$)", re.IGNORECASE)
-ANSWER_IS_CHOICE_PATTERN = re.compile(r"(?i:answer\s+is)\s*:?\s*\(?([A-J])\)?(?![A-Za-z])")
+ANSWER_IS_CHOICE_PATTERN = re.compile(r"(?i:answer\s+is)(?:\s*:)?\s*\(?([A-J])\)?(?![A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def last_boxed(text: str) -> str | None:
 
 def choice_letter(text: str) -> str | None:
     """'C', '(C)', 'C)', 'C.', '\\text{C}', 'C. 42 kg', 'Option C' → 'C'; anything else → None."""
-    cleaned = re.sub(r"\\text(?:bf)?\{([^}]*)\}", r"\1", text).strip().strip("$").strip()
+    cleaned = re.sub(r"\\text(?:bf)?\{([^{}]*)\}", r"\1", text).strip().strip("$").strip()
     match = CHOICE_PATTERN.match(cleaned)
     return match.group(1).upper() if match else None
 
@@ -100,7 +100,7 @@ def extract_answer(answer_text: str, answer_format: str) -> str | None:
 
 def clock_time(text: str) -> tuple[int, int, str | None] | None:
     """'4:30', '4:30 p.m.', '\\text{4:30 p.m.}', '4:30 \\text{ PM}' → (4, 30, 'p' or None); else None."""
-    unwrapped = re.sub(r"\\text\{([^}]*)\}", r"\1", text).replace("\\ ", " ").replace("~", " ")
+    unwrapped = re.sub(r"\\text\{([^{}]*)\}", r"\1", text).replace("\\ ", " ").replace("~", " ")
     match = CLOCK_PATTERN.match(unwrapped)
     if not match:
         return None
@@ -110,7 +110,7 @@ def clock_time(text: str) -> tuple[int, int, str | None] | None:
 def as_number(text: str) -> float | None:
     """A plain number written the usual ways ('1,450', '$18', '27.0', '10,\\!000', '\\$5'); else None."""
     cleaned = text.strip().strip("$").replace("\\!", "").replace("{,}", "").replace(",", "")
-    cleaned = re.sub(r"^\\\$|\\%$|%$|\\text\{[^}]*\}$", "", cleaned).strip()
+    cleaned = re.sub(r"^\\\$|\\%$|%$|\\text\{[^{}]*\}$", "", cleaned).strip()
     try:
         return float(cleaned)
     except ValueError:

@@ -1,13 +1,22 @@
 """Grading outputs made elsewhere: a JSONL file of `gold` and `response` lines in, the same lines with the
-verdict added out. The `yardstick grade` command is this module and the pipeline's own grader."""
+verdict added out. The `yardstick grade` command is this module and the pipeline's own grader.
+
+A line's content never stops grading (any string is graded, with a reason); a line that is not what grading
+needs stops it before anything is written, naming the file and line. The output is strict JSON in ASCII:
+every non-ASCII character is a \\u escape, so a lone surrogate a model emitted reads back exactly as it was.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from assets.benchmarks.catalog import BenchmarkSpec
+from assets.benchmarks.catalog import BenchmarkSpec, utf8_lines
 from assets.grading.equivalence import Grade, GradeInput
 
 
@@ -15,39 +24,82 @@ class GradeInputError(ValueError):
     """A line of the input file is not what grading needs; the message names the file and line."""
 
 
+class _NotFiniteError(ValueError):
+    """A NaN, Infinity or overflowing number in a line: strict JSON has none, so the output could not repeat it."""
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NotFiniteError(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFiniteError(text)
+    return value
+
+
+def _strict_json(line: str, where: str) -> Any:
+    try:
+        return json.loads(line, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except _NotFiniteError as error:
+        raise GradeInputError(f"{where} holds {error}, which is not a finite number (strict JSON has no NaN or "
+                              "Infinity); write it as a string or null") from None
+    except (ValueError, RecursionError) as error:
+        raise GradeInputError(f"{where} is not valid JSON: {error}") from None
+
+
+def _grade_input(row: Any, where: str, spec: BenchmarkSpec, reasoning_prefilled: bool) -> GradeInput:
+    if not isinstance(row, dict):
+        raise GradeInputError(f"{where} is not a JSON object")
+    missing = [name for name in ("gold", "response") if row.get(name) is None]
+    if missing:
+        raise GradeInputError(f"{where} lacks {missing}; each line needs 'gold' and 'response'")
+    if not isinstance(row["response"], str):
+        raise GradeInputError(f"{where}: 'response' must be a string")
+    for name in ("reasoning_content", "finish_reason"):
+        if not isinstance(row.get(name), str | None):
+            raise GradeInputError(f"{where}: '{name}' must be a string or null")
+    if isinstance(row["gold"], bool) or not isinstance(row["gold"], str | int | float):
+        raise GradeInputError(f"{where}: 'gold' must be a string or a number")
+    try:
+        gold = spec.normalise_gold(row["gold"])
+    except ValueError as error:
+        raise GradeInputError(f"{where}: gold answer not valid for {spec.name}: {error}") from None
+    return GradeInput(gold, spec.answer_format, row["response"], row.get("reasoning_content"),
+                      row.get("finish_reason"), reasoning_prefilled=reasoning_prefilled)
+
+
 def read_grade_inputs(path: str | Path, spec: BenchmarkSpec,
                       reasoning_prefilled: bool) -> tuple[list[dict], list[GradeInput]]:
-    """Every non-blank line of `path` as it was, and what the grader needs of it."""
+    """Every non-blank line of `path` as it was, and what the grader needs of it. Each line is decoded on its
+    own, so a byte that is not UTF-8 is reported with its line number like any other malformed line."""
     rows, inputs = [], []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path} line {number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise GradeInputError(f"{where} is not valid JSON: {error}") from error
-            if not isinstance(row, dict):
-                raise GradeInputError(f"{where} is not a JSON object")
-            missing = [name for name in ("gold", "response") if row.get(name) is None]
-            if missing:
-                raise GradeInputError(f"{where} lacks {missing}; each line needs 'gold' and 'response'")
-            if not isinstance(row["response"], str):
-                raise GradeInputError(f"{where}: 'response' must be a string")
-            try:
-                gold = spec.normalise_gold(row["gold"])
-            except ValueError as error:
-                raise GradeInputError(f"{where}: gold answer not valid for {spec.name}: {error}") from None
-            rows.append(row)
-            inputs.append(GradeInput(gold, spec.answer_format, row["response"], row.get("reasoning_content"),
-                                     row.get("finish_reason"), reasoning_prefilled=reasoning_prefilled))
+    for number, line in utf8_lines(path, GradeInputError):
+        if not line.strip():
+            continue
+        where = f"{path} line {number}"
+        row = _strict_json(line, where)
+        inputs.append(_grade_input(row, where, spec, reasoning_prefilled))
+        rows.append(row)
     return rows, inputs
 
 
 def write_graded(path: str | Path, rows: Sequence[dict], grades: Sequence[Grade]) -> None:
-    """Each input line with `extracted`, `correct` and `reason` added, one JSON object per line."""
-    with open(path, "w", encoding="utf-8") as out:
-        for row, grade in zip(rows, grades, strict=True):
-            out.write(json.dumps({**row, "extracted": grade.extracted, "correct": grade.correct,
-                                  "reason": grade.reason}, ensure_ascii=False) + "\n")
+    """Each input line with `extracted`, `correct` and `reason` added, one strict JSON object per line.
+
+    The lines go to a temporary file beside `path`, moved into place only once complete: a failure part way
+    leaves no partial output and an existing file as it was."""
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with open(temporary, "x", encoding="ascii") as out:
+            for row, grade in zip(rows, grades, strict=True):
+                out.write(json.dumps({**row, "extracted": grade.extracted, "correct": grade.correct,
+                                      "reason": grade.reason}, ensure_ascii=True, allow_nan=False) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

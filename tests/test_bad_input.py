@@ -1,0 +1,80 @@
+"""Bad input is refused before anything is written, naming the file and the line or row, and saying what to do:
+benchmark mirror files and price catalogs. (The matrix and variant names: test_errors, test_make_run; the
+grade command's input: test_grade_command.)"""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from assets.benchmarks.catalog import BenchmarkDataError, load_items
+from resources.prices import PriceCatalogError, PriceCatalogResource
+
+pytestmark = pytest.mark.unit
+
+GSM8K_ROW = {"question": "1 + 1?", "answer": "one and one\n#### 2"}
+
+
+def _mirror(tmp_path, name, lines):
+    (tmp_path / name).write_bytes(b"".join(lines))
+    return tmp_path
+
+
+def test_an_invalid_byte_in_a_mirror_file_names_the_file_and_line(tmp_path):
+    good = json.dumps(GSM8K_ROW).encode() + b"\n"
+    mirror = _mirror(tmp_path, "gsm8k_test.jsonl", [good, good, b'{"question": "caf\xe9", "answer": "#### 3"}\n'])
+    with pytest.raises(BenchmarkDataError, match=r"gsm8k_test.jsonl line 3 is not valid UTF-8 .*save the file"):
+        load_items("gsm8k", mirror, limit=None)
+
+
+def test_the_whole_mirror_file_is_checked_whatever_the_limit(tmp_path):
+    """A limit of 2 items still reads every line: a file broken further down is refused now, not the day the
+    limit is raised, so one file never gives one answer for 2 items and another for 200."""
+    good = json.dumps(GSM8K_ROW).encode() + b"\n"
+    mirror = _mirror(tmp_path, "gsm8k_test.jsonl", [good, good, good, b"not json\n"])
+    with pytest.raises(BenchmarkDataError, match="line 4 is not valid JSON"):
+        load_items("gsm8k", mirror, limit=2)
+
+
+def test_a_byte_order_mark_is_not_an_error(tmp_path):
+    mirror = _mirror(tmp_path, "gsm8k_test.jsonl", [b"\xef\xbb\xbf" + json.dumps(GSM8K_ROW).encode() + b"\n"])
+    assert [item["gold"] for item in load_items("gsm8k", mirror, limit=None)] == ["2"]
+
+
+@pytest.mark.parametrize(("benchmark", "mirror_file", "row"), [
+    ("gsm8k", "gsm8k_test.jsonl", '{"question": "q", "answer": "#### NaN"}'),
+    ("gsm8k", "gsm8k_test.jsonl", '{"question": "q", "answer": "#### 1e999"}'),
+    ("gsm8k", "gsm8k_test.jsonl", '{"question": "q", "answer": Infinity}'),
+    ("math500", "math500.jsonl", '{"problem": "p", "answer": NaN, "unique_id": "x"}'),
+    ("math500", "math500.jsonl", '{"problem": "p", "answer": "inf", "unique_id": "x"}'),
+    ("aime24", "aime24.jsonl", '{"problem": "p", "answer": "-Infinity", "id": 1}'),
+])
+def test_a_non_finite_gold_in_a_mirror_is_refused_with_its_row(tmp_path, benchmark, mirror_file, row):
+    mirror = _mirror(tmp_path, mirror_file, [row.encode() + b"\n"])
+    with pytest.raises(BenchmarkDataError, match=r"row 1: bad gold answer: .*not a finite number"):
+        load_items(benchmark, mirror, limit=None)
+
+
+def _instances(tmp_path, *rows):
+    catalog = tmp_path / "instances.csv"
+    catalog.write_text("hardware,usd_per_hour,price_date,source\n" + "".join(row + "\n" for row in rows))
+    return PriceCatalogResource(instances_path=str(catalog))
+
+
+@pytest.mark.parametrize("date", ["June 2026", "2026-13-01", "2026/06/01", "01-06-2026", "yesterday"])
+def test_a_price_date_that_is_not_a_date_is_refused_naming_the_row(tmp_path, date):
+    prices = _instances(tmp_path, "box-a,1.0,2026-06-01,list price", f"box-b,2.0,{date},list price")
+    with pytest.raises(PriceCatalogError, match=rf"row 2 \(hardware 'box-b'\): price_date '{date}' is not a date"):
+        prices.instances()
+
+
+def test_a_price_dated_in_the_future_is_refused_naming_the_row(tmp_path):
+    tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+    prices = _instances(tmp_path, f"box-a,1.0,{tomorrow},list price", "box-b,2.0,2026-06-01,list price")
+    with pytest.raises(PriceCatalogError, match=rf"row 1 \(hardware 'box-a'\): price_date {tomorrow} is in the future"):
+        prices.instances()
+
+
+def test_a_price_dated_today_is_accepted(tmp_path):
+    today = datetime.now(UTC).date().isoformat()
+    assert list(_instances(tmp_path, f"box-a,1.0,{today},list price").instances()["hardware"]) == ["box-a"]
