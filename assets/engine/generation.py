@@ -126,6 +126,10 @@ class _BudgetSpentError(Exception):
     pass
 
 
+class _AbandonedError(Exception):
+    """A sample not asked again because the retry budget is spent."""
+
+
 def _sample_name(request: SampleRequest) -> str:
     return f"{request.benchmark}/{request.item_id} sample {request.sample_index}"
 
@@ -147,7 +151,8 @@ async def generate(
 
     Failed attempts are retried under `policy` (see `assets.engine.retry`), outside the concurrency limit while
     they back off. A request that fails for good (not retryable, or out of attempts) leaves its sample missing
-    and the others go on; once the step's retry budget is spent the rest are cancelled. Either way what finished
+    and the others go on. Once the step's retry budget is spent nothing more is asked: the requests already
+    being answered finish (their tokens are already spent), the others are abandoned. Either way what finished
     is written first and GenerationError says what failed, so a rerun resumes from there.
     """
     policy = policy or RetryPolicy()
@@ -157,6 +162,8 @@ async def generate(
     report = GenerationReport()
     pending_rows: list[dict] = []
     failed: list[_SampleFailedError] = []
+    stopping = asyncio.Event()   # set once the budget is spent: no request is sent after it
+    spent: list[_BudgetSpentError] = []
 
     def flush() -> None:
         if pending_rows:
@@ -169,6 +176,8 @@ async def generate(
             attempts += 1
             try:
                 async with semaphore:
+                    if stopping.is_set():
+                        raise _AbandonedError
                     row = await within_deadline(_one(client, model, request, sampling), policy.request_deadline_s)
                 return {**row, "attempts": attempts, "last_error": last_error}
             except (openai.APIError, StalledRequestError) as error:
@@ -180,10 +189,14 @@ async def generate(
                     raise _SampleFailedError(request, attempts,
                                              f"failed {attempts} times; last: {last_error}") from error
                 if not budget.spend(error):
+                    stopping.set()
                     raise _BudgetSpentError(
                         f"the retry budget of {budget.total} retries is spent (last error: {last_error}); raise "
                         "the engine setting retry.budget if the endpoint is only slow to recover") from error
-                await asyncio.sleep(policy.delay_s(attempts, retry_after_s(error), rng))
+                try:   # back off, but not past the moment the budget is spent
+                    await asyncio.wait_for(stopping.wait(), policy.delay_s(attempts, retry_after_s(error), rng))
+                except TimeoutError:
+                    pass
 
     tasks = [asyncio.create_task(with_retries(request)) for request in requests]
     try:
@@ -193,11 +206,11 @@ async def generate(
             except _SampleFailedError as failure:
                 failed.append(failure)
                 continue
-            except _BudgetSpentError as spent:
-                raise GenerationError(
-                    f"generation stopped after {report.finished} of {len(requests)} samples: {spent}; finished "
-                    "samples are saved and a rerun resumes from them"
-                ) from spent
+            except _BudgetSpentError as error:
+                spent.append(error)
+                continue
+            except _AbandonedError:
+                continue
             pending_rows.append(row)
             report.finished += 1
             report.retried_samples += row["attempts"] > 1
@@ -211,6 +224,10 @@ async def generate(
         await asyncio.gather(*tasks, return_exceptions=True)
         flush()
         report.retries, report.retries_by_error = budget.spent, dict(budget.by_error)
+    if spent:
+        raise GenerationError(
+            f"generation stopped after {report.finished} of {len(requests)} samples: {spent[0]}; finished "
+            "samples are saved and a rerun resumes from them") from spent[0]
     if failed:
         first = failed[0]
         raise GenerationError(

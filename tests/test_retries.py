@@ -1,0 +1,140 @@
+"""The retry policy's arithmetic and classification, and secrets kept out of what is stored."""
+
+import email.utils
+import random
+
+import httpx
+import openai
+import pytest
+
+from assets.engine.retry import (
+    LONGEST_RETRY_AFTER_S,
+    RetryBudget,
+    RetryPolicy,
+    RetrySettingsError,
+    StalledRequestError,
+    describe,
+    retry_after_s,
+    retryable,
+)
+from assets.matrix import MatrixError, load_matrix
+from assets.models.checkpoint import external_snapshot
+from assets.secrets import redact_url, url_has_credentials
+
+pytestmark = pytest.mark.unit
+
+URL = "http://127.0.0.1:9/v1"
+
+
+def status_error(status: int, headers: dict | None = None) -> openai.APIStatusError:
+    request = httpx.Request("POST", f"{URL}/chat/completions")
+    response = httpx.Response(status, headers=headers or {}, request=request)
+    return openai.APIStatusError(f"status {status}", response=response, body=None)
+
+
+def test_what_is_retried():
+    request = httpx.Request("POST", URL)
+    assert retryable(status_error(429)) and retryable(status_error(500)) and retryable(status_error(503))
+    assert retryable(status_error(408)) and retryable(openai.APIConnectionError(request=request))
+    assert retryable(openai.APITimeoutError(request)) and retryable(StalledRequestError("no reply"))
+    for status in (400, 401, 403, 404, 422):
+        assert not retryable(status_error(status))
+    assert not retryable(ValueError("a bug"))
+
+
+def test_retry_after_in_seconds_milliseconds_and_http_dates():
+    assert retry_after_s(status_error(429, {"Retry-After": "7"})) == 7
+    assert retry_after_s(status_error(429, {"retry-after-ms": "250"})) == 0.25
+    now = 1_800_000_000.0
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert retry_after_s(status_error(503, {"Retry-After": date}), now=now) == pytest.approx(30)
+    assert retry_after_s(status_error(503, {"Retry-After": email.utils.formatdate(now - 30, usegmt=True)}),
+                         now=now) == 0
+    assert retry_after_s(status_error(429, {"Retry-After": "soon"})) is None
+    assert retry_after_s(status_error(429)) is None
+    assert retry_after_s(StalledRequestError("no reply")) is None
+
+
+def test_backoff_is_jittered_exponential_capped_and_honours_retry_after():
+    policy = RetryPolicy(base_delay_s=1, max_delay_s=8)
+    rng = random.Random(3)
+    for attempt in range(1, 8):
+        window = min(8, 2 ** (attempt - 1))
+        delays = [policy.delay_s(attempt, None, rng) for _ in range(200)]
+        assert all(0 <= delay <= window for delay in delays)
+        assert max(delays) > 0.8 * window   # the whole window is used: full jitter, not a fixed step
+    assert all(policy.delay_s(1, 5.0, rng) >= 5.0 for _ in range(50))   # never sooner than the server asked
+    assert policy.delay_s(1, 10**6, rng) == LONGEST_RETRY_AFTER_S
+
+
+def test_budget_counts_retries_by_kind_and_runs_out():
+    budget = RetryBudget(3)
+    assert budget.spend(status_error(429)) and budget.spend(status_error(429))
+    assert budget.spend(StalledRequestError("no reply"))
+    assert not budget.spend(status_error(500))
+    assert budget.spent == 3 and budget.by_error == {"429": 2, "stall": 1}
+    assert RetryPolicy().budget_for(200) == 100 and RetryPolicy().budget_for(4) == 10
+    assert RetryPolicy(budget=0).budget_for(200) == 0
+
+
+def test_retry_settings_are_validated():
+    assert RetryPolicy.from_options({}) == RetryPolicy()
+    policy = RetryPolicy.from_options({"retry": {"max_attempts": 3, "budget": 5, "request_deadline_s": 2}})
+    assert (policy.max_attempts, policy.budget, policy.request_deadline_s) == (3, 5, 2.0)
+    with pytest.raises(RetrySettingsError, match="unknown retry settings"):
+        RetryPolicy.from_options({"retry": {"attempts": 3}})
+    with pytest.raises(RetrySettingsError, match="must be numbers"):
+        RetryPolicy.from_options({"retry": {"budget": "lots"}})
+    with pytest.raises(RetrySettingsError, match="at least 1"):
+        RetryPolicy.from_options({"retry": {"max_attempts": 0}})
+
+
+def test_errors_are_described_with_the_url():
+    request = httpx.Request("POST", URL)
+    assert URL in describe(openai.APIConnectionError(request=request), URL)
+    assert describe(status_error(503), URL).startswith(f"HTTP 503 from {URL}")
+    assert describe(StalledRequestError("no reply within 3 s"), URL) == f"stalled: no reply within 3 s ({URL})"
+
+
+@pytest.mark.parametrize(("url", "stored"), [
+    ("https://user:sk-secret@api.example.com/v1", "https://api.example.com/v1"),
+    ("https://sk-secret@api.example.com:8443/v1", "https://api.example.com:8443/v1"),
+    ("https://api.example.com/v1?api-key=sk-secret&region=eu", "https://api.example.com/v1?api-key=REDACTED&region=eu"),
+    ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
+])
+def test_credentials_are_stripped_from_urls(url, stored):
+    assert redact_url(url) == stored
+    assert "sk-secret" not in redact_url(url)
+    assert url_has_credentials(url) == (url != stored)
+
+
+def test_an_external_snapshot_stores_and_fingerprints_the_url_without_credentials():
+    variant = load_matrix().variant("tiny-test-api")
+    with_key = external_snapshot(variant, "https://user:sk-secret@api.example.com/v1")
+    without = external_snapshot(variant, "https://api.example.com/v1")
+    assert with_key == without and "sk-secret" not in str(with_key)
+    assert external_snapshot(variant, "https://other.example.com/v1")["fingerprint"] != without["fingerprint"]
+
+
+def _matrix_with_engine(tmp_path, engine: str):
+    path = tmp_path / "matrix.yaml"
+    path.write_text("variants:\n  api:\n    model: null\n    engine: " + engine + "\n"
+                    "    api_price: deepseek-reasoner\n    benchmarks: {gsm8k: 2}\n"
+                    "    serving: {concurrency: [], request_rates: []}\n")
+    return path
+
+
+@pytest.mark.parametrize("engine", [
+    "{kind: external, base_url: 'https://api.example.com/v1', model: m, api_key: sk-secret}",
+    "{kind: external, base_url: 'https://api.example.com/v1', model: m, token: sk-secret}",
+    "{kind: external, base_url: 'https://user:sk-secret@api.example.com/v1', model: m}",
+])
+def test_a_secret_written_into_the_matrix_is_refused_with_where_it_belongs(tmp_path, engine):
+    with pytest.raises(MatrixError, match="environment variable") as refused:
+        load_matrix(_matrix_with_engine(tmp_path, engine))
+    assert "sk-secret" not in str(refused.value)
+
+
+def test_a_matrix_with_its_key_in_an_environment_variable_loads(tmp_path):
+    engine = "{kind: external, base_url: 'https://api.example.com/v1', model: m, api_key_env: SOME_KEY}"
+    assert load_matrix(_matrix_with_engine(tmp_path, engine)).variant("api").engine.options["api_key_env"]
