@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -12,9 +13,10 @@ from assets.grading.files import GradeInputError
 from assets.matrix import MatrixError, load_matrix, matrix_path
 from assets.models.memory import PlanError
 from pipelines import settings
+from resources.disk import DiskSpaceError
 
 
-def _variants(args: argparse.Namespace) -> int:
+def _variants(args: argparse.Namespace, quiet: bool = False) -> int:
     """The matrix's variants, one per line; given names, those names once each checked against the matrix (the
     whole matrix is validated either way), so `make run` refuses an unknown variant before anything runs."""
     known = list(load_matrix(args.matrix).variants)
@@ -22,9 +24,36 @@ def _variants(args: argparse.Namespace) -> int:
     if unknown:
         raise InputError(f"unknown variant{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; the matrix "
                          f"{args.matrix or matrix_path()} has: {', '.join(known)}")
-    for name in dict.fromkeys(args.names) or known:
+    for name in [] if quiet else dict.fromkeys(args.names) or known:
         print(name)
     return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    """Free what runs that died left held (see pipelines.recovery); `make run` calls it before it runs."""
+    import dagster as dg
+
+    from pipelines.recovery import recover
+    from resources.warehouse import WarehouseResource
+
+    if not os.environ.get("DAGSTER_HOME"):
+        print("yardstick recover: DAGSTER_HOME is not set, so Dagster keeps no runs between processes and none "
+              "can hold anything", file=sys.stderr)
+        return 0
+    with dg.DagsterInstance.get() as instance:
+        done = recover(instance, WarehouseResource(path=settings.warehouse_path()))
+    for recovery in done:
+        print(f"yardstick recover: {recovery.what}", file=sys.stderr)
+    return 0
+
+
+def _materialize(args: argparse.Namespace) -> int:
+    """Every asset of one variant, as `dagster asset materialize`, stopped cleanly by Ctrl-C or SIGTERM."""
+    from pipelines.supervise import materialize
+    from resources.warehouse import WarehouseResource
+
+    _variants(argparse.Namespace(matrix=None, names=[args.variant]), quiet=True)
+    return materialize(args.variant, WarehouseResource(path=settings.warehouse_path()), args.select)
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
@@ -227,6 +256,17 @@ def main(argv: list[str] | None = None) -> int:
     variants.add_argument("--matrix", help="matrix YAML (default: $YARDSTICK_MATRIX or pipelines/matrix.yaml)")
     variants.set_defaults(handler=_variants)
 
+    recover_command = commands.add_parser(
+        "recover", help="free what runs that died (killed, out of memory, a restart) still hold")
+    recover_command.set_defaults(handler=_recover)
+
+    materialize_command = commands.add_parser(
+        "materialize", help="materialize a variant's assets (as `dagster asset materialize`), stopped cleanly by "
+                            "Ctrl-C or SIGTERM even while it waits for the engine")
+    materialize_command.add_argument("variant")
+    materialize_command.add_argument("--select", default="*", help="Dagster asset selection (default: every asset)")
+    materialize_command.set_defaults(handler=_materialize)
+
     leaderboard = commands.add_parser("leaderboard", help="print the leaderboard view of the warehouse")
     leaderboard.add_argument("--warehouse", help="DuckDB file (default: $YARDSTICK_WAREHOUSE or .yardstick/)")
     leaderboard.set_defaults(handler=_leaderboard)
@@ -278,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (MatrixError, FileNotFoundError, InputError, GradeInputError, PlanError) as error:
+    except (MatrixError, FileNotFoundError, InputError, GradeInputError, PlanError, DiskSpaceError) as error:
         print(f"yardstick: {error}", file=sys.stderr)
         return 2
 

@@ -11,11 +11,17 @@ it is ready, the name it serves the model under, where its version comes from; i
 anything starts, what that engine cannot run. Supervision is shared: a started server lives in its own process
 group (vLLM's engine core included), logs to a file, and is stopped group-wide (TERM, then KILL) when the block
 exits, however it exits. It is also asked to die with its parent, so a killed step leaves no server behind.
+
+Before a server starts, a configured port that something already listens on is refused, and so is a disk without
+room for the engine's log. Ready means more than answering: the socket that answers on the port must be held by
+the started process or one it started (read from /proc, where there is one), and a server that lists its models
+must list the one asked for. Otherwise a busy port would have the run benchmark whatever server was there.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import shlex
 import signal
@@ -35,6 +41,8 @@ from assets.matrix import EngineSpec, on_cpu, vllm_cpu_problem
 from assets.models.checkpoint import checkpoint_weight_only_bits
 from assets.secrets import redact_url
 from assets.versions import installed_version
+from resources.disk import ENGINE_MIN_FREE_BYTES, disk_full_hint, require_free_space
+from resources.ports import describe_processes, foreign_listeners, port_holder
 
 LOG_TAIL_LINES = 40
 _PR_SET_PDEATHSIG = 1
@@ -78,6 +86,27 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
+
+
+def refuse_busy_port(host: str, port: int) -> None:
+    """Raise EngineError when `host:port` cannot be listened on: started anyway, the engine would fail to bind
+    while the server already there answered its readiness checks and the run benchmarked that one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the engines' servers (uvicorn) bind: over connections an earlier server there left in TIME_WAIT, which
+        # a probe without SO_REUSEADDR would take for a busy port; Linux refuses it all the same when one listens.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise EngineError(f"cannot listen on {host}:{port} ({error.strerror}); set another `port:` in the "
+                                  "variant's engine settings in the matrix, or leave `port` unset to get a free "
+                                  "one") from error
+            raise EngineError(
+                f"port {port} on {host} is already in use: {port_holder(host, port)} listens there, and the engine "
+                "would be measured against that server instead. Stop it, set another `port:` in the variant's "
+                "engine settings in the matrix, or leave `port` unset to get a free one") from error
 
 
 def log_tail(path: Path | None, lines: int = LOG_TAIL_LINES) -> str:
@@ -154,11 +183,16 @@ def out_of_memory_hint(tail: str) -> str:
             "tensor_parallel_size, use a quantized variant, or change gpu_memory_utilization.")
 
 
+def failure_hints(tail: str, log_path: Path) -> str:
+    """Advice for an engine that failed to start, from its log's tail: out of memory, or out of disk."""
+    return out_of_memory_hint(tail) + disk_full_hint(tail, log_path.parent)
+
+
 def wait_until_ready(
     process: subprocess.Popen, urls: list[str], timeout_s: float, log_path: Path, what: str
 ) -> float:
     """Poll every URL (health, then the model list) until each answers 200; fail fast with the log tail (and
-    advice when it shows an out-of-memory error) if the process dies, or when time runs out."""
+    advice when it shows the engine ran out of memory or of disk) if the process dies, or when time runs out."""
     started = time.monotonic()
     pending = list(urls)
     while True:
@@ -166,7 +200,7 @@ def wait_until_ready(
             tail = log_tail(log_path)
             raise EngineError(
                 f"{what} exited with code {process.returncode} before it was ready; "
-                f"last lines of {log_path}:\n{tail}{out_of_memory_hint(tail)}"
+                f"last lines of {log_path}:\n{tail or '(the log is empty)'}{failure_hints(tail, log_path)}"
             )
         try:
             while pending and httpx.get(pending[0], timeout=2.0).status_code == 200:
@@ -179,7 +213,7 @@ def wait_until_ready(
             tail = log_tail(log_path)
             raise EngineError(
                 f"{what} was not ready at {pending[0]} after {timeout_s:.0f} s; last lines of {log_path}:\n"
-                f"{tail}{out_of_memory_hint(tail)}"
+                f"{tail or '(the log is empty)'}{failure_hints(tail, log_path)}"
             )
         time.sleep(0.25)
 
@@ -310,6 +344,7 @@ class Launch:
     version: str | None             # the installed one; `version_path` asks the running server instead
     version_path: str | None = None
     stop_grace_s: float = 10.0      # after TERM to the group, how long before KILL
+    model_list_path: str | None = None   # lists the served models (OpenAI's /v1/models); None where it cannot
 
 
 def transformers_launch(engine: EngineResource, spec: EngineSpec, model_path: str, served_name: str, port: int,
@@ -346,7 +381,7 @@ def vllm_launch(engine: EngineResource, spec: EngineSpec, model_path: str, serve
     what = "vLLM (" + " ".join(argv[:argv.index("--host")]) + ")"
     # vLLM shuts its engine core down on TERM; give it the time to, so it releases its memory cleanly.
     return Launch(what, argv, env, ("/health", "/v1/models"), served_name, None, version_path="/version",
-                  stop_grace_s=30.0)
+                  stop_grace_s=30.0, model_list_path="/v1/models")
 
 
 def _served_version(url: str) -> str | None:
@@ -356,6 +391,47 @@ def _served_version(url: str) -> str | None:
         return str(response.json()["version"]) if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return None
+
+
+def confirm_listener_is_ours(process: subprocess.Popen, host: str, port: int, what: str) -> None:
+    """Raise EngineError when the socket listening on `host:port` is held by a process outside the started one's
+    tree (something took the port between the check and the start, or while the engine loaded); where /proc
+    cannot tell, say so in the log and go on."""
+    foreign = foreign_listeners(host, port, process.pid)
+    if foreign is None:
+        dg.get_dagster_logger().info(
+            f"could not tell from /proc which process listens on {host}:{port}; not checking that it is {what}")
+        return
+    if foreign:
+        raise EngineError(
+            f"the server answering on {host}:{port} is not {what} (pid {process.pid}) nor a process it started: "
+            f"{describe_processes(foreign)} listens there. Stop that process and run again; where the variant's "
+            "engine settings set `port:`, set another or leave it unset to get a free one")
+
+
+def confirm_served_model(listing: object, served_model: str, url: str) -> None:
+    """Raise EngineError unless a model list (the JSON of OpenAI's /v1/models) names `served_model`."""
+    try:
+        served = [str(model["id"]) for model in listing["data"]]
+    except (KeyError, TypeError) as error:
+        raise EngineError(f"the server at {url} did not answer with a model list: {listing!r:.200}") from error
+    if served_model not in served:
+        raise EngineError(
+            f"the server at {url} serves {served}, not {served_model!r}: it is not the engine started for this "
+            "variant, or that engine ignored the served model name. Stop whatever else listens on its port, or "
+            "check the engine command")
+
+
+def _confirm_ready_server(process: subprocess.Popen, launch: Launch, host: str, port: int) -> None:
+    """A ready server is the one started: it holds the port and, where it lists its models, lists ours."""
+    confirm_listener_is_ours(process, host, port, launch.what)
+    if launch.model_list_path:
+        url = f"http://{host}:{port}{launch.model_list_path}"
+        try:
+            listing = httpx.get(url, timeout=10.0).json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise EngineError(f"{launch.what} is up but its model list at {url} cannot be read ({error})") from error
+        confirm_served_model(listing, launch.served_model, url)
 
 
 # The engines this resource starts itself, one launcher per kind; `external` endpoints are started elsewhere.
@@ -376,19 +452,27 @@ class EngineResource(dg.ConfigurableResource):
         self, spec: EngineSpec, model_path: str, served_name: str, log_name: str,
         trust_remote_code: bool = False, warmup_sampling: dict | None = None,
     ) -> Iterator[Deployment]:
-        """Yield a ready endpoint for `model_path`; a server started here is stopped when the block exits."""
+        """Yield a ready endpoint for `model_path`; a server started here is stopped when the block exits.
+
+        Refused before anything starts: a configured port something already listens on (EngineError), a disk
+        without room for the engine's log (DiskSpaceError)."""
         log_path = Path(self.log_dir).resolve() / f"{log_name}.log"
         if spec.kind == "external":
             yield self._external(spec, served_name)
             return
         if not Path(model_path).exists():
             raise EngineError(f"model path {model_path} does not exist; materialize model_snapshot first")
-        port = int(spec.options.get("port") or free_port(self.bind_host))
+        configured_port = spec.options.get("port")
+        if configured_port:
+            refuse_busy_port(self.bind_host, int(configured_port))
+        require_free_space(log_path.parent, ENGINE_MIN_FREE_BYTES, "an engine's start (its log and caches)")
+        port = int(configured_port or free_port(self.bind_host))
         base = f"http://{self.bind_host}:{port}"
         launch = LAUNCHERS[spec.kind](self, spec, model_path, served_name, port, trust_remote_code)
         ready = [f"{base}{path}" for path in launch.ready_paths]
         with server_process(launch.argv, log_path, ready, spec.startup_timeout_s, launch.env,
                             launch.what, launch.stop_grace_s) as (process, startup):
+            _confirm_ready_server(process, launch, self.bind_host, port)
             version = _served_version(f"{base}{launch.version_path}") if launch.version_path else None
             deployment = Deployment(engine=spec.kind, engine_version=version or launch.version, base_url=f"{base}/v1",
                                     served_model=launch.served_model, argv=launch.argv, startup_seconds=startup,

@@ -13,7 +13,11 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from resources.disk import MIB, require_free_space
 from warehouse import apply_schema, pending_migrations
+
+# Room for a step's writes to the warehouse (its rows, DuckDB's write-ahead log); checked before each write.
+WAREHOUSE_MIN_FREE_BYTES = 64 * MIB
 
 # (process, file) pairs whose schema is already applied: once per process is enough, and two connections
 # migrating or replacing the same view at once would conflict. Across processes, DuckDB's file lock lets one
@@ -41,6 +45,8 @@ class WarehouseResource(dg.ConfigurableResource):
         if read_only and not path.exists():
             raise FileNotFoundError(f"warehouse {path} does not exist yet; run `make run` to create it")
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            require_free_space(path.parent, WAREHOUSE_MIN_FREE_BYTES, f"writing to the warehouse {path}")
         connection = _open_when_free(path, read_only, self.lock_timeout_s)
         try:
             if not read_only and (os.getpid(), path) not in _SCHEMA_APPLIED:

@@ -1,18 +1,27 @@
-"""The CPU engine for real: start, ready, sampling as the protocol says, stop with nothing left behind; and an
-engine that fails to start says why."""
+"""The CPU engine for real: start, ready, sampling as the protocol says, stop with nothing left behind; an engine
+that fails to start says why; and a server that is not the one started (on a busy port, or listing another model)
+is never taken for it."""
 
+import http.server
+import json
 import os
+import signal
+import socket
+import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import httpx
 import pytest
 
 from assets.matrix import EngineSpec
-from resources.engines import EngineError, EngineResource
+from resources.engines import EngineError, EngineResource, confirm_served_model, refuse_busy_port
+from resources.ports import foreign_listeners, port_listeners
 from tests.conftest import engine_processes, live_processes
 from tests.instruments.vllm_standin import STANDIN_VERSION
 
-pytestmark = pytest.mark.integration
+needs_proc = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads sockets' owners from Linux's /proc")
 
 SPEC = EngineSpec(kind="transformers", options={"device": "cpu", "startup_timeout_s": 120, "cb_num_blocks": 64,
                                                  "cb_max_batch_tokens": 256})
@@ -39,6 +48,7 @@ def assert_within_limit(reply: dict, max_tokens: int) -> None:
     assert 1 <= tokens <= max_tokens and (tokens == max_tokens or finish == "stop"), (tokens, finish)
 
 
+@pytest.mark.integration
 def test_sampling_varies_between_samples_and_max_tokens_is_per_request(tiny_model, tmp_path):
     sampling = {"temperature": 0.6, "top_p": 0.95}
     with EngineResource(log_dir=str(tmp_path)).deploy(SPEC, str(tiny_model), "tiny", "sampled",
@@ -51,6 +61,7 @@ def test_sampling_varies_between_samples_and_max_tokens_is_per_request(tiny_mode
     assert engine_processes(str(tiny_model)) == [] and pid not in engine_processes("serve")
 
 
+@pytest.mark.integration
 def test_greedy_engine_repeats_itself(tiny_model, tmp_path):
     greedy = {"temperature": 0.0}
     with EngineResource(log_dir=str(tmp_path)).deploy(SPEC, str(tiny_model), "tiny", "greedy",
@@ -62,6 +73,7 @@ def test_greedy_engine_repeats_itself(tiny_model, tmp_path):
     assert engine_processes(str(tiny_model)) == []
 
 
+@pytest.mark.integration
 def test_engine_that_fails_to_start_shows_its_log_tail(tmp_path):
     broken = tmp_path / "broken-model"
     broken.mkdir()
@@ -83,6 +95,7 @@ VLLM_SPEC = EngineSpec(kind="vllm", options={"tensor_parallel_size": 2, "max_mod
                                              "startup_timeout_s": 60})
 
 
+@pytest.mark.integration
 def test_vllm_launcher_lifecycle_against_a_real_server_process(tmp_path, monkeypatch):
     """The vLLM path of the launcher, run against a stand-in server process that takes vLLM's argv: it
     starts, is ready once /health and /v1/models answer, serves, logs, and leaves no process behind, even
@@ -100,12 +113,15 @@ def test_vllm_launcher_lifecycle_against_a_real_server_process(tmp_path, monkeyp
         reply = httpx.post(f"{deployment.base_url}/chat/completions", timeout=30, json={
             "model": "my-variant", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}).json()
         assert reply["usage"]["completion_tokens"] == 4
+        if Path("/proc/net/tcp").exists():   # readiness could tell the server is the one started, not only skip
+            assert foreign_listeners("127.0.0.1", httpx.URL(deployment.base_url).port, deployment.pid) == set()
         group = os.getpgid(deployment.pid)
     log = (tmp_path / "logs" / "standin.log").read_text()
     assert "--tensor-parallel-size 2" in log and "--max-model-len 4096" in log
     assert live_processes(group=group) == []   # nothing of the group is left running, the child included
 
 
+@pytest.mark.integration
 def test_vllm_out_of_memory_at_load_says_what_to_change(tmp_path, monkeypatch):
     monkeypatch.setenv("STANDIN_FAIL", "oom")
     model = tmp_path / "model"
@@ -117,3 +133,176 @@ def test_vllm_out_of_memory_at_load_says_what_to_change(tmp_path, monkeypatch):
     assert "exited with code 1 before it was ready" in message
     assert "No available memory for the cache blocks" in message        # the log's tail
     assert "ran out of memory while loading" in message and "yardstick plan VARIANT" in message
+
+
+class AnswersEverything(http.server.BaseHTTPRequestHandler):
+    """A test instrument, not an engine: another server on the engine's port, answering every GET with 200 and a
+    model list naming someone else's model, as a stray server left running would."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        body = json.dumps({"object": "list", "data": [{"id": "someone-else"}]}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def stray_server() -> int:
+    """The port of an `AnswersEverything` server listening in this process."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AnswersEverything)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.integration
+def test_a_configured_port_already_in_use_is_refused_before_the_engine_starts(tmp_path, stray_server):
+    model = tmp_path / "model"
+    model.mkdir()
+    engine = EngineResource(log_dir=str(tmp_path / "logs"), vllm_command=VLLM_STANDIN)
+    spec = EngineSpec(kind="vllm", options={**VLLM_SPEC.options, "port": stray_server})
+    with pytest.raises(EngineError) as raised, engine.deploy(spec, str(model), "v", "busy"):
+        pass
+    message = str(raised.value)
+    assert f"port {stray_server} on 127.0.0.1 is already in use" in message
+    if Path("/proc/net/tcp").exists():
+        assert f"pid {os.getpid()} (" in message   # who listens there
+    assert "set another `port:`" in message and "leave `port` unset" in message
+    assert not (tmp_path / "logs" / "busy.log").exists()
+    assert live_processes("vllm_standin") == [] and live_processes(str(model)) == []
+
+
+@pytest.mark.integration
+@needs_proc
+def test_a_server_that_took_the_port_is_not_taken_for_the_engine(tmp_path, stray_server, monkeypatch):
+    """The race: the free port picked for the engine is taken by another server before the engine listens on it
+    (here the engine never does: its command only sleeps); the other server answers every readiness check."""
+    monkeypatch.setattr("resources.engines.free_port", lambda host: stray_server)
+    model = tmp_path / "model"
+    model.mkdir()
+    sleeper = f"{sys.executable} -c 'import time; time.sleep(120)'"
+    engine = EngineResource(log_dir=str(tmp_path / "logs"), vllm_command=sleeper)
+    with pytest.raises(EngineError) as raised, engine.deploy(VLLM_SPEC, str(model), "v", "raced"):
+        pass
+    message = str(raised.value)
+    assert f"the server answering on 127.0.0.1:{stray_server} is not vLLM" in message
+    assert f"pid {os.getpid()} (" in message
+    assert live_processes("time.sleep(120)", str(model)) == []   # the engine that was started is stopped
+
+
+LISTENER = ("import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
+            "print(s.getsockname()[1], flush=True); time.sleep(120)")
+# Starts the listener as its own child, so the listener is a grandchild of the test.
+PARENT_OF_LISTENER = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {LISTENER!r}])"
+
+
+@pytest.fixture
+def listener_tree():
+    """Two process trees started here: one whose second generation listens on a port, and an unrelated sleeper.
+    Yields (the listener's parent's pid, the port, the sleeper's pid)."""
+    parent = subprocess.Popen([sys.executable, "-c", PARENT_OF_LISTENER], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        yield parent.pid, int(parent.stdout.readline()), sleeper.pid
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)   # the listener with it
+        sleeper.kill()
+        for process in (parent, sleeper):
+            process.wait()
+        parent.stdout.close()
+
+
+@pytest.mark.unit
+@needs_proc
+def test_a_socket_this_process_listens_on_is_its_own():
+    with socket.socket() as own:
+        own.bind(("127.0.0.1", 0))
+        own.listen()
+        port = own.getsockname()[1]
+        assert set().union(*port_listeners("127.0.0.1", port).values()) == {os.getpid()}
+        assert foreign_listeners("127.0.0.1", port, root=os.getpid()) == set()
+
+
+@pytest.mark.unit
+@needs_proc
+def test_a_socket_is_ours_when_a_descendant_holds_it_and_not_ours_otherwise(listener_tree):
+    parent, port, unrelated = listener_tree
+    (holders,) = port_listeners("127.0.0.1", port).values()
+    (listener,) = holders
+    assert listener not in (parent, os.getpid())
+    assert foreign_listeners("127.0.0.1", port, root=parent) == set()         # held by the parent's child
+    assert foreign_listeners("127.0.0.1", port, root=os.getpid()) == set()    # and so in the test's tree too
+    assert foreign_listeners("127.0.0.1", port, root=unrelated) == {listener}
+
+
+@pytest.mark.unit
+@needs_proc
+@pytest.mark.parametrize(("listen_on", "connect_to", "seen"), [
+    ("127.0.0.1", "127.0.0.1", True),
+    ("0.0.0.0", "127.0.0.1", True),      # the wildcard address takes connections to every address
+    ("127.0.0.2", "127.0.0.1", False),   # another address on the same port answers someone else
+    ("127.0.0.1", "0.0.0.0", True),
+])
+def test_which_listeners_answer_for_an_address(listen_on, connect_to, seen):
+    with socket.socket() as own:
+        own.bind((listen_on, 0))
+        own.listen()
+        port = own.getsockname()[1]
+        assert bool(port_listeners(connect_to, port)) is seen
+
+
+@pytest.mark.unit
+def test_a_port_whose_last_server_closed_its_connections_is_free():
+    """Connections a server closed first stay in TIME_WAIT on its port; a server that set SO_REUSEADDR, as the
+    engines' (uvicorn) do, leaves them bindable to the next one that sets it, so the check before the start, made
+    as the engine will bind, does not call the port busy (a probe without SO_REUSEADDR would)."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.close()   # the server side closes first: its end waits in TIME_WAIT
+            client.recv(1)
+    refuse_busy_port("127.0.0.1", port)
+
+
+@pytest.mark.unit
+def test_a_listening_port_is_busy():
+    with socket.socket() as own:
+        own.bind(("127.0.0.1", 0))
+        own.listen()
+        port = own.getsockname()[1]
+        with pytest.raises(EngineError, match=f"port {port} on 127.0.0.1 is already in use"):
+            refuse_busy_port("127.0.0.1", port)
+
+
+URL = "http://127.0.0.1:8000/v1/models"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("listing", "refusal"), [
+    ({"object": "list", "data": [{"id": "my-variant", "object": "model"}]}, None),
+    ({"object": "list", "data": [{"id": "base"}, {"id": "my-variant"}]}, None),   # a LoRA server lists several
+    ({"object": "list", "data": [{"id": "someone-else"}]},
+     f"the server at {URL} serves ['someone-else'], not 'my-variant'"),
+    ({"object": "list", "data": []}, f"the server at {URL} serves [], not 'my-variant'"),
+    ({"detail": "Not Found"}, f"the server at {URL} did not answer with a model list"),
+    (["my-variant"], f"the server at {URL} did not answer with a model list"),
+])
+def test_a_server_must_list_the_model_it_was_started_for(listing, refusal):
+    if refusal is None:
+        confirm_served_model(listing, "my-variant", URL)
+    else:
+        with pytest.raises(EngineError) as raised:
+            confirm_served_model(listing, "my-variant", URL)
+        assert str(raised.value).startswith(refusal)

@@ -15,6 +15,7 @@ from assets.models.quantize import (
     source_identity,
 )
 from assets.partitions import variant_partitions
+from resources.disk import DiskSpaceError, require_free_space
 from resources.engines import external_base_url
 from resources.hub import ModelHubResource
 from resources.matrix import MatrixResource
@@ -79,6 +80,12 @@ def quantized_model(
         else:
             calibrated = f", calibrated on {spec.calibration}" if spec.calibration else ""
             context.log.info(f"quantizing {source} with {spec.scheme} ({spec.method}{calibrated})")
+            # A quantized checkpoint is smaller than its source: the source's size is room enough.
+            needed = sum(path.stat().st_size for path in source.rglob("*") if path.is_file())
+            try:
+                require_free_space(target.parent, needed, f"the {spec.scheme} checkpoint of {source.name}")
+            except DiskSpaceError as error:
+                raise dg.Failure(f"variant '{variant.name}': {error}") from None
             record = quantize_and_record(source, target, spec, identity)
     row = {"variant": variant.name, **record, "recorded_at": utc_now()}
     warehouse.replace_partition("quantized_models", variant.name, pd.DataFrame([row]))
