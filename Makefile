@@ -38,12 +38,15 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 	cp pipelines/dagster.yaml $@
 
 # The matrix is validated and the variants named in VARIANTS checked before anything runs: a bad matrix or an
-# unknown variant stops `make run` with the reason (and the known variants), not a stale leaderboard.
+# unknown variant stops `make run` with the reason (and the known variants), not a stale leaderboard. What a run
+# that died still holds (the engine pool's slot, a `running` deployment) is freed first: `yardstick recover`.
+# `yardstick materialize` is `dagster asset materialize` that Ctrl-C and SIGTERM always stop, cleanly.
 run: $(BIN)/yardstick $(VLLM_READY) $(DAGSTER_HOME)/dagster.yaml
 	@variants="$$($(BIN)/yardstick variants $(VARIANTS))" || exit 2; \
+	$(BIN)/yardstick recover || exit 1; \
 	for variant in $$variants; do \
 		echo "== materializing every asset for variant $$variant"; \
-		$(BIN)/dagster asset materialize -m pipelines.definitions --select '*' --partition $$variant || exit 1; \
+		$(BIN)/yardstick materialize $$variant || exit $$?; \
 	done
 	@$(BIN)/yardstick leaderboard
 

@@ -321,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     except (MatrixError, FileNotFoundError, InputError, GradeInputError, PlanError, DiskSpaceError) as error:
         print(f"yardstick: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`yardstick variants | head -1`): what it read is all it wanted.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

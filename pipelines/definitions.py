@@ -13,6 +13,7 @@ from assets.models.defs import model_snapshot, quantized_model
 from assets.partitions import variant_partitions
 from assets.scoring.defs import benchmark_scores, benchmark_scores_are_valid, quantization_loss
 from pipelines import settings
+from pipelines.recovery import dead_runs
 from resources.engines import EngineResource
 from resources.hub import ModelHubResource
 from resources.matrix import MatrixResource
@@ -45,6 +46,7 @@ defs = dg.Definitions(
     asset_checks=[benchmark_scores_are_valid],
     jobs=[evaluation_job],
     schedules=[nightly_eval],
+    sensors=[dead_runs],
     resources={
         "matrix": MatrixResource(path=str(settings.matrix_path()), benchmark_mirror=settings.benchmark_mirror()),
         "warehouse": WarehouseResource(path=settings.warehouse_path()),

@@ -231,7 +231,7 @@ def test_a_socket_this_process_listens_on_is_its_own():
         assert foreign_listeners("127.0.0.1", port, root=os.getpid()) == set()
 
 
-@pytest.mark.unit
+@pytest.mark.integration
 @needs_proc
 def test_a_socket_is_ours_when_a_descendant_holds_it_and_not_ours_otherwise(listener_tree):
     parent, port, unrelated = listener_tree

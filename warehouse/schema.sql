@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS engine_deployments (
     started_at       TIMESTAMP NOT NULL,
     stopped_at       TIMESTAMP,
     status           VARCHAR NOT NULL,     -- running | stopped | failed
+    failure          VARCHAR,              -- why it failed: the step's error, or what recovery found
     PRIMARY KEY (variant, run_id)
 );
 

@@ -4,7 +4,6 @@ Loading a large model takes minutes, so the three assets come from one step that
 whole life; the step runs in the `engine` pool so two never share an accelerator.
 """
 
-import asyncio
 import json
 from collections.abc import Callable
 
@@ -15,6 +14,7 @@ import pandas as pd
 from assets.benchmarks.defs import benchmark_items
 from assets.engine.engine_metrics import ENGINE_METRIC_COLUMNS, NOT_REPORTED, EngineMetricsWatch, metrics_url
 from assets.engine.generation import GenerationReport, SampleRequest, generate, with_token_split
+from assets.engine.liveness import WORKER_TAG, this_worker
 from assets.engine.loadtest import Endpoint, describe_load, run_level
 from assets.engine.memory_plan import plan_record
 from assets.engine.requests import (
@@ -29,6 +29,7 @@ from assets.engine.requests import (
     shared_sampling,
 )
 from assets.engine.retry import RetryPolicy, RetrySettingsError
+from assets.engine.stopping import run_until_stopped
 from assets.matrix import Variant
 from assets.models.defs import quantized_model
 from assets.models.memory import PlanError, gpu_named, plan_variant
@@ -89,7 +90,7 @@ def _generate(context: dg.AssetExecutionContext, deployment: Deployment, variant
                                   variant.engine.concurrency, write_rows, progress, policy=policy,
                                   url=deployment.public_url)
 
-    return asyncio.run(run())
+    return run_until_stopped(run())
 
 
 def _by_error(counts: dict[str, int]) -> str:
@@ -104,7 +105,7 @@ def _load_test(context: dg.AssetExecutionContext, deployment: Deployment, varian
     for number, load in enumerate(loads, start=1):
         context.log.info(f"load level {number}/{len(loads)}: {describe_load(load)}, {load.num_requests} requests")
         watch = EngineMetricsWatch(metrics_url(deployment.base_url))
-        timings, duration = asyncio.run(run_level(endpoint, load, watch))
+        timings, duration = run_until_stopped(run_level(endpoint, load, watch))
         if number == 1 and watch.summary == NOT_REPORTED:
             context.log.info(f"no engine metrics at {watch.url}: the levels' engine_ columns stay empty")
         levels.append(level_row(variant, load, timings, duration, watch.summary))
@@ -155,6 +156,8 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
         raise dg.Failure(f"variant '{variant.name}': {error}") from None
 
     run_id = context.run.run_id
+    # Who runs this step: should this process die without a word, recovery can tell and free what it holds.
+    context.instance.add_run_tags(run_id, {WORKER_TAG: this_worker().tag()})
     checkpoint = model.iloc[0]["local_path"]
     count_tokens = _token_counter(checkpoint, variant.engine.kind)
 
@@ -174,7 +177,7 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
                   "base_url": deployment.public_url, "served_model": deployment.served_model,
                   "startup_seconds": deployment.startup_seconds, "peak_rss_bytes": None,
                   "memory_plan": json.dumps(memory_plan) if memory_plan else None, "gpu_memory_bytes": None,
-                  "started_at": utc_now(), "stopped_at": None, "status": "running"}
+                  "started_at": utc_now(), "stopped_at": None, "status": "running", "failure": None}
         warehouse.upsert("engine_deployments", pd.DataFrame([record]))
         try:
             generation = _generate(context, deployment, variant, requests, write_rows, policy)
@@ -183,8 +186,9 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
                                     f"samples ({_by_error(generation.retries_by_error)})")
             levels, timings = _load_test(context, deployment, variant, prompts)
             record["status"] = "stopped"
-        except BaseException:
+        except BaseException as error:
             record["status"] = "failed"
+            record["failure"] = f"{type(error).__name__}: {error or 'interrupted'}"[:2000]
             raise
         finally:
             record["stopped_at"] = utc_now()
