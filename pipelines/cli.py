@@ -78,8 +78,7 @@ def _grade(args: argparse.Namespace) -> int:
     from assets.grading.equivalence import Grader
     from assets.grading.files import read_grade_inputs, write_graded
 
-    rows, inputs = read_grade_inputs(args.input, benchmark_spec(args.benchmark),
-                                     reasoning_prefilled=not args.no_think_prefill)
+    rows, inputs = read_grade_inputs(args.input, benchmark_spec(args.benchmark), reasoning_prefilled=args.think_prefill)
     with Grader(workers=args.workers, timeout_s=args.timeout) as grader:
         grades = grader.grade_many(inputs)
     try:
@@ -278,8 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--output", required=True, help="JSONL: the input fields plus extracted, correct, reason")
     grade.add_argument("--workers", type=int, default=None, help="grading processes (default: one per core)")
     grade.add_argument("--timeout", type=float, default=5.0, help="seconds allowed per equivalence check")
-    grade.add_argument("--no-think-prefill", action="store_true",
-                       help="responses did not start inside <think> (models without a reasoning block)")
+    grade.add_argument("--think-prefill", action="store_true",
+                       help="every response started inside <think> (R1's template prefills it): text without "
+                            "</think> is unfinished reasoning. Without it the response decides: </think> splits "
+                            "reasoning from answer, an unclosed <think> is truncated, neither is all answer")
+    # Earlier versions' way to ask for what is now the default.
+    grade.add_argument("--no-think-prefill", action="store_true", help=argparse.SUPPRESS)
     grade.set_defaults(handler=_grade)
 
     bench = commands.add_parser("bench", help="load-test an OpenAI-compatible endpoint")

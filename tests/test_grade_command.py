@@ -6,6 +6,7 @@ import pytest
 
 from assets.grading.equivalence import REASONS
 from pipelines.cli import main as yardstick
+from tests.conftest import needs_shared
 
 pytestmark = pytest.mark.unit
 
@@ -18,7 +19,7 @@ def test_grade_writes_verdicts_and_keeps_the_input_fields(tmp_path, capsys):
     source, result = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     _write(source, [
         {"id": 1, "gold": "#### 1,450", "response": "hmm</think>It is \\boxed{1450}."},
-        {"id": 2, "gold": "18", "response": "so many steps but no end"},
+        {"id": 2, "gold": "18", "response": "<think>so many steps but no end"},
         {"id": 3, "gold": "18", "response": "</think>I give up."},
         {"id": 4, "gold": "7", "response": "</think>\\boxed{8}", "reasoning_content": "thinking"},
     ])
@@ -31,10 +32,35 @@ def test_grade_writes_verdicts_and_keeps_the_input_fields(tmp_path, capsys):
     assert "graded 4 responses: 1 correct" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("response", "finish_reason", "default", "prefilled"), [
+    ("The total is \\boxed{18}.", "stop", ("18", "correct"), (None, "truncated")),     # a plain answer
+    ("We add 9 and 9 to get 18.", None, ("18", "correct"), (None, "truncated")),
+    ("We add 9 and 9 to get", "length", (None, "truncated"), (None, "truncated")),      # cut by the limit
+    ("<think>9 and 9 make", "length", (None, "truncated"), (None, "truncated")),       # reasoning never closed
+    ("9 and 9</think>\\boxed{18}", "stop", ("18", "correct"), ("18", "correct")),
+])
+def test_the_response_decides_unless_think_prefill_is_asked(tmp_path, response, finish_reason, default, prefilled):
+    """Outputs made elsewhere carry no promise that they start inside <think>: by default what the response shows
+    decides; --think-prefill keeps R1's strict reading (no </think>, no answer)."""
+    source = tmp_path / "in.jsonl"
+    _write(source, [{"gold": "18", "response": response, "finish_reason": finish_reason}])
+    for flags, expected in (([], default), (["--think-prefill"], prefilled)):
+        result = tmp_path / "out.jsonl"
+        assert yardstick(["grade", "--benchmark", "gsm8k", "--input", str(source), "--output", str(result),
+                          "--workers", "1", *flags]) == 0
+        row = json.loads(result.read_text())
+        assert (row["extracted"], row["reason"]) == expected, flags
+
+
 @pytest.mark.parametrize(("benchmark", "gold", "response", "correct"), [
     ("aime24", "025", "</think>\\boxed{25}", True),
     ("amc23", 27.0, "</think>\\boxed{27}", True),
     ("mmlu_stem", 2, "</think>The answer is (C).", True),
+    ("mmlu_stem", 2, "</think>**Answer:** C", True),
+    ("mmlu_stem", 2, "</think>Answer: (C)", True),
+    ("mmlu_stem", 2, "</think>Only (C) fits.", True),
+    ("mmlu_stem", 2, "</think>(A) is too small and (C) too large.", False),   # two letters: no guess
+    ("mmlu_stem", 2, "</think>Clearly the Cat did it.", False),               # a stray letter is not an answer
     ("aqua_rat", "A", "</think>\\boxed{B}", False),
     ("math500", "\\text{4:30 p.m.}", "</think>\\boxed{4:30}", True),
     ("math500", "\\frac{1}{2}", "</think>\\boxed{0.5}", True),
@@ -137,3 +163,24 @@ def test_a_non_finite_gold_is_refused_with_its_line(tmp_path, capsys, benchmark,
     error = capsys.readouterr().err
     assert "line 2" in error and "finite" in error, error
     assert not (tmp_path / "o").exists()
+
+
+@needs_shared
+@pytest.mark.parametrize(("benchmark", "mirror_file", "solution"), [
+    ("math500", "math500.jsonl", "solution"),
+    ("gsm8k", "gsm8k_test.jsonl", "answer"),
+])
+def test_reference_solutions_are_graded_correct_without_flags(tmp_path, capsys, benchmark, mirror_file, solution):
+    """Plain outputs made elsewhere (no think tags): the datasets' own reference solutions, graded with the
+    command's defaults against their own answers. At least 99.5% must come back correct (here: all)."""
+    from assets.benchmarks.catalog import read_jsonl
+    from tests.conftest import SHARED_BENCHMARKS
+
+    rows = read_jsonl(SHARED_BENCHMARKS / mirror_file)
+    source, result = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _write(source, [{"gold": row["answer"], "response": row[solution]} for row in rows])
+    assert yardstick(["grade", "--benchmark", benchmark, "--input", str(source), "--output", str(result)]) == 0
+    graded = [json.loads(line) for line in result.read_text().splitlines()]
+    correct = sum(row["correct"] for row in graded)
+    assert len(graded) == len(rows) and correct >= 0.995 * len(rows), [
+        (row["gold"], row["extracted"], row["reason"]) for row in graded if not row["correct"]][:10]

@@ -19,6 +19,7 @@ import dagster as dg
 import pytest
 
 from assets.engine.requests import sample_seed
+from assets.grading.defs import graded_answers
 from assets.matrix import load_matrix
 from assets.scoring import defs as scoring_defs
 from assets.scoring.metrics import BenchmarkScore
@@ -131,6 +132,31 @@ def test_second_run_reuses_finished_work(warehouse):
     assert reused["generated_this_run"].value == 0
     assert reused["reused"].value == expected_samples("tiny-test")
     assert engine_processes(str(STATE)) == []
+
+
+def test_a_new_grader_version_regrades_once_without_generating(warehouse, monkeypatch):
+    sample = ("SELECT benchmark, item_id, sample_index FROM graded_answers WHERE variant = 'tiny-test' "
+              "ORDER BY ALL LIMIT 1")
+    # As if the grader that graded it had judged one sample the other way:
+    warehouse.query(f"UPDATE graded_answers SET correct = NOT correct WHERE variant = 'tiny-test' AND "
+                    f"(benchmark, item_id, sample_index) IN ({sample})")
+    generations = "SELECT count(*) AS n, max(created_at) AS last FROM benchmark_generations"
+    before = warehouse.query(generations).iloc[0].tolist()
+    monkeypatch.setattr("assets.grading.defs.GRADER_VERSION", "rules of a test")
+    def grade() -> dict:
+        result = dg.materialize([graded_answers], partition_key="tiny-test",
+                                resources={"matrix": defs.resources["matrix"], "warehouse": warehouse})
+        return {key: value.value for key, value in result.asset_materializations_for_node("graded_answers")[0]
+                .metadata.items()}
+
+    regraded = grade()
+    samples = expected_samples("tiny-test")
+    assert regraded["graded_this_run"] == regraded["regraded"] == samples
+    assert regraded["verdicts_changed"] == 1
+    assert warehouse.query("SELECT DISTINCT grader_version FROM graded_answers")["grader_version"].tolist() == [
+        "rules of a test"]
+    assert warehouse.query(generations).iloc[0].tolist() == before   # nothing generated again
+    assert grade()["graded_this_run"] == 0                           # once
 
 
 def test_killed_engine_resumes_without_duplicates(warehouse):   # holds the first run: the unquantized twin

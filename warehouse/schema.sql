@@ -107,6 +107,7 @@ CREATE TABLE IF NOT EXISTS graded_answers (
     correct          BOOLEAN NOT NULL,
     reason           VARCHAR NOT NULL,   -- correct | wrong | no_answer | truncated | parse_error | timeout
     graded_at        TIMESTAMP NOT NULL,
+    grader_version   VARCHAR,            -- assets.grading.version; another version's rows are graded again
     PRIMARY KEY (variant, config_hash, benchmark, item_id, sample_index)
 );
 

@@ -13,7 +13,11 @@ GSM8K_MARKER_PATTERN = re.compile(r"####\s*(-?[\d,]*\.?\d+)")
 CLOCK_PATTERN = re.compile(r"^\s*(\d{1,2}):(\d{2})(?:\s*([ap])\.?\s*m\.?)?\s*$", re.IGNORECASE)
 # A choice is a lone letter, maybe bracketed, maybe followed by its option text: never a letter inside a word.
 CHOICE_PATTERN = re.compile(r"^(?:option\s+|choice\s+)?\(?([A-Ja-j])\)?(?:[.:)]|\s|$)", re.IGNORECASE)
-ANSWER_IS_CHOICE_PATTERN = re.compile(r"(?i:answer\s+is)(?:\s*:)?\s*\(?([A-J])\)?(?![A-Za-z])")
+# "The answer is C", "Answer: (C)", "**Answer:** C": the word, then "is" or a colon, then the letter.
+ANSWER_IS_CHOICE_PATTERN = re.compile(
+    r"(?i:answer)(?:\*\*)?(?:\s*:|\s+is(?:\s*:)?)(?:\*\*)?\s*\(?([A-J])\)?(?![A-Za-z])")
+# A capital letter in parentheses, "(C)": taken only when the answer names exactly one.
+PARENTHESIZED_CHOICE_PATTERN = re.compile(r"\(([A-J])\)")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ def split_reasoning(
 
     With a prefilled "<think>\\n" the reply starts inside the reasoning block, so text without </think>
     is all reasoning. An engine that split reasoning itself returns an empty answer when </think> never came.
+    Otherwise the response decides: an opened <think> never closed is cut short; with neither tag the
+    response is the answer, unless the length limit cut it (finish_reason 'length').
     """
     if THINK_CLOSE in response:
         before, after = response.rsplit(THINK_CLOSE, 1)
@@ -40,9 +46,9 @@ def split_reasoning(
     if reasoning_content:
         terminated = bool(response.strip()) or finish_reason not in ("length", None)
         return SplitResponse(reasoning_content, response, terminated)
-    if reasoning_prefilled or response.lstrip().startswith(THINK_OPEN):
+    if reasoning_prefilled or THINK_OPEN in response:
         return SplitResponse(response, "", False)
-    return SplitResponse("", response, True)
+    return SplitResponse("", response, finish_reason != "length")
 
 
 def last_boxed(text: str) -> str | None:
@@ -86,6 +92,9 @@ def extract_answer(answer_text: str, answer_format: str) -> str | None:
         stated = ANSWER_IS_CHOICE_PATTERN.findall(answer_text)
         if stated:
             return stated[-1]
+        bracketed = set(PARENTHESIZED_CHOICE_PATTERN.findall(answer_text))
+        if len(bracketed) == 1:
+            return bracketed.pop()
         return choice_letter(answer_text) if len(answer_text.strip()) <= 4 else None
     if boxed is not None:
         return boxed
