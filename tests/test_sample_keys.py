@@ -12,6 +12,7 @@ import pytest
 from assets.cost.defs import USAGE_SQL
 from assets.engine.requests import pending_requests
 from assets.grading.defs import UNGRADED_SQL
+from assets.grading.version import GRADER_VERSION
 from assets.matrix import ModelSpec, load_matrix
 from assets.scoring.defs import GRADES_SQL, PER_ITEM_SQL
 from assets.scoring.metrics import score_benchmark
@@ -101,7 +102,8 @@ def _grade(item_id: str, sample: int, config: str = "h") -> dict:
     # only the third sample of each item is right: a score that counts it is told apart from one that does not
     correct = sample == 2
     return {**_key(item_id, sample, config), "extracted": "1" if correct else "0", "correct": correct,
-            "reason": "correct" if correct else "wrong", "graded_at": pd.Timestamp("2026-01-01")}
+            "reason": "correct" if correct else "wrong", "graded_at": pd.Timestamp("2026-01-01"),
+            "grader_version": GRADER_VERSION}
 
 
 @pytest.fixture
@@ -148,7 +150,7 @@ def test_grading_takes_only_samples_that_count_now(tmp_path):
     warehouse.insert_new("benchmark_items", pd.DataFrame([_item("a0"), _item("a1")]))
     warehouse.insert_new("graded_answers", pd.DataFrame([_grade("a0", 0)]))
     count_k(warehouse, 2)
-    todo = warehouse.query(UNGRADED_SQL, ["v", "h"]).sort_values(["item_id", "sample_index"])
+    todo = warehouse.query(UNGRADED_SQL, ["v", "h", GRADER_VERSION]).sort_values(["item_id", "sample_index"])
     assert todo[["item_id", "sample_index"]].values.tolist() == [["a0", 1], ["a1", 0], ["a1", 1]]
 
 
