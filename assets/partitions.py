@@ -8,4 +8,16 @@ import dagster as dg
 
 from assets.matrix import load_matrix
 
-variant_partitions = dg.StaticPartitionsDefinition(sorted(load_matrix().variants))
+_MATRIX = load_matrix()
+variant_partitions = dg.StaticPartitionsDefinition(sorted(_MATRIX.variants))
+
+
+def with_baselines() -> dg.StaticPartitionMapping:
+    """Each variant's partition depends on its own upstream partition and on its quantization baseline's (see
+    `Matrix.baseline_of`), so Dagster shows that a variant's loss is stale when its baseline's scores change."""
+    downstream: dict[str, set[str]] = {name: {name} for name in _MATRIX.variants}
+    for variant in _MATRIX.variants.values():
+        baseline = _MATRIX.baseline_of(variant)
+        if baseline is not None:
+            downstream[baseline.name].add(variant.name)
+    return dg.StaticPartitionMapping({upstream: sorted(names) for upstream, names in downstream.items()})

@@ -57,7 +57,7 @@ def _materialize(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from assets.leaderboard.printing import LEADERBOARD_SQL, printed_leaderboard
+    from assets.leaderboard.printing import FAILED_SQL, LEADERBOARD_SQL, failure_lines, printed_leaderboard
     from resources.warehouse import WarehouseResource
 
     warehouse = WarehouseResource(path=args.warehouse or settings.warehouse_path())
@@ -66,9 +66,46 @@ def _leaderboard(args: argparse.Namespace) -> int:
         print(f"warehouse: brought up to the current schema ({upgraded} migrations)", file=sys.stderr)
     with warehouse.connect(read_only=True) as connection:
         table = connection.execute(LEADERBOARD_SQL).df()
-    print(f"warehouse: {warehouse.resolved_path}")
+        failed = connection.execute(FAILED_SQL).df()
+    print(f"warehouse: {warehouse.resolved_path} (published results only)")
     print(printed_leaderboard(table).to_markdown(index=False) if len(table)
           else "(the leaderboard is empty: run `make run` first)")
+    for line in failure_lines(failed):
+        print(f"warning: {line}", file=sys.stderr)
+    return 0
+
+
+def _regressions(args: argparse.Namespace) -> int:
+    """What the regression checks flagged between each variant's latest published run and the one before."""
+    from resources.warehouse import WarehouseResource
+
+    warehouse = WarehouseResource(path=args.warehouse or settings.warehouse_path())
+    warehouse.upgrade()
+    with warehouse.connect(read_only=True) as connection:
+        found = connection.execute("SELECT * FROM regressions ORDER BY variant, kind, subject").df()
+    if found.empty:
+        print("no regression between each variant's last two published runs")
+        return 0
+    shown = found.assign(run=found["run_id"].str[:8], previous=found["previous_run_id"].str[:8])
+    print(shown[["variant", "kind", "subject", "value_before", "value_after", "previous", "run", "evidence"]]
+          .round(4).to_markdown(index=False))
+    return 1 if args.fail_on_regression else 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    """A variant's evaluation runs, oldest first: when, what changed, scores, throughput, cost."""
+    from assets.leaderboard.history import HISTORY_SCORES_SQL, HISTORY_SQL, history_table
+    from resources.warehouse import WarehouseResource
+
+    warehouse = WarehouseResource(path=args.warehouse or settings.warehouse_path())
+    warehouse.upgrade()
+    with warehouse.connect(read_only=True) as connection:
+        runs = connection.execute(HISTORY_SQL, [args.variant]).df()
+        scores = connection.execute(HISTORY_SCORES_SQL, [args.variant]).df()
+    if runs.empty:
+        raise InputError(f"variant '{args.variant}' has no evaluation run in {warehouse.resolved_path}; "
+                         f"`make run VARIANTS={args.variant}` makes one")
+    print(history_table(runs, scores).round(4).to_markdown(index=False))
     return 0
 
 
@@ -254,6 +291,16 @@ def main(argv: list[str] | None = None) -> int:
     variants.add_argument("names", nargs="*", help="variants to check against the matrix (default: list them all)")
     variants.add_argument("--matrix", help="matrix YAML (default: $YARDSTICK_MATRIX or pipelines/matrix.yaml)")
     variants.set_defaults(handler=_variants)
+
+    history = commands.add_parser("history", help="a variant's evaluation runs: when, what changed, scores, cost")
+    history.add_argument("variant")
+    history.add_argument("--warehouse", help="DuckDB file (default: $YARDSTICK_WAREHOUSE)")
+    history.set_defaults(handler=_history)
+
+    regressions = commands.add_parser("regressions", help="what regressed between each variant's last two runs")
+    regressions.add_argument("--fail-on-regression", action="store_true", help="exit 1 when anything regressed")
+    regressions.add_argument("--warehouse", help="DuckDB file (default: $YARDSTICK_WAREHOUSE)")
+    regressions.set_defaults(handler=_regressions)
 
     recover_command = commands.add_parser(
         "recover", help="free what runs that died (killed, out of memory, a restart) still hold")

@@ -8,12 +8,17 @@ from assets.benchmarks.defs import benchmark_items
 from assets.cost.defs import cost_rollup
 from assets.engine.defs import engine_step
 from assets.grading.defs import graded_answers
-from assets.leaderboard.defs import leaderboard
+from assets.leaderboard.defs import (
+    accuracy_did_not_regress,
+    leaderboard,
+    published_evaluation,
+    serving_did_not_regress,
+)
 from assets.models.defs import model_snapshot, quantized_model
 from assets.partitions import variant_partitions
 from assets.scoring.defs import benchmark_scores, benchmark_scores_are_valid, quantization_loss
 from pipelines import settings
-from pipelines.recovery import dead_runs
+from pipelines.recovery import dead_runs, failed_runs
 from resources.engines import EngineResource
 from resources.hub import ModelHubResource
 from resources.matrix import MatrixResource
@@ -21,7 +26,7 @@ from resources.prices import PriceCatalogResource
 from resources.warehouse import WarehouseResource
 
 ALL_ASSETS = [benchmark_items, model_snapshot, quantized_model, engine_step, graded_answers, benchmark_scores,
-              quantization_loss, cost_rollup, leaderboard]
+              quantization_loss, cost_rollup, published_evaluation, leaderboard]
 
 evaluation_job = dg.define_asset_job(
     "evaluation", selection=dg.AssetSelection.all(),
@@ -43,10 +48,10 @@ defs = dg.Definitions(
     # Steps run one after another in the run's process: on a small machine a process per step costs more
     # than the steps themselves, and the chain is a line with one long step (the engine) anyway.
     executor=dg.in_process_executor,
-    asset_checks=[benchmark_scores_are_valid],
+    asset_checks=[benchmark_scores_are_valid, accuracy_did_not_regress, serving_did_not_regress],
     jobs=[evaluation_job],
     schedules=[nightly_eval],
-    sensors=[dead_runs],
+    sensors=[dead_runs, failed_runs],
     resources={
         "matrix": MatrixResource(path=str(settings.matrix_path()), benchmark_mirror=settings.benchmark_mirror()),
         "warehouse": WarehouseResource(path=settings.warehouse_path()),

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 import dagster as dg
 
 from assets.engine.liveness import WORKER_TAG, Worker
+from assets.leaderboard.history import record_failed_run, run_trigger
 from resources.warehouse import WarehouseResource
+from warehouse import utc_now
 
 # A run in these has (or is given) a process that works on it; in the others it has none, or it ended.
 WORKING = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
@@ -114,3 +116,17 @@ def dead_runs(context: dg.SensorEvaluationContext, warehouse: WarehouseResource)
     for recovery in done:
         context.log.warning(recovery.what)
     return dg.SkipReason("; ".join(r.what for r in done) if done else "no dead run holds anything")
+
+
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="Records every failed run of a variant (a nightly run included) in evaluation_runs "
+                                   "with its failure, so a night that failed shows in `yardstick history`.")
+def failed_runs(context: dg.RunFailureSensorContext, warehouse: WarehouseResource) -> None:
+    run = context.dagster_run
+    variant = run.tags.get("dagster/partition")
+    if not variant or not warehouse.resolved_path.exists():
+        return
+    message = context.failure_event.message or "the run failed"
+    with warehouse.connect() as connection:
+        record_failed_run(connection, run.run_id, variant, run_trigger(run.tags), utc_now(), message)
+    context.log.info(f"recorded failed run {run.run_id} of {variant}")

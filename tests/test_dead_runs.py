@@ -230,3 +230,26 @@ def test_the_sensor_reports_a_dead_run_and_frees_what_it_held(tmp_path):
         assert dead_runs(context).skip_message == "no dead run holds anything"
     status, failure = warehouse.query("SELECT status, failure FROM engine_deployments").iloc[0]
     assert status == "failed" and "The run's process died" in failure
+
+
+@pytest.mark.unit
+def test_a_failed_run_is_recorded_by_the_sensor(tmp_path):
+    """The `failed_runs` sensor: a failed run of a variant (a nightly one here) lands in evaluation_runs with its
+    failure, so the night shows in the variant's history; a run with a recorded failed check keeps that record."""
+    from pipelines.recovery import failed_runs
+    from resources.warehouse import WarehouseResource
+
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    warehouse.query("SELECT 1")
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        run = instance.create_run_for_job(_a_job, status=dg.DagsterRunStatus.STARTED, tags={
+            "dagster/partition": "tiny-test", "dagster/schedule_name": "nightly_eval"})
+        event = instance.report_run_failed(run, "engine_step failed: the retry budget is spent")
+        context = dg.build_run_status_sensor_context(
+            sensor_name="failed_runs", dagster_instance=instance, dagster_run=instance.get_run_by_id(run.run_id),
+            dagster_event=event, resources={"warehouse": warehouse}).for_run_failure()
+        failed_runs(context)
+    recorded = warehouse.query("SELECT run_id, variant, status, run_trigger, evidence FROM evaluation_runs")
+    assert recorded[["run_id", "variant", "status", "run_trigger"]].values.tolist() == [
+        [run.run_id, "tiny-test", "failed_run", "schedule nightly_eval"]]
+    assert "retry budget is spent" in recorded["evidence"].iloc[0]

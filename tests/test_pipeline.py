@@ -8,8 +8,11 @@ depends on another having run before it.
 
 import json
 import os
+import re
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -17,16 +20,17 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from assets.engine.requests import sample_seed
 from assets.grading.defs import graded_answers
 from assets.matrix import load_matrix
 from assets.scoring import defs as scoring_defs
 from assets.scoring.metrics import BenchmarkScore
-from pipelines.definitions import defs
+from pipelines.definitions import ALL_ASSETS, defs
 from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
-from tests.conftest import STATE, engine_processes, live_processes, needs_shared
+from tests.conftest import ROOT, STATE, engine_processes, live_processes, needs_shared
 
 pytestmark = [pytest.mark.integration, needs_shared]
 
@@ -90,6 +94,14 @@ def test_whole_chain_fills_the_warehouse(first_run):
     assert found["cost_rollup"] == 1
     checks = result.get_asset_check_evaluations()
     assert checks and all(check.passed for check in checks)
+    assert {check.check_name for check in checks} == {"benchmark_scores_are_valid", "accuracy_did_not_regress",
+                                                      "serving_did_not_regress"}
+    runs = warehouse.query("SELECT * FROM evaluation_runs")
+    assert runs[["run_id", "variant", "status", "run_trigger"]].values.tolist() == [
+        [result.run_id, "tiny-test", "published", "manual"]]
+    assert runs["model_sha"].notna().all() and runs["grader_version"].notna().all() and runs["seeded"].all()
+    assert (warehouse.query("SELECT run_id FROM leaderboard")["run_id"] == result.run_id).all()
+    assert len(warehouse.query("SELECT * FROM published_samples")) == expected_samples("tiny-test")
     scores = warehouse.query("SELECT * FROM benchmark_scores WHERE variant = 'tiny-test'")
     assert ((scores.pass_at_1_low <= scores.pass_at_1) & (scores.pass_at_1 <= scores.pass_at_1_high)).all()
     tokens = warehouse.query("SELECT count(*) AS n FROM benchmark_generations WHERE variant = 'tiny-test' "
@@ -222,6 +234,8 @@ def test_corrupted_score_fails_the_check_and_stops_the_cost_rollup(warehouse, mo
         score, by_k, items = real(grades, same)
         return BenchmarkScore(**{**score.__dict__, "pass_at_1": 1.7}), by_k, items
 
+    published = warehouse.query("SELECT * FROM leaderboard ORDER BY ALL")
+    assert len(published) and published["superseded_by_failed_run"].isna().all()
     monkeypatch.setattr(scoring_defs, "score_benchmark", corrupted)
     warehouse.replace_partition("cost_rollup", "tiny-test", warehouse.query("SELECT * FROM cost_rollup LIMIT 0"))
     result = materialize("tiny-test", warehouse, raise_on_error=False)
@@ -230,8 +244,91 @@ def test_corrupted_score_fails_the_check_and_stops_the_cost_rollup(warehouse, mo
     assert len(checks) == 1 and not checks[0].passed
     assert checks[0].metadata["failures"].value.keys() >= {"pass_at_1 in [0, 1]", "interval brackets score"}
     assert result.asset_materializations_for_node("cost_rollup") == []
+    assert result.asset_materializations_for_node("published_evaluation") == []
     assert counts(warehouse, "tiny-test")["cost_rollup"] == 0
     assert engine_processes(str(STATE)) == []
+
+    # Written, audited, not published: the corrupted 1.7 is in the staging table only. The leaderboard view and
+    # `yardstick leaderboard` show what the last passing run published, marked superseded by the failed run.
+    assert (warehouse.query("SELECT pass_at_1 FROM benchmark_scores WHERE variant = 'tiny-test'")["pass_at_1"]
+            == 1.7).all()
+    after = warehouse.query("SELECT * FROM leaderboard ORDER BY ALL")
+    columns = [name for name in after.columns if name != "superseded_by_failed_run"]
+    assert after[columns].equals(published[columns])
+    assert (after["superseded_by_failed_run"] == result.run_id).all()
+    failed = warehouse.query("SELECT status, evidence FROM evaluation_runs WHERE run_id = ?", [result.run_id])
+    assert failed["status"].tolist() == ["failed_check"] and "pass_at_1 in [0, 1]" in failed["evidence"].iloc[0]
+    out = subprocess.run([str(Path(sys.executable).parent / "yardstick"), "leaderboard", "--warehouse",
+                          str(warehouse.resolved_path)], capture_output=True, text=True, timeout=120, check=True)
+    assert "tiny-test" in out.stdout and not re.search(r"\|\s*1\.7\s*\|", out.stdout)
+    assert f"evaluation run {result.run_id[:8]}" in out.stderr and "failed the scores check" in out.stderr
+
+
+def test_history_and_regressions_over_three_runs(tiny_model, tmp_path, monkeypatch):
+    """Three simulated evaluation runs of one variant (60 arithmetic items, k = 2). The engine generates the samples
+    first; they are then rewritten to the gold answers, standing for a model that gets everything right (the
+    tiny model's own accuracy is not what is tested). Run one publishes them. Run two changes nothing: its samples
+    are reused, every pair agrees, and no accuracy regression is flagged. Run three stands for a worse model served
+    under the same name: every answer is rewritten wrong and graded again (a new grader version): the paired test
+    flags the drop and lists the items that flipped; the history shows the three runs."""
+    body = yaml.safe_load((ROOT / "tests" / "matrix.test.yaml").read_text())
+    body["defaults"]["benchmarks"] = {"arith": 60}
+    body["defaults"]["protocol"] = {**body["defaults"]["protocol"], "k_by_benchmark": {}}
+    body["variants"] = {"tiny-test": body["variants"]["tiny-test"]}
+    (tmp_path / "matrix.yaml").write_text(yaml.safe_dump(body))
+    matrix = MatrixResource(path=str(tmp_path / "matrix.yaml"),
+                            benchmark_mirror=defs.resources["matrix"].benchmark_mirror)
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    resources = {**defs.resources, "warehouse": warehouse, "matrix": matrix}
+    generated = dg.materialize(ALL_ASSETS, partition_key="tiny-test", resources=resources, selection=dg.AssetSelection
+                               .assets("engine_deployment", "benchmark_generations", "serving_benchmark").upstream())
+    assert generated.success
+
+    def answer_all(answer_sql: str) -> None:
+        warehouse.query(f"UPDATE benchmark_generations g SET response = '</think>\\boxed{{' || ({answer_sql}) || '}}' "
+                        "FROM benchmark_items i WHERE i.variant = g.variant AND i.benchmark = g.benchmark "
+                        "AND i.item_id = g.item_id AND g.variant = 'tiny-test'")
+
+    def run_and_checks() -> tuple[str, dict]:
+        result = materialize("tiny-test", warehouse, matrix=matrix)
+        assert result.success
+        return result.run_id, {check.check_name: check for check in result.get_asset_check_evaluations()}
+
+    answer_all("i.gold")
+    first, checks = run_and_checks()
+    assert checks["accuracy_did_not_regress"].passed and "first published run" in str(
+        checks["accuracy_did_not_regress"].metadata["compared_with"].value)
+    assert warehouse.query("SELECT bool_and(correct) AS all_right, count(*) AS n FROM published_samples WHERE "
+                           "run_id = ?", [first]).iloc[0].tolist() == [True, 120]
+
+    second, checks = run_and_checks()
+    assert checks["accuracy_did_not_regress"].passed
+    found = warehouse.query("SELECT * FROM regression_findings WHERE run_id = ? AND kind = 'accuracy'", [second])
+    assert len(found) == 1 and not found["regressed"].any() and found["value_before"].equals(found["value_after"])
+
+    answer_all("'-' || i.gold || '1'")   # a wrong answer for every item
+    monkeypatch.setattr("assets.grading.defs.GRADER_VERSION", "rules of a worse model's test")
+    third, checks = run_and_checks()
+    accuracy = checks["accuracy_did_not_regress"]
+    assert not accuracy.passed and accuracy.severity == dg.AssetCheckSeverity.WARN
+    evidence = accuracy.metadata["evidence"].value["accuracy arith"]
+    assert (evidence["right_to_wrong"], evidence["wrong_to_right"]) == (120, 0) and evidence["p_value"] < 1e-30
+    items = warehouse.query("SELECT item_id FROM benchmark_items WHERE variant = 'tiny-test'")["item_id"]
+    assert evidence["flipped_to_wrong"] == sorted(items)[:20]
+    view = warehouse.query("SELECT * FROM regressions WHERE kind = 'accuracy'")
+    assert view[["variant", "subject", "run_id", "previous_run_id", "value_before", "value_after"]].values.tolist() == [
+        ["tiny-test", "arith", third, second, 1.0, 0.0]]
+
+    command = [str(Path(sys.executable).parent / "yardstick")]
+    flagged = subprocess.run([*command, "regressions", "--fail-on-regression", "--warehouse",
+                              str(warehouse.resolved_path)], capture_output=True, text=True, timeout=120)
+    assert flagged.returncode == 1 and "accuracy" in flagged.stdout
+    history = subprocess.run([*command, "history", "tiny-test", "--warehouse", str(warehouse.resolved_path)],
+                             capture_output=True, text=True, timeout=120, check=True).stdout
+    lines = [line for line in history.splitlines() if line.startswith("|") and "published" in line]
+    assert len(lines) == 3
+    assert "first run" in lines[0] and "nothing" in lines[1] and "grader_version" in lines[2]
+    assert [line.split("|")[6].strip() for line in lines] == ["1", "1", "0"]   # pass@1 arith
 
 
 def test_api_baseline_is_an_external_variant_priced_from_its_token_use(warehouse, monkeypatch, tmp_path):

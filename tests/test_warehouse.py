@@ -11,7 +11,7 @@ import pytest
 from assets.leaderboard.printing import printed_leaderboard
 from pipelines.cli import main as yardstick
 from resources.warehouse import WarehouseResource
-from warehouse import SCHEMA_FILE, apply_schema, migrations
+from warehouse import PUBLISHED_TABLES, SCHEMA_FILE, apply_schema, migrations
 
 pytestmark = pytest.mark.unit
 
@@ -115,7 +115,13 @@ def test_fresh_warehouse_records_every_migration_and_has_exactly_the_schema_file
     with duckdb.connect(str(tmp_path / "w.duckdb")) as connection:
         apply_schema(connection)
         recorded = _recorded(connection)
-        assert _table_columns(connection) == declared
+        columns = _table_columns(connection)
+    copies = {f"published_{table}": table for table in PUBLISHED_TABLES}
+    assert {key: value for key, value in columns.items() if key[0] not in copies} == declared
+    for copy, table in copies.items():   # each published copy: run_id, then its table's columns and types
+        have = {column: kind for (name, column), (kind, _) in columns.items() if name == copy}
+        assert have == {"run_id": "VARCHAR", **{column: kind for (name, column), (kind, _) in declared.items()
+                                                if name == table}}, copy
     assert [(version, name) for version, name, _ in recorded] == [(m.version, m.name) for m in migrations()]
 
 
@@ -235,7 +241,7 @@ def test_current_graded_answers_are_those_of_the_items_benchmark_items_holds_now
 
 # The view's columns that are not numbers: labels and flags. Anything else it shows is a number.
 LEADERBOARD_LABELS = {"variant", "benchmark", "protocol", "quantization", "engine", "engine_version", "priced_as",
-                      "priced_profile"}
+                      "priced_profile", "run_id", "superseded_by_failed_run", "published_at"}
 LEADERBOARD_FLAGS = {"delta_significant", "meets_slo"}
 
 

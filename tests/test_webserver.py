@@ -17,7 +17,7 @@ from resources.engines import free_port
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_ASSETS = {"benchmark_items", "model_snapshot", "quantized_model", "engine_deployment",
                    "benchmark_generations", "serving_benchmark", "graded_answers", "benchmark_scores",
-                   "quantization_loss", "cost_rollup", "leaderboard"}
+                   "quantization_loss", "cost_rollup", "published_evaluation", "leaderboard"}
 
 
 @pytest.mark.unit
@@ -25,6 +25,7 @@ def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
     assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == EXPECTED_ASSETS
     assert defs.resolve_schedule_def("nightly_eval")
+    assert defs.resolve_sensor_def("dead_runs")
 
 
 @pytest.mark.integration

@@ -16,6 +16,9 @@ SCHEMA_FILE = SQL_DIR / "schema.sql"
 VIEWS_FILE = SQL_DIR / "views.sql"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 MIGRATION_FILE_NAME = re.compile(r"(?P<version>\d{3})_(?P<name>[a-z0-9_]+)\.sql")
+# The tables a run writes and publishes: each has a published_<table> copy with run_id first (see schema.sql).
+PUBLISHED_TABLES = ("benchmark_scores", "benchmark_pass_at_k", "item_difficulty", "quantization_loss", "cost_rollup",
+                    "benchmark_costs", "serving_load_levels")
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,43 @@ def apply_schema(connection: duckdb.DuckDBPyConnection) -> None:
         if migration.version not in applied:
             with _transaction(connection):
                 _migrate(connection, migration)
+    with _transaction(connection):
+        _published_copies(connection)
     connection.execute(VIEWS_FILE.read_text())
+    with _transaction(connection):
+        _publish_migrated(connection)
+
+
+def _publish_migrated(connection: duckdb.DuckDBPyConnection) -> None:
+    """Copy into the published tables the results of the evaluation runs migration 013 made for what an older file
+    held, once: a run already copied is left alone."""
+    runs = connection.execute(
+        "SELECT run_id, variant FROM evaluation_runs r WHERE run_trigger = 'migrated' AND NOT EXISTS "
+        "(SELECT 1 FROM published_benchmark_scores p WHERE p.run_id = r.run_id)").fetchall()
+    for run_id, variant in runs:
+        for table in PUBLISHED_TABLES:
+            connection.execute(f"INSERT INTO published_{table} BY NAME SELECT ? AS run_id, * FROM {table} "
+                               "WHERE variant = ?", [run_id, variant])
+        connection.execute(
+            "INSERT INTO published_samples SELECT ?, variant, benchmark, item_id, sample_index, correct, extracted "
+            "FROM current_graded_answers WHERE variant = ? AND config_hash = (SELECT config_hash FROM "
+            "evaluation_runs WHERE run_id = ?)", [run_id, variant, run_id])
+
+
+def _published_copies(connection: duckdb.DuckDBPyConnection) -> None:
+    """published_<table> for each of PUBLISHED_TABLES: run_id, then the table's columns; a column a migration
+    added to the table since is added to its copy (NULL in rows published before)."""
+    for table in PUBLISHED_TABLES:
+        copy = f"published_{table}"
+        connection.execute(f"CREATE TABLE IF NOT EXISTS {copy} AS "
+                           f"SELECT CAST(NULL AS VARCHAR) AS run_id, * FROM {table} LIMIT 0")
+        have = {row[0] for row in connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [copy]).fetchall()}
+        for name, kind in connection.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+                "ORDER BY ordinal_position", [table]).fetchall():
+            if name not in have:
+                connection.execute(f'ALTER TABLE {copy} ADD COLUMN "{name}" {kind}')
 
 
 def pending_migrations(connection: duckdb.DuckDBPyConnection) -> list[Migration]:

@@ -286,3 +286,55 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     name        VARCHAR NOT NULL,
     applied_at  TIMESTAMP NOT NULL     -- UTC; for a file made from this schema, when it was made
 );
+
+-- Write, audit, publish. The assets write scores, costs and serving levels into the tables above, which readers do
+-- not read: the blocking check audits them, and only a run that passes it reaches `published_evaluation`, which
+-- records the evaluation run here and copies its rows into published_<table> (the same columns, plus run_id;
+-- made and kept in step with their tables by warehouse.apply_schema). The leaderboard and the documented SQL read
+-- the latest published run of each variant; nothing published is overwritten, so the history of every variant
+-- stays. A run whose scores fail the check is recorded here too (status failed_check, with the evidence).
+CREATE TABLE IF NOT EXISTS evaluation_runs (
+    run_id           VARCHAR NOT NULL,
+    variant          VARCHAR NOT NULL,
+    evaluated_at     TIMESTAMP NOT NULL,
+    status           VARCHAR NOT NULL,   -- published | failed_check | failed_run
+    run_trigger      VARCHAR,            -- schedule <name> | sensor <name> | backfill | manual
+    model_sha        VARCHAR,            -- the snapshot's commit sha (or fingerprint, or endpoint)
+    quantization     VARCHAR,
+    engine           VARCHAR,
+    engine_version   VARCHAR,
+    grader_version   VARCHAR,
+    config_hash      VARCHAR,            -- what shapes a sample: model, quantization, engine, sampling, prompt
+    seeded           BOOLEAN,            -- samples drawn with per-request seeds (reproducible on the same stack)
+    price_date       DATE,               -- of the price the costs are taken at
+    evidence         VARCHAR,            -- failed_check: the failed expectations; failed_run: the failure (JSON)
+    PRIMARY KEY (run_id, variant)
+);
+
+-- Each published run's graded samples that counted: what the paired regression test compares run to run.
+CREATE TABLE IF NOT EXISTS published_samples (
+    run_id           VARCHAR NOT NULL,
+    variant          VARCHAR NOT NULL,
+    benchmark        VARCHAR NOT NULL,
+    item_id          VARCHAR NOT NULL,
+    sample_index     INTEGER NOT NULL,
+    correct          BOOLEAN NOT NULL,
+    extracted        VARCHAR,
+    PRIMARY KEY (run_id, variant, benchmark, item_id, sample_index)
+);
+
+-- What the regression checks found between a published run and the variant's previous published run (every
+-- comparison, regressed or not, with its evidence as JSON). The `regressions` view keeps the regressed ones.
+CREATE TABLE IF NOT EXISTS regression_findings (
+    run_id           VARCHAR NOT NULL,
+    variant          VARCHAR NOT NULL,
+    previous_run_id  VARCHAR NOT NULL,
+    kind             VARCHAR NOT NULL,   -- accuracy | throughput | latency ttft_ms_p99 | latency tpot_ms_p99 | cost
+    subject          VARCHAR NOT NULL,   -- the benchmark, or the priced load level
+    regressed        BOOLEAN NOT NULL,
+    value_before     DOUBLE,
+    value_after      DOUBLE,
+    evidence         VARCHAR,            -- JSON: flipped items and the paired test, or the change and threshold
+    checked_at       TIMESTAMP NOT NULL,
+    PRIMARY KEY (run_id, variant, kind, subject)
+);

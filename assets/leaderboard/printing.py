@@ -19,6 +19,22 @@ def printed_leaderboard(board: pd.DataFrame) -> pd.DataFrame:
         for low, high in zip(board["delta_vs_baseline_low"], board["delta_vs_baseline_high"], strict=True)]
     shown["priced_load"] = [None if pd.isna(profile) else f"{profile}={load:g}"
                             for profile, load in zip(board["priced_profile"], board["priced_load"], strict=True)]
-    columns = [name for name in board.columns if name not in ("delta_vs_baseline_high", "priced_profile")]
+    columns = [name for name in board.columns if name not in ("delta_vs_baseline_high", "priced_profile", "run_id",
+                                                               "published_at", "superseded_by_failed_run")]
     columns[columns.index("delta_vs_baseline_low")] = "delta_interval"
     return shown[columns]
+
+
+FAILED_SQL = "SELECT * FROM failed_evaluations ORDER BY variant, evaluated_at"
+
+
+def failure_lines(failed: pd.DataFrame) -> list[str]:
+    """One line per evaluation whose scores failed the check after the results shown for its variant."""
+    lines = []
+    for row in failed.itertuples():
+        shown = (f"the results shown are from run {row.shown_run_id[:8]}, published "
+                 f"{row.shown_published_at:%Y-%m-%d %H:%M}" if isinstance(row.shown_run_id, str)
+                 else "nothing of this variant is published")
+        lines.append(f"{row.variant}: evaluation run {row.run_id[:8]} of {row.evaluated_at:%Y-%m-%d %H:%M} failed "
+                     f"the scores check and was not published ({shown}); failed expectations: {row.evidence}")
+    return lines

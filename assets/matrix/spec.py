@@ -170,6 +170,10 @@ class ServingSpec:
     slo_tpot_ms: float = 100.0
     prompts: str = "synthetic"   # synthetic prompts of input_len tokens, or the name of one of the benchmarks
     max_failed_share: float = 0.05   # a level with more failed requests than this is not priced
+    # Between two evaluation runs of a variant, what is flagged as a regression (a WARN check, not a failure):
+    regression_throughput_drop: float = 0.15   # output tokens/s at the priced level down by more than this share
+    regression_latency_rise: float = 0.30      # p99 TTFT or TPOT at the same level up by more than this share
+    regression_cost_rise: float = 0.15         # $ per million output tokens up by more than this share
 
 
 @dataclass(frozen=True)

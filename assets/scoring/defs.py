@@ -4,7 +4,8 @@ import dagster as dg
 import pandas as pd
 
 from assets.grading.equivalence import Grader, answer_equivalence
-from assets.partitions import variant_partitions
+from assets.leaderboard.history import record_failed_check, run_trigger
+from assets.partitions import variant_partitions, with_baselines
 from assets.scoring.metrics import quantization_loss_rows, score_benchmark
 from assets.scoring.quality import validate_scores
 from assets.variants import config_hash
@@ -84,6 +85,12 @@ def benchmark_scores_are_valid(context: dg.AssetCheckExecutionContext,
     if frame.empty:
         return dg.AssetCheckResult(passed=False, metadata={"error": f"no scores for variant '{partition}'"})
     report = validate_scores(frame)
+    if not report.success:
+        # Audit failed: nothing of this run is published; the run is recorded with the evidence, so readers of
+        # the published results see that a later evaluation failed.
+        run = context.op_execution_context.run
+        with warehouse.connect() as connection:
+            record_failed_check(connection, run.run_id, partition, run_trigger(run.tags), utc_now(), report.failures)
     return dg.AssetCheckResult(
         passed=report.success,
         metadata={
@@ -103,7 +110,7 @@ WHERE variant = ? AND config_hash = ? GROUP BY ALL
 
 
 @dg.asset(partitions_def=variant_partitions, group_name="scoring", kinds={"python", "duckdb"},
-          deps=["benchmark_scores"])
+          deps=[dg.AssetDep("benchmark_scores", partition_mapping=with_baselines())])
 def quantization_loss(context: dg.AssetExecutionContext, matrix: MatrixResource,
                       warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Per benchmark: pass@1 of a quantized variant minus its unquantized baseline's on the same items, with a

@@ -1,0 +1,81 @@
+"""Regressions between two runs of a variant, against hand calculations: McNemar's exact test on paired samples,
+and the serving thresholds."""
+
+import pandas as pd
+import pytest
+
+from assets.leaderboard.history import what_changed
+from assets.leaderboard.regressions import accuracy_findings, mcnemar_exact_p, serving_findings
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(("worse", "better", "p"), [
+    (0, 0, 1.0),
+    (6, 0, 2 / 64),             # every one of 6 discordant pairs the same way: 2 × (1/2)^6
+    (5, 0, 2 / 32),
+    (7, 1, 2 * (1 + 8) / 256),  # P(X ≤ 1) for X ~ Binomial(8, 1/2), doubled
+    (3, 3, 1.0),
+])
+def test_mcnemar_exact_p_by_hand(worse, better, p):
+    assert mcnemar_exact_p(worse, better) == pytest.approx(p)
+    assert mcnemar_exact_p(better, worse) == pytest.approx(p)
+
+
+def _samples(correct: dict[str, list[bool]]) -> pd.DataFrame:
+    return pd.DataFrame([{"benchmark": "arith", "item_id": item, "sample_index": index, "correct": value}
+                         for item, values in correct.items() for index, value in enumerate(values)])
+
+
+def test_an_unchanged_run_flags_nothing_and_a_worse_one_names_the_flipped_items():
+    first = {f"q{n}": [n % 3 != 0, n % 2 == 0] for n in range(12)}
+    (same,) = accuracy_findings(_samples(first), _samples(first))
+    assert not same.regressed and same.evidence["right_to_wrong"] == same.evidence["wrong_to_right"] == 0
+    assert same.evidence["p_value"] == 1.0
+
+    worse = {item: [False, False] if item in ("q1", "q2", "q4", "q5") else values for item, values in first.items()}
+    (finding,) = accuracy_findings(_samples(first), _samples(worse))
+    # q1: [T, F] → 1 flip; q2: [T, T] → 2; q4: [T, T] → 2; q5: [T, F] → 1; none the other way: p = 2 / 2^6
+    assert finding.evidence["right_to_wrong"] == 6 and finding.evidence["wrong_to_right"] == 0
+    assert finding.evidence["p_value"] == pytest.approx(2 / 64) and finding.regressed
+    assert finding.evidence["flipped_to_wrong"] == ["q1", "q2", "q4", "q5"]
+    assert finding.before == pytest.approx(sum(map(sum, first.values())) / 24)
+    assert finding.after == pytest.approx((sum(map(sum, first.values())) - 6) / 24)
+
+
+def test_a_small_drop_is_not_called_a_regression():
+    first = {f"q{n}": [True, True] for n in range(10)}
+    slightly = {**first, "q0": [False, True], "q1": [True, False]}
+    (finding,) = accuracy_findings(_samples(first), _samples(slightly))
+    assert finding.evidence["right_to_wrong"] == 2 and not finding.regressed   # p = 0.5
+
+
+def test_samples_only_one_run_graded_are_not_compared():
+    first = _samples({"q0": [True, True], "q1": [True, True]})
+    later = _samples({"q0": [True, True], "q1": [True, True], "q2": [False, False]})
+    (finding,) = accuracy_findings(first, later)
+    assert finding.evidence["shared_samples"] == 4 and finding.after == 1.0
+
+
+LEVEL = {"best_profile": "concurrency", "best_load": 4.0, "output_tokens_per_s": 1000.0, "ttft_ms_p99": 200.0,
+         "tpot_ms_p99": 20.0, "usd_per_million_output_tokens": 2.0}
+
+
+def test_serving_thresholds_by_hand():
+    slower = {**LEVEL, "output_tokens_per_s": 800.0, "ttft_ms_p99": 260.0, "tpot_ms_p99": 27.0,
+              "usd_per_million_output_tokens": 2.5}
+    findings = {f.kind: f for f in serving_findings(LEVEL, slower, 0.15, 0.30, 0.15)}
+    assert findings["throughput"].regressed and findings["throughput"].evidence["change"] == pytest.approx(-0.2)
+    assert not findings["latency ttft_ms_p99"].regressed          # +30% is the threshold, not beyond it
+    assert findings["latency tpot_ms_p99"].regressed              # +35%
+    assert findings["cost"].regressed and findings["cost"].evidence["change"] == pytest.approx(0.25)
+    assert all(f.evidence["same_level"] for f in findings.values())
+    steady = serving_findings(LEVEL, {**LEVEL, "output_tokens_per_s": 900.0}, 0.15, 0.30, 0.15)
+    assert not any(f.regressed for f in steady)
+
+
+def test_what_changed_between_runs():
+    before = {"model_sha": "a1", "engine_version": "0.32.0", "grader_version": "g1", "seeded": True}
+    assert what_changed(None, before) == ["first run"]
+    assert what_changed(before, dict(before)) == []
+    assert what_changed(before, {**before, "model_sha": "b2"}) == ["model_sha: a1 → b2"]
