@@ -89,7 +89,7 @@ def serving_did_not_regress(context: dg.AssetCheckExecutionContext, matrix: Matr
             return []
         before, after = (level.iloc[0].to_dict() for level in levels)
         return serving_findings(before, after, serving.regression_throughput_drop, serving.regression_latency_rise,
-                                serving.regression_cost_rise)
+                                serving.regression_cost_rise, serving.regression_latency_floor_ms)
     return _regression_result(context, warehouse, "serving", compare)
 
 

@@ -124,8 +124,8 @@ def history_table(runs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     rows, previous = [], None
     for run in runs.to_dict("records"):
         published = run["status"] == "published"
-        row = {"evaluated_at": run["evaluated_at"], "run": run["run_id"][:8], "status": run["status"],
-               "trigger": run["run_trigger"],
+        row = {"evaluated_at": f"{run['evaluated_at']:%Y-%m-%d %H:%M:%S}", "run": run["run_id"][:8],
+               "status": run["status"], "trigger": run["run_trigger"],
                "changed": ("; ".join(what_changed(previous, run)) or "nothing") if published
                else f"not published: {str(run['evidence'])[:100]}"}
         if pass_at_1 is not None and run["run_id"] in pass_at_1.index:

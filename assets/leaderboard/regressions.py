@@ -64,10 +64,10 @@ def _relative(before: float | None, after: float | None) -> float | None:
 
 
 def serving_findings(before: dict, after: dict, throughput_drop: float, latency_rise: float,
-                     cost_rise: float) -> list[Finding]:
+                     cost_rise: float, latency_floor_ms: float = 0.0) -> list[Finding]:
     """From each run's priced level (output_tokens_per_s, ttft_ms_p99, tpot_ms_p99, usd_per_million_output_tokens,
-    best_profile, best_load): throughput down, p99 latency up, or $/M up beyond the thresholds. Levels that differ
-    between the runs are compared as they are, and said so."""
+    best_profile, best_load): throughput down, p99 latency up (by the share and by `latency_floor_ms`), or $/M up
+    beyond the thresholds. Levels that differ between the runs are compared as they are, and said so."""
     level = f"{after.get('best_profile')}={after.get('best_load')}"
     same_level = (before.get("best_profile"), before.get("best_load")) == (after.get("best_profile"),
                                                                           after.get("best_load"))
@@ -82,8 +82,11 @@ def serving_findings(before: dict, after: dict, throughput_drop: float, latency_
     for metric in ("ttft_ms_p99", "tpot_ms_p99"):
         change = _relative(before.get(metric), after.get(metric))
         if change is not None:
-            findings.append(Finding(f"latency {metric}", level, change > latency_rise, before[metric], after[metric],
-                                    {**note, "change": round(change, 4), "threshold": latency_rise}))
+            rise_ms = after[metric] - before[metric]
+            findings.append(Finding(f"latency {metric}", level, change > latency_rise and rise_ms > latency_floor_ms,
+                                    before[metric], after[metric], {**note, "change": round(change, 4),
+                                    "threshold": latency_rise, "rise_ms": round(rise_ms, 2),
+                                    "floor_ms": latency_floor_ms}))
     change = _relative(before.get("usd_per_million_output_tokens"), after.get("usd_per_million_output_tokens"))
     if change is not None:
         findings.append(Finding("cost", level, change > cost_rise, before["usd_per_million_output_tokens"],

@@ -173,6 +173,8 @@ class ServingSpec:
     # Between two evaluation runs of a variant, what is flagged as a regression (a WARN check, not a failure):
     regression_throughput_drop: float = 0.15   # output tokens/s at the priced level down by more than this share
     regression_latency_rise: float = 0.30      # p99 TTFT or TPOT at the same level up by more than this share
+    regression_latency_floor_ms: float = 50.0  # ... and by more than this many ms (a p99 of a few dozen requests
+                                               # is their slowest one or two: smaller rises are noise)
     regression_cost_rise: float = 0.15         # $ per million output tokens up by more than this share
 
 
