@@ -232,7 +232,9 @@ def test_changing_k_through_the_pipeline_keeps_every_sample_and_counts_the_first
         result = job.execute_in_process(partition_key="tiny-test", resources={
             **defs.resources, "warehouse": warehouse,
             "matrix": MatrixResource(path=str(matrix), benchmark_mirror=mirror)})
-        assert result.success and all(check.passed for check in result.get_asset_check_evaluations())
+        # the blocking check passes; the regression checks (WARN) compare serving figures, which vary run to run
+        assert result.success and all(check.passed for check in result.get_asset_check_evaluations()
+                                      if check.check_name == "benchmark_scores_are_valid")
         return {m.asset_key.to_user_string(): m.metadata
                 for m in result.asset_materializations_for_node("engine_step")}["benchmark_generations"]
 
