@@ -76,13 +76,21 @@ def _publish_migrated(connection: duckdb.DuckDBPyConnection) -> None:
         "SELECT run_id, variant FROM evaluation_runs r WHERE run_trigger = 'migrated' AND NOT EXISTS "
         "(SELECT 1 FROM published_benchmark_scores p WHERE p.run_id = r.run_id)").fetchall()
     for run_id, variant in runs:
-        for table in PUBLISHED_TABLES:
-            connection.execute(f"INSERT INTO published_{table} BY NAME SELECT ? AS run_id, * FROM {table} "
-                               "WHERE variant = ?", [run_id, variant])
-        connection.execute(
-            "INSERT INTO published_samples SELECT ?, variant, benchmark, item_id, sample_index, correct, extracted "
-            "FROM current_graded_answers WHERE variant = ? AND config_hash = (SELECT config_hash FROM "
-            "evaluation_runs WHERE run_id = ?)", [run_id, variant, run_id])
+        config = connection.execute("SELECT config_hash FROM evaluation_runs WHERE run_id = ?", [run_id]).fetchone()
+        copy_published(connection, run_id, variant, config[0])
+
+
+def copy_published(connection: duckdb.DuckDBPyConnection, run_id: str, variant: str, config_hash: str) -> None:
+    """Copy a variant's rows of PUBLISHED_TABLES, and the graded samples that count now, into the published tables
+    under `run_id`, replacing what that run published before (a run published again, say after a retry)."""
+    for table in PUBLISHED_TABLES:
+        connection.execute(f"DELETE FROM published_{table} WHERE run_id = ? AND variant = ?", [run_id, variant])
+        connection.execute(f"INSERT INTO published_{table} BY NAME SELECT ? AS run_id, * FROM {table} "
+                           "WHERE variant = ?", [run_id, variant])
+    connection.execute("DELETE FROM published_samples WHERE run_id = ? AND variant = ?", [run_id, variant])
+    connection.execute(
+        "INSERT INTO published_samples SELECT ?, variant, benchmark, item_id, sample_index, correct, extracted "
+        "FROM current_graded_answers WHERE variant = ? AND config_hash = ?", [run_id, variant, config_hash])
 
 
 def _published_copies(connection: duckdb.DuckDBPyConnection) -> None:

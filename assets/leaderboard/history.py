@@ -10,7 +10,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from warehouse import PUBLISHED_TABLES
+from warehouse import copy_published
 
 # What a variant's current results were made from, read from the tables the chain wrote.
 EVALUATED_SQL = """
@@ -46,6 +46,12 @@ def evaluated(connection: duckdb.DuckDBPyConnection, variant: str, config_hash: 
     return {**{key: (None if pd.isna(value) else value) for key, value in row.items()}, "config_hash": config_hash}
 
 
+def _scored_config(connection: duckdb.DuckDBPyConnection, variant: str) -> str | None:
+    """The config hash of the samples the variant's staged scores were computed from."""
+    row = connection.execute("SELECT config_hash FROM benchmark_scores WHERE variant = ? LIMIT 1", [variant]).fetchone()
+    return row[0] if row else None
+
+
 def _record_run(connection: duckdb.DuckDBPyConnection, run_id: str, variant: str, status: str, trigger: str,
                 what: dict, at: datetime, evidence: str | None) -> None:
     connection.execute("DELETE FROM evaluation_runs WHERE run_id = ? AND variant = ?", [run_id, variant])
@@ -59,22 +65,14 @@ def _record_run(connection: duckdb.DuckDBPyConnection, run_id: str, variant: str
 def publish(connection: duckdb.DuckDBPyConnection, run_id: str, variant: str, trigger: str, at: datetime) -> dict:
     """In one transaction: record the run as published and copy its rows into the published tables (a run
     published again, say after a retry, replaces its own copy and nothing else). Returns what it evaluated."""
-    config = connection.execute("SELECT config_hash FROM benchmark_scores WHERE variant = ? LIMIT 1",
-                                [variant]).fetchone()
+    config = _scored_config(connection, variant)
     if config is None:
         raise LookupError(f"no scores for variant '{variant}' to publish")
-    what = evaluated(connection, variant, config[0])
+    what = evaluated(connection, variant, config)
     connection.begin()
     try:
         _record_run(connection, run_id, variant, "published", trigger, what, at, None)
-        for table in PUBLISHED_TABLES:
-            connection.execute(f"DELETE FROM published_{table} WHERE run_id = ? AND variant = ?", [run_id, variant])
-            connection.execute(f"INSERT INTO published_{table} BY NAME SELECT ? AS run_id, * FROM {table} "
-                               "WHERE variant = ?", [run_id, variant])
-        connection.execute("DELETE FROM published_samples WHERE run_id = ? AND variant = ?", [run_id, variant])
-        connection.execute(
-            "INSERT INTO published_samples SELECT ?, variant, benchmark, item_id, sample_index, correct, extracted "
-            "FROM current_graded_answers WHERE variant = ? AND config_hash = ?", [run_id, variant, config[0]])
+        copy_published(connection, run_id, variant, config)
         connection.commit()
     except BaseException:
         connection.rollback()
@@ -85,9 +83,8 @@ def publish(connection: duckdb.DuckDBPyConnection, run_id: str, variant: str, tr
 def record_failed_check(connection: duckdb.DuckDBPyConnection, run_id: str, variant: str, trigger: str,
                         at: datetime, failures: object) -> None:
     """A run whose scores failed the blocking check: recorded with the evidence, its rows never published."""
-    config = connection.execute("SELECT config_hash FROM benchmark_scores WHERE variant = ? LIMIT 1",
-                                [variant]).fetchone()
-    what = evaluated(connection, variant, config[0]) if config else {}
+    config = _scored_config(connection, variant)
+    what = evaluated(connection, variant, config) if config else {}
     _record_run(connection, run_id, variant, "failed_check", trigger, what, at, json.dumps(failures, default=str))
 
 
