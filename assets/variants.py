@@ -31,19 +31,31 @@ def config_hash(warehouse: object, variant: Variant) -> str:
     """What makes two samples comparable: the variant's settings (not its k, nor its items) and the exact weights
     they ran on.
 
+    A variant with `resample: daily` keys its samples by the UTC day its model snapshot was taken on as well: each
+    night's run draws its own, and a rerun the same day reuses them.
+
     Samples stored under the hash of an older yardstick, which covered k, are re-keyed to this one the first time
     it is asked for, when the matrix still has the k they were drawn with: they are the same samples, and
     drawing them again would cost a whole generation.
     """
-    snapshot = warehouse.query("SELECT fingerprint FROM model_snapshots WHERE variant = ?", [variant.name])
+    snapshot = warehouse.query("SELECT fingerprint, recorded_at FROM model_snapshots WHERE variant = ?",
+                               [variant.name])
     if snapshot.empty:
         raise LookupError(f"no model_snapshot for variant '{variant.name}'; materialize model_snapshot first")
     fingerprint = snapshot.iloc[0]["fingerprint"]
+    if variant.resample == "daily":
+        # The day the snapshot was taken, which every asset of one run reads alike, even past midnight.
+        return drawn_on(variant, fingerprint, pd.Timestamp(snapshot.iloc[0]["recorded_at"]).strftime("%Y-%m-%d"))
     current = _digest(variant.settings_hash, fingerprint)
     with_k = _digest(variant.settings_hash_with_k, fingerprint)
     for table in SAMPLE_TABLES:
         warehouse.query(_ADOPT_SQL.format(table=table), [current, variant.name, with_k, current, current])
     return current
+
+
+def drawn_on(variant: Variant, fingerprint: str, day: str) -> str:
+    """The config hash of a variant resampled daily, for the samples drawn on `day` (YYYY-MM-DD, UTC)."""
+    return _digest(variant.settings_hash, f"{fingerprint}:drawn {day}")
 
 
 def counted_samples(variant: Variant) -> pd.DataFrame:

@@ -54,6 +54,8 @@ API = "model: null\n    engine: {kind: external, base_url: 'https://api.example/
      "the split the 'gsm8k' benchmark tests on"),
     (LOCAL + "    quantization: {scheme: FP8_DYNAMIC, method: gptq}\n", "FP8_DYNAMIC is made with dynamic"),
     (LOCAL + "    serving: {prompts: aime25}\n", "serving prompts 'aime25' must be 'synthetic' or one of"),
+    (API + "    api_price: x\n    resample: hourly\n", "resample 'hourly' unknown; known: never, daily"),
+    (LOCAL + "    resampel: daily\n", r"unknown keys \['resampel'\]; known: model, .*, resample"),
 ])
 def test_matrix_refuses_inconsistent_variants_with_the_fix(tmp_path, body, message):
     matrix = tmp_path / "matrix.yaml"

@@ -7,10 +7,12 @@ import os
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 import yaml
 
 from assets.matrix import load_matrix
+from assets.variants import SAMPLE_TABLES, drawn_on
 from pipelines.definitions import defs
 from resources.engines import free_port
 from resources.matrix import MatrixResource
@@ -40,8 +42,8 @@ def engine(tiny_model):
         yield running
 
 
-def api_matrix(tmp_path: Path, retry: dict, items: int = ITEMS) -> MatrixResource:
-    body = {"variants": {VARIANT: {
+def api_matrix(tmp_path: Path, retry: dict, items: int = ITEMS, **variant) -> MatrixResource:
+    body = {"variants": {VARIANT: {**variant,
         "model": None, "hardware": None, "api_price": "deepseek-reasoner",
         "engine": {"kind": "external", "base_url_env": "YARDSTICK_TEST_ENDPOINT", "model": "tiny-endpoint",
                    "concurrency": 8, "retry": retry},
@@ -123,6 +125,39 @@ def test_every_request_failing_stops_with_a_clear_message_keeping_what_finished(
         assert proxy.stats()["forwarded"] == ITEMS * K
     found = samples(warehouse)
     assert len(found) == ITEMS * K == len(found.drop_duplicates(["benchmark", "item_id", "sample_index"]))
+
+
+def test_an_api_baseline_resampled_daily_asks_its_subset_afresh_each_day(engine, tmp_path, monkeypatch):
+    """`resample: daily`: a rerun the same day reuses that day's samples; the next day's run asks every item
+    again (what the provider serves tonight) and keeps the day before's samples as they were."""
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    matrix = api_matrix(tmp_path, FAST_RETRIES, items=5, resample="daily")
+    asked = 5 * K
+    with running_fault_proxy(engine.base_url, share=0.0) as proxy:
+        monkeypatch.setenv("YARDSTICK_TEST_ENDPOINT", proxy.base_url)
+        assert run(warehouse, matrix).success
+        assert run(warehouse, matrix).success
+        assert proxy.stats()["forwarded"] == asked   # the same day: nothing asked again
+        # What a warehouse holds the next morning: these samples were drawn yesterday.
+        snapshot = warehouse.query("SELECT fingerprint, recorded_at FROM model_snapshots WHERE variant = ?",
+                                   [VARIANT]).iloc[0]
+        spec = load_matrix(matrix.path).variant(VARIANT)
+        today = f"{snapshot['recorded_at']:%Y-%m-%d}"
+        yesterday = f"{snapshot['recorded_at'] - pd.Timedelta(days=1):%Y-%m-%d}"
+        drawn_today, drawn_yesterday = (drawn_on(spec, snapshot["fingerprint"], day) for day in (today, yesterday))
+        for table in SAMPLE_TABLES:
+            warehouse.query(f"UPDATE {table} SET config_hash = ? WHERE variant = ? AND config_hash = ?",
+                            [drawn_yesterday, VARIANT, drawn_today])
+        before = warehouse.query("SELECT * FROM benchmark_generations ORDER BY ALL")
+        assert run(warehouse, matrix).success
+        assert proxy.stats()["forwarded"] == 2 * asked   # the new day's run asked every item again
+    kept = warehouse.query("SELECT * FROM benchmark_generations WHERE config_hash = ? ORDER BY ALL", [drawn_yesterday])
+    pd.testing.assert_frame_equal(kept, before)
+    published = warehouse.query("SELECT run_id, count(*) AS n FROM published_samples WHERE variant = ? "
+                                "GROUP BY run_id", [VARIANT])
+    assert published["n"].tolist() == [asked] * 3   # each run published that day's samples only
+    scored = warehouse.query("SELECT DISTINCT config_hash FROM graded_answers WHERE variant = ?", [VARIANT])
+    assert sorted(scored["config_hash"]) == sorted([drawn_today, drawn_yesterday])
 
 
 def test_an_unreachable_endpoint_fails_naming_its_url(tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """Regressions between two runs of a variant, against hand calculations: McNemar's exact test on paired samples,
 and the serving thresholds."""
 
+import dagster as dg
 import pandas as pd
 import pytest
 
@@ -89,3 +90,16 @@ def test_what_changed_between_runs():
     assert what_changed(None, before) == ["first run"]
     assert what_changed(before, dict(before)) == []
     assert what_changed(before, {**before, "model_sha": "b2"}) == ["model_sha: a1 → b2"]
+
+
+def test_the_cross_variant_dependencies_are_in_the_asset_graph():
+    """The leaderboard shows every variant, so it is one unpartitioned asset over every variant's published
+    evaluation; a quantized variant's loss depends on its baseline's scores partition as well as its own."""
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    board = graph.get(dg.AssetKey("leaderboard"))
+    assert board.partitions_def is None and dg.AssetKey("published_evaluation") in board.parent_keys
+    upstream = graph.get_parent_partition_keys_for_child("tiny-test-w8a16", dg.AssetKey("benchmark_scores"),
+                                                         dg.AssetKey("quantization_loss")).partitions_subset
+    assert set(upstream.get_partition_keys()) == {"tiny-test-w8a16", "tiny-test"}   # its own and its baseline's

@@ -13,6 +13,7 @@ from assets.matrix.spec import (
     ENGINE_KINDS,
     PROTOCOL_PRESETS,
     QUANTIZATION_METHODS,
+    RESAMPLE,
     WEIGHT_ONLY_BITS,
     EngineSpec,
     Matrix,
@@ -58,9 +59,18 @@ def load_matrix(path: str | Path | None = None) -> Matrix:
         raise MatrixError(f"matrix file {path} has no 'variants' mapping")
     defaults = document.get("defaults") or {}
     variants = {
-        name: _parse_variant(name, _merge(defaults, body or {}), path) for name, body in raw_variants.items()
+        name: _parse_variant(name, _with_defaults(defaults, body or {}), path) for name, body in raw_variants.items()
     }
     return Matrix(path=path, variants=variants, benchmark_mirror=document.get("benchmark_mirror"))
+
+
+def _with_defaults(defaults: dict, body: dict) -> dict:
+    """The defaults merged under a variant, but for its `benchmarks`, which name all it runs: a variant that
+    gives its own (say a small nightly subset) runs those only."""
+    merged = _merge(defaults, body)
+    if isinstance(body.get("benchmarks"), dict | list):
+        merged["benchmarks"] = copy.deepcopy(body["benchmarks"])
+    return merged
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -110,8 +120,15 @@ def _parse_quantization(body: dict, where: str) -> QuantizationSpec:
     return spec
 
 
+VARIANT_KEYS = ("model", "quantization", "engine", "protocol", "benchmarks", "serving", "hardware", "api_price",
+                "baseline", "resample")
+
+
 def _parse_variant(name: str, body: dict, path: Path) -> Variant:
     where = f"variant '{name}' in {path}"
+    unknown = sorted(str(key) for key in body if key not in VARIANT_KEYS and not str(key).startswith("x-"))
+    if unknown:
+        raise MatrixError(f"{where} has unknown keys {unknown}; known: {', '.join(VARIANT_KEYS)}")
     for required in ("engine", "benchmarks"):
         if required not in body:
             raise MatrixError(f"{where} has no '{required}'")
@@ -200,6 +217,11 @@ def _parse_variant(name: str, body: dict, path: Path) -> Variant:
         raise MatrixError(f"{where}: serving prompts '{serving.prompts}' must be 'synthetic' or one of the "
                           f"variant's benchmarks ({', '.join(benchmarks)})")
 
+    resample = str(body.get("resample") or "never")
+    if resample not in RESAMPLE:
+        raise MatrixError(f"{where}: resample '{resample}' unknown; known: {', '.join(RESAMPLE)} (daily draws the "
+                          "samples afresh each UTC day, for an API baseline's drift)")
+
     return Variant(
         name=name,
         model=model,
@@ -211,4 +233,5 @@ def _parse_variant(name: str, body: dict, path: Path) -> Variant:
         hardware=str(body["hardware"]) if body.get("hardware") else None,
         api_price=str(body["api_price"]) if body.get("api_price") else None,
         baseline=str(body["baseline"]) if body.get("baseline") else None,
+        resample=resample,
     )

@@ -178,6 +178,12 @@ class ServingSpec:
     regression_cost_rise: float = 0.15         # $ per million output tokens up by more than this share
 
 
+# When a variant's finished samples are drawn again rather than reused. "daily" is for API baselines on a fixed
+# small subset: a provider can change what a model name serves at any time, and only samples asked tonight
+# measure what it serves tonight. The samples of one day are keyed by that day (see assets.variants.config_hash).
+RESAMPLE = ("never", "daily")
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str
@@ -190,6 +196,7 @@ class Variant:
     hardware: str | None = None     # a row of the instance price catalog: what the engine runs on
     api_price: str | None = None    # a row of the API price catalog: an API billed per token
     baseline: str | None = None     # the variant quantization loss is measured against (default: the twin)
+    resample: str = "never"         # "daily": samples are drawn afresh each UTC day (an API's drift), see RESAMPLE
 
     @property
     def settings_hash(self) -> str:
