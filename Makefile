@@ -48,7 +48,7 @@ run: $(BIN)/yardstick $(VLLM_READY) $(DAGSTER_HOME)/dagster.yaml
 		echo "== materializing every asset for variant $$variant"; \
 		$(BIN)/yardstick materialize $$variant || exit $$?; \
 	done
-	@$(BIN)/yardstick leaderboard
+	@$(BIN)/yardstick report $(VARIANTS)
 
 test: $(BIN)/yardstick $(VLLM_READY)
 	$(BIN)/pytest

@@ -67,3 +67,42 @@ def pareto_chart(board: pd.DataFrame, benchmark: str) -> str:
     axes.set_ylabel(f"pass@1 on {benchmark}")
     axes.set_title(f"accuracy against cost: {benchmark}")
     return as_markdown(figure)
+
+
+def reasoning_chart(overthinking: pd.DataFrame) -> str:
+    """Accuracy against mean reasoning tokens per sample, one point per variant and benchmark (the overthinking
+    view's 'all' rows); a variant's benchmarks joined by a line."""
+    points = overthinking[(overthinking["grouping"] == "all") & overthinking["reasoning_tokens_mean"].notna()]
+    figure, axes = _figure()
+    for variant, group in points.sort_values("reasoning_tokens_mean").groupby("variant"):
+        axes.plot(group["reasoning_tokens_mean"], group["accuracy"], marker="o", label=variant)
+        for row in group.itertuples():
+            axes.annotate(row.benchmark, (row.reasoning_tokens_mean, row.accuracy), textcoords="offset points",
+                          xytext=(4, 4), fontsize=7)
+    axes.set_xlabel("reasoning tokens per sample (mean)")
+    axes.set_ylabel("accuracy (share of samples correct)")
+    axes.set_title("accuracy against reasoning length")
+    if len(points):
+        axes.legend(fontsize=7)
+    return as_markdown(figure)
+
+
+def break_even_chart(curve: pd.DataFrame, crossovers: pd.DataFrame, variant: str) -> str:
+    """$ per month against monthly output tokens (log-log) for renting, owning and each API, for one variant,
+    with the volumes where renting or owning starts to beat an API marked."""
+    figure, axes = _figure()
+    for option, group in curve[curve["variant"] == variant].sort_values("tokens_per_month").groupby("option"):
+        axes.plot(group["tokens_per_month"], group["usd_per_month"], label=option,
+                  linestyle="-" if option in ("rented", "owned") else "--")
+    for row in crossovers[crossovers["variant"] == variant].itertuples():
+        for volume, marker in ((row.rented_beats_api_above, "o"), (row.owned_beats_api_above, "s")):
+            if pd.notna(volume):
+                axes.scatter([volume], [volume * row.api_usd_per_million_output_tokens / 1e6], marker=marker,
+                             color="black", zorder=3)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("output tokens per month")
+    axes.set_ylabel("$ per month")
+    axes.set_title(f"break-even volumes: {variant} (o rented, □ owned beats the API)")
+    axes.legend(fontsize=7)
+    return as_markdown(figure)

@@ -75,6 +75,30 @@ def _leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    """The compact summary of each variant's latest published run (assets.leaderboard.report)."""
+    from assets.leaderboard.printing import FAILED_SQL, failure_lines
+    from assets.leaderboard.report import report
+    from resources.warehouse import WarehouseResource
+
+    warehouse = WarehouseResource(path=args.warehouse or settings.warehouse_path())
+    warehouse.upgrade()
+    with warehouse.connect(read_only=True) as connection:
+        lines = report(connection, args.variants)
+        failed = connection.execute(FAILED_SQL).df()
+    shown = {line.split("  ")[0] for line in lines if line and not line.startswith(" ")}
+    missing = [name for name in args.variants if name not in shown]
+    if missing:
+        raise InputError(f"no published run of {', '.join(missing)} in {warehouse.resolved_path}; "
+                         f"`make run VARIANTS=\"{' '.join(missing)}\"` makes one")
+    if not lines:
+        print("(nothing published yet: run `make run` first)")
+    print("\n".join(lines).rstrip())
+    for line in failure_lines(failed):
+        print(f"warning: {line}", file=sys.stderr)
+    return 0
+
+
 def _regressions(args: argparse.Namespace) -> int:
     """What the regression checks flagged between each variant's latest published run and the one before."""
     from resources.warehouse import WarehouseResource
@@ -296,6 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     history.add_argument("variant")
     history.add_argument("--warehouse", help="DuckDB file (default: $YARDSTICK_WAREHOUSE)")
     history.set_defaults(handler=_history)
+
+    report_command = commands.add_parser(
+        "report", help="a compact summary of variants' latest published runs: accuracy, tokens per correct "
+                       "answer, throughput, $/M tokens, break-even volumes against APIs")
+    report_command.add_argument("variants", nargs="*", help="variants (default: every variant with a published run)")
+    report_command.add_argument("--warehouse", help="DuckDB file (default: $YARDSTICK_WAREHOUSE)")
+    report_command.set_defaults(handler=_report)
 
     regressions = commands.add_parser("regressions", help="what regressed between each variant's last two runs")
     regressions.add_argument("--fail-on-regression", action="store_true", help="exit 1 when anything regressed")

@@ -101,6 +101,9 @@ class PriceCatalogResource(dg.ConfigurableResource):
     usd_per_kwh: float = 0.15                   # electricity price, an assumption: set your own tariff
     utilisation: float = 0.5                    # share of the hours the hardware does paid work
     pue: float = 1.0                            # power usage effectiveness of the room (1.0: none counted)
+    # APIs a self-hosted variant's token use is also priced at (api_alternatives, the break_even view), beside
+    # the matrix's own API baselines; names the API catalog lacks are skipped with a warning.
+    compare_apis: list[str] = ["deepseek-reasoner", "together_ai/deepseek-ai/DeepSeek-R1-0528", "o4-mini"]
 
     def instances(self) -> pd.DataFrame:
         return read_catalog(self.instances_path, "hardware", INSTANCE_COLUMNS)

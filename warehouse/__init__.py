@@ -18,7 +18,7 @@ MIGRATIONS_DIR = SQL_DIR / "migrations"
 MIGRATION_FILE_NAME = re.compile(r"(?P<version>\d{3})_(?P<name>[a-z0-9_]+)\.sql")
 # The tables a run writes and publishes: each has a published_<table> copy with run_id first (see schema.sql).
 PUBLISHED_TABLES = ("benchmark_scores", "benchmark_pass_at_k", "item_difficulty", "quantization_loss", "cost_rollup",
-                    "benchmark_costs", "serving_load_levels")
+                    "benchmark_costs", "serving_load_levels", "api_alternatives")
 
 
 @dataclass(frozen=True)

@@ -279,6 +279,22 @@ CREATE TABLE IF NOT EXISTS benchmark_costs (
     PRIMARY KEY (variant, benchmark)
 );
 
+-- What a self-hosted variant's benchmark samples would have cost at an API's list prices, token for token (its
+-- prompt, cached and completion tokens): the API side of the break_even view. One row per variant and API (the
+-- prices resource's compare_apis and the matrix's API baselines), written by cost_rollup.
+CREATE TABLE IF NOT EXISTS api_alternatives (
+    variant                       VARCHAR NOT NULL,
+    api_model                     VARCHAR NOT NULL,   -- a row of the API price catalog
+    usd_per_million_input_tokens  DOUBLE NOT NULL,
+    usd_per_million_output_tokens DOUBLE NOT NULL,
+    price_date                    DATE NOT NULL,
+    price_source                  VARCHAR NOT NULL,
+    usd_spent                     DOUBLE NOT NULL,    -- the variant's samples at these prices
+    output_tokens_spent           BIGINT NOT NULL,
+    computed_at                   TIMESTAMP NOT NULL,
+    PRIMARY KEY (variant, api_model)
+);
+
 -- The files of warehouse/migrations this file has had, each applied once. A file made from this schema is
 -- recorded as having had them all.
 CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -81,3 +81,131 @@ SELECT f.variant, f.kind, f.subject, f.value_before, f.value_after, f.run_id, f.
 FROM regression_findings f
 JOIN latest_published_runs p USING (variant, run_id)
 WHERE f.regressed;
+
+-- Overthinking, per published sample: each sample of each variant's latest published run with its token counts,
+-- whether the length limit cut it, and its item's difficulty: the mean pass rate of the item over every
+-- variant's latest published run (so "easy" means easy for the variants evaluated, not for this one alone):
+-- easy from 2/3 up, hard below 1/3.
+CREATE OR REPLACE VIEW overthinking_samples AS
+WITH shown AS (
+    SELECT s.variant, s.benchmark, s.item_id, s.sample_index, s.correct, r.config_hash, s.run_id
+    FROM published_samples s
+    JOIN latest_published_runs p USING (variant, run_id)
+    JOIN evaluation_runs r USING (variant, run_id)
+), difficulty AS (
+    SELECT d.benchmark, d.item_id, avg(d.pass_rate) AS item_pass_rate, count(*) AS variants_seen
+    FROM published_item_difficulty d JOIN latest_published_runs p USING (variant, run_id)
+    GROUP BY d.benchmark, d.item_id
+)
+SELECT sh.variant, sh.benchmark, sh.item_id, sh.sample_index, sh.correct,
+       g.reasoning_tokens, g.answer_tokens, g.completion_tokens,
+       coalesce(g.finish_reason = 'length', false) AS truncated,
+       d.item_pass_rate, d.variants_seen,
+       CASE WHEN d.item_pass_rate >= 2 / 3 THEN 'easy' WHEN d.item_pass_rate >= 1 / 3 THEN 'medium'
+            ELSE 'hard' END AS difficulty
+FROM shown sh
+JOIN benchmark_generations g USING (variant, config_hash, benchmark, item_id, sample_index)
+JOIN difficulty d USING (benchmark, item_id);
+
+-- Overthinking per variant and benchmark: reasoning tokens per sample and per correct answer, accuracy and the
+-- share cut by the length limit, over all samples ('all'), by item difficulty ('difficulty': easy, medium,
+-- hard) and by the sample's own reasoning length ('reasoning_quartile': Q1 the shortest quarter of the
+-- variant's chains on that benchmark, Q4 the longest): accuracy falling from Q1 to Q4 is longer chains ending
+-- wrong more often. Samples whose reasoning tokens are unknown count in 'all' and 'difficulty' only.
+CREATE OR REPLACE VIEW overthinking AS
+WITH ranked AS (
+    SELECT *, ntile(4) OVER (PARTITION BY variant, benchmark
+                             ORDER BY reasoning_tokens, item_id, sample_index) AS quartile
+    FROM overthinking_samples WHERE reasoning_tokens IS NOT NULL
+), bucketed AS (
+    SELECT variant, benchmark, 'all' AS grouping, 'all' AS bucket, 0 AS bucket_order, correct, reasoning_tokens,
+           answer_tokens, truncated FROM overthinking_samples
+    UNION ALL
+    SELECT variant, benchmark, 'difficulty', difficulty,
+           CASE difficulty WHEN 'easy' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, correct, reasoning_tokens,
+           answer_tokens, truncated FROM overthinking_samples
+    UNION ALL
+    SELECT variant, benchmark, 'reasoning_quartile', 'Q' || quartile, quartile, correct, reasoning_tokens,
+           answer_tokens, truncated FROM ranked
+)
+SELECT variant, benchmark, grouping, bucket, bucket_order,
+       count(*)                                                    AS samples,
+       count(*) FILTER (WHERE correct)                             AS correct_samples,
+       avg(correct::DOUBLE)                                        AS accuracy,
+       avg(reasoning_tokens)                                       AS reasoning_tokens_mean,
+       min(reasoning_tokens)                                       AS reasoning_tokens_min,
+       max(reasoning_tokens)                                       AS reasoning_tokens_max,
+       sum(reasoning_tokens) / nullif(count(*) FILTER (WHERE correct), 0) AS reasoning_tokens_per_correct,
+       avg(answer_tokens)                                          AS answer_tokens_mean,
+       avg(truncated::DOUBLE)                                      AS truncated_share
+FROM bucketed
+GROUP BY variant, benchmark, grouping, bucket, bucket_order;
+
+-- Break-even volumes, per self-hosted variant (its latest published run) and API: what a month of serving
+-- V output tokens costs three ways, at the variant's measured throughput and token mix.
+--   api(V)    = V × the API's all-in price per output token (what the variant's own samples, prompts included,
+--               would have cost there ÷ their output tokens)
+--   rented(V) = n × $/h × 730 h: n = ceil(V / capacity) instances kept up all month; capacity = output tok/s ×
+--               3600 × 730 at the priced load level
+--   owned(V)  = n × purchase ÷ (years × 12) + the energy of the busy hours (V ÷ tok/s ÷ 3600 × kW × PUE × $/kWh);
+--               NULL where the ownership catalog has no purchase price for the hardware
+-- The crossovers are within one instance's capacity (NULL: no crossing there, the API stays cheaper up to it):
+-- rented_beats_api_above, owned_beats_api_above (tokens per month), and owned_vs_rented_usd_per_month (what
+-- owning saves on renting each month at full capacity; negative: renting is cheaper).
+CREATE OR REPLACE VIEW break_even AS
+WITH hosted AS (
+    SELECT c.variant, c.run_id, c.hardware, c.output_tokens_per_s, c.usd_per_hour,
+           c.usd_per_hour * 730 AS rented_usd_per_month,
+           c.output_tokens_per_s * 3600 * 730 AS capacity_tokens_per_month,
+           CAST(json_extract(c.ownership_terms, '$.purchase_usd') AS DOUBLE)
+             * coalesce(CAST(json_extract(c.ownership_terms, '$.nodes') AS DOUBLE), 1)
+             / (CAST(json_extract(c.ownership_terms, '$.years') AS DOUBLE) * 12) AS owned_usd_per_month_fixed,
+           CAST(json_extract(c.ownership_terms, '$.power_kw') AS DOUBLE)
+             * coalesce(CAST(json_extract(c.ownership_terms, '$.nodes') AS DOUBLE), 1)
+             * CAST(json_extract(c.ownership_terms, '$.pue') AS DOUBLE)
+             * CAST(json_extract(c.ownership_terms, '$.usd_per_kwh') AS DOUBLE)
+             / (c.output_tokens_per_s * 3600) AS owned_energy_usd_per_token
+    FROM published_cost_rollup c JOIN latest_published_runs p USING (variant, run_id)
+    WHERE c.pricing = 'instance' AND c.output_tokens_per_s > 0
+), priced AS (
+    SELECT h.*, a.api_model, a.usd_spent / a.output_tokens_spent AS api_usd_per_token
+    FROM hosted h JOIN published_api_alternatives a USING (variant, run_id)
+    WHERE a.output_tokens_spent > 0
+)
+SELECT variant, hardware, api_model, output_tokens_per_s, capacity_tokens_per_month, rented_usd_per_month,
+       owned_usd_per_month_fixed, owned_energy_usd_per_token * 1e6 AS owned_energy_usd_per_million_tokens,
+       api_usd_per_token * 1e6 AS api_usd_per_million_output_tokens,
+       CASE WHEN rented_usd_per_month / api_usd_per_token <= capacity_tokens_per_month
+            THEN rented_usd_per_month / api_usd_per_token END AS rented_beats_api_above,
+       CASE WHEN api_usd_per_token > owned_energy_usd_per_token
+             AND owned_usd_per_month_fixed / (api_usd_per_token - owned_energy_usd_per_token)
+                 <= capacity_tokens_per_month
+            THEN owned_usd_per_month_fixed / (api_usd_per_token - owned_energy_usd_per_token) END
+            AS owned_beats_api_above,
+       rented_usd_per_month - (owned_usd_per_month_fixed + owned_energy_usd_per_token * capacity_tokens_per_month)
+            AS owned_vs_rented_usd_per_month,
+       run_id
+FROM priced;
+
+-- The three cost curves of break_even at monthly volumes from 10^5 to 10^11 output tokens (1, 2, 5 per decade):
+-- option 'rented', 'owned' or 'api:<model>', $ per month.
+CREATE OR REPLACE VIEW break_even_curve AS
+WITH volumes AS (
+    SELECT m * 10 ** e AS tokens_per_month
+    FROM range(5, 12) AS exponents(e), (VALUES (1), (2), (5)) AS steps(m)
+), options AS (
+    SELECT DISTINCT variant, hardware, 'rented' AS option, rented_usd_per_month AS fixed, 0.0 AS per_token,
+           capacity_tokens_per_month FROM break_even
+    UNION ALL
+    SELECT DISTINCT variant, hardware, 'owned', owned_usd_per_month_fixed, owned_energy_usd_per_million_tokens / 1e6,
+           capacity_tokens_per_month FROM break_even WHERE owned_usd_per_month_fixed IS NOT NULL
+    UNION ALL
+    SELECT variant, hardware, 'api:' || api_model, 0.0, api_usd_per_million_output_tokens / 1e6,
+           NULL FROM break_even
+)
+SELECT o.variant, o.hardware, o.option, v.tokens_per_month,
+       CASE WHEN o.capacity_tokens_per_month IS NULL THEN o.per_token * v.tokens_per_month
+            ELSE ceil(v.tokens_per_month / o.capacity_tokens_per_month) * o.fixed + o.per_token * v.tokens_per_month
+       END AS usd_per_month
+FROM options o, volumes v
+WHERE v.tokens_per_month <= 1e11;

@@ -79,6 +79,7 @@ def _instance_costs(variant: Variant, warehouse: WarehouseResource, prices: Pric
                    ownership_terms=json.dumps({
                        "purchase_usd": terms.purchase_usd, "power_kw": terms.power_kw, "years": terms.years,
                        "usd_per_kwh": terms.usd_per_kwh, "utilisation": terms.utilisation, "pue": terms.pue,
+                       "nodes": nodes,
                        "price_date": source["price_date"], "source": source["source"]}))
     return row
 
@@ -90,6 +91,30 @@ def _api_costs(variant: Variant, prices: PriceCatalogResource) -> tuple[dict, Ap
             "usd_per_million_output_tokens": price.output,
             "usd_per_million_reasoning_tokens": price.reasoning,
             "usd_per_million_cached_input_tokens": price.cached_input}, price
+
+
+def _api_alternatives(context: dg.AssetExecutionContext, matrix: MatrixResource, prices: PriceCatalogResource,
+                      variant: Variant, costs: pd.DataFrame, computed_at: object) -> pd.DataFrame:
+    """What this variant's samples would have cost, token for token, at each API it is compared with: the
+    prices resource's compare_apis and the API baselines of the matrix."""
+    names = dict.fromkeys([*prices.compare_apis, *(other.api_price for other in matrix.matrix.variants.values()
+                                                    if other.api_price)])
+    known = set(prices.api_prices()["model"])
+    missing = [name for name in names if name not in known]
+    if missing:
+        context.log.warning(f"no API price for {', '.join(missing)} in {prices.api_prices_path}; not compared")
+    totals = {column: int(costs[column].sum()) for column in
+              ("prompt_tokens", "cached_prompt_tokens", "output_tokens", "reasoning_tokens")}
+    rows = []
+    for name in (name for name in names if name in known):
+        price, row = prices.api_price(name)
+        rows.append({"variant": variant.name, "api_model": name, "usd_per_million_input_tokens": price.input,
+                     "usd_per_million_output_tokens": price.output,
+                     "price_date": date.fromisoformat(str(row["price_date"])), "price_source": str(row["source"]),
+                     "usd_spent": price.usd(totals["prompt_tokens"], totals["output_tokens"],
+                                            totals["reasoning_tokens"], totals["cached_prompt_tokens"]),
+                     "output_tokens_spent": totals["output_tokens"], "computed_at": computed_at})
+    return pd.DataFrame(rows)
 
 
 @dg.asset(partitions_def=variant_partitions, group_name="cost", kinds={"python", "duckdb"},
@@ -130,8 +155,11 @@ def cost_rollup(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
         "usd_per_correct_answer": usd_per_correct(usd_spent, correct),
         "computed_at": utc_now(),
     })
+    alternatives = (pd.DataFrame() if api_price
+                    else _api_alternatives(context, matrix, prices, variant, costs, row["computed_at"]))
     warehouse.replace_partition("cost_rollup", variant.name, pd.DataFrame([row]))
     warehouse.replace_partition("benchmark_costs", variant.name, costs.assign(computed_at=row["computed_at"]))
+    warehouse.replace_partition("api_alternatives", variant.name, alternatives)
     basis = (f"${row['usd_per_hour']}/h for {row['hardware']}" if not api_price
              else f"{variant.api_price}: ${api_price.input}/M in, ${api_price.output}/M out")
     metadata = {

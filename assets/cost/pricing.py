@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 SECONDS_PER_HOUR = 3600
 HOURS_PER_YEAR = 8760
+HOURS_PER_MONTH = HOURS_PER_YEAR / 12   # 730: what an instance kept up for a month is billed
 MILLION = 1_000_000
 
 

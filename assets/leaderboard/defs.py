@@ -16,7 +16,7 @@ from assets.leaderboard.history import (
 from assets.leaderboard.printing import LEADERBOARD_SQL, printed_leaderboard
 from assets.leaderboard.regressions import accuracy_findings, serving_findings
 from assets.partitions import variant_partitions
-from assets.plots import pareto_chart
+from assets.plots import break_even_chart, pareto_chart, reasoning_chart
 from assets.scoring.defs import quantization_loss
 from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
@@ -102,6 +102,16 @@ def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     table = warehouse.query(LEADERBOARD_SQL)
     charts = {f"pareto_{benchmark}": dg.MetadataValue.md(pareto_chart(table, benchmark))
               for benchmark in sorted(table["benchmark"].unique())}
+    overthinking = warehouse.query("SELECT * FROM overthinking")
+    if len(overthinking):
+        charts["accuracy_against_reasoning"] = dg.MetadataValue.md(reasoning_chart(overthinking))
+    crossovers = warehouse.query("SELECT * FROM break_even")
+    curve = warehouse.query("SELECT * FROM break_even_curve")
+    # The three cheapest variants to rent per output token: a chart each (the curves of every variant are in SQL).
+    cheapest = crossovers.groupby("variant")["rented_usd_per_month"].first() / crossovers.groupby("variant")[
+        "capacity_tokens_per_month"].first()
+    for variant in cheapest.sort_values().index[:3]:
+        charts[f"break_even_{variant}"] = dg.MetadataValue.md(break_even_chart(curve, crossovers, variant))
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(table),
         "variants": int(table["variant"].nunique()) if len(table) else 0,
