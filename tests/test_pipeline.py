@@ -91,6 +91,10 @@ def test_whole_chain_fills_the_warehouse(first_run):
     assert found["benchmark_scores"] == len(spec.benchmarks)
     assert found["serving_load_levels"] == len(spec.serving.concurrency) + len(spec.serving.request_rates)
     assert found["serving_request_timings"] == found["serving_load_levels"] * spec.serving.requests_per_level
+    telemetry = warehouse.query("SELECT gpu_telemetry, gpu_energy_j FROM serving_load_levels WHERE variant = ?",
+                                [spec.name])
+    assert telemetry["gpu_telemetry"].str.startswith("not measured: ").all()   # no GPU here: it says why
+    assert telemetry["gpu_energy_j"].isna().all()
     assert found["cost_rollup"] == 1
     checks = result.get_asset_check_evaluations()
     assert checks and all(check.passed for check in checks)

@@ -215,6 +215,18 @@ CREATE TABLE IF NOT EXISTS serving_load_levels (
     engine_waiting_mean         DOUBLE,
     engine_preemptions          INTEGER,        -- requests evicted from the batch during the level
     engine_queue_time_ms_mean   DOUBLE,         -- mean queue wait of the requests that finished in the level
+    -- What the engine's GPUs did during the level, read through NVML (assets/engine/gpu_telemetry.py); NULL
+    -- where they were not read, with the reason in gpu_telemetry.
+    gpu_telemetry               VARCHAR,        -- measured | not measured: <why>
+    gpu_count                   INTEGER,
+    gpu_samples                 INTEGER,
+    gpu_energy_j                DOUBLE,         -- the GPUs' energy counters' change (else power integrated)
+    gpu_power_w_mean            DOUBLE,         -- summed over the GPUs
+    gpu_power_w_max             DOUBLE,
+    gpu_utilization_mean        DOUBLE,         -- percent, mean over the GPUs
+    gpu_memory_used_max_bytes   BIGINT,
+    gpu_temperature_max_c       DOUBLE,
+    gpu_kwh_per_million_output_tokens DOUBLE,
     measured_at             TIMESTAMP NOT NULL,
     PRIMARY KEY (variant, profile, load)
 );

@@ -9,6 +9,7 @@
 """
 
 import json
+from dataclasses import replace
 from datetime import date
 
 import dagster as dg
@@ -73,13 +74,17 @@ def _instance_costs(variant: Variant, warehouse: WarehouseResource, prices: Pric
     owned = prices.ownership(variant.hardware)
     if owned:
         terms, source = owned
+        measured_kw = measured_power_kw(best)
+        if measured_kw is not None:   # what the GPUs drew at the priced level, not the board's nameplate power
+            terms = replace(terms, power_kw=measured_kw)
         owned_usd_per_hour = terms.usd_per_hour * nodes
         row.update(owned_usd_per_hour=owned_usd_per_hour,
                    owned_usd_per_million_output_tokens=usd_per_million_tokens(owned_usd_per_hour, throughput),
                    ownership_terms=json.dumps({
                        "purchase_usd": terms.purchase_usd, "power_kw": terms.power_kw, "years": terms.years,
                        "usd_per_kwh": terms.usd_per_kwh, "utilisation": terms.utilisation, "pue": terms.pue,
-                       "nodes": nodes,
+                       "nodes": nodes, "power_source": ("measured: NVML energy at the priced level"
+                                                         if measured_kw is not None else "nameplate"),
                        "price_date": source["price_date"], "source": source["source"]}))
     return row
 
@@ -91,6 +96,14 @@ def _api_costs(variant: Variant, prices: PriceCatalogResource) -> tuple[dict, Ap
             "usd_per_million_output_tokens": price.output,
             "usd_per_million_reasoning_tokens": price.reasoning,
             "usd_per_million_cached_input_tokens": price.cached_input}, price
+
+
+def measured_power_kw(level: dict) -> float | None:
+    """The GPUs' mean power over a load level in kW, from the energy NVML measured; None where it was not."""
+    energy, duration = level.get("gpu_energy_j"), level.get("duration_s")
+    if energy is None or pd.isna(energy) or not duration or duration <= 0:
+        return None
+    return float(energy) / float(duration) / 1000
 
 
 def _api_alternatives(context: dg.AssetExecutionContext, matrix: MatrixResource, prices: PriceCatalogResource,

@@ -5,6 +5,7 @@ whole life; the step runs in the `engine` pool so two never share an accelerator
 """
 
 import json
+import os
 from collections.abc import Callable
 
 import dagster as dg
@@ -14,8 +15,9 @@ import pandas as pd
 from assets.benchmarks.defs import benchmark_items
 from assets.engine.engine_metrics import ENGINE_METRIC_COLUMNS, NOT_REPORTED, EngineMetricsWatch, metrics_url
 from assets.engine.generation import GenerationReport, SampleRequest, generate, with_token_split
+from assets.engine.gpu_telemetry import GpuWatch, engine_gpus
 from assets.engine.liveness import WORKER_TAG, this_worker
-from assets.engine.loadtest import Endpoint, describe_load, run_level
+from assets.engine.loadtest import Endpoint, describe_load, run_level, watching
 from assets.engine.memory_plan import plan_record
 from assets.engine.requests import (
     ServingConfigError,
@@ -105,10 +107,13 @@ def _load_test(context: dg.AssetExecutionContext, deployment: Deployment, varian
     for number, load in enumerate(loads, start=1):
         context.log.info(f"load level {number}/{len(loads)}: {describe_load(load)}, {load.num_requests} requests")
         watch = EngineMetricsWatch(metrics_url(deployment.base_url))
-        timings, duration = run_until_stopped(run_level(endpoint, load, watch))
+        gpus = GpuWatch(engine_gpus(variant.engine.kind, variant.engine.options, os.environ))
+        timings, duration = run_until_stopped(run_level(endpoint, load, watching(watch, gpus)))
         if number == 1 and watch.summary == NOT_REPORTED:
             context.log.info(f"no engine metrics at {watch.url}: the levels' engine_ columns stay empty")
-        levels.append(level_row(variant, load, timings, duration, watch.summary))
+        if number == 1:
+            context.log.info(f"GPU telemetry: {gpus.summary.gpu_telemetry}")
+        levels.append(level_row(variant, load, timings, duration, watch.summary, gpus.summary))
         requests += request_rows(load, timings)
     return levels, requests
 

@@ -24,7 +24,7 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -203,6 +203,15 @@ async def run_level(endpoint: Endpoint, load: Load,
                 timings = await asyncio.gather(*tasks)
             duration_s = time.perf_counter() - started
     return list(timings), duration_s
+
+
+@asynccontextmanager
+async def watching(*watches: AbstractAsyncContextManager) -> AsyncIterator[None]:
+    """Several watches held as one (entered in order, left in reverse), for run_level's `watch`."""
+    async with AsyncExitStack() as stack:
+        for watch in watches:
+            await stack.enter_async_context(watch)
+        yield
 
 
 @asynccontextmanager

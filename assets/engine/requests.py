@@ -12,6 +12,7 @@ import pandas as pd
 from assets.benchmarks.prompts import build_messages
 from assets.engine.engine_metrics import NOT_REPORTED, EngineLevelMetrics
 from assets.engine.generation import SampleRequest
+from assets.engine.gpu_telemetry import GpuLevelTelemetry, kwh_per_million_tokens, not_measured
 from assets.engine.loadtest import Load, RequestTiming, Slo, flatten_level, load_levels, summarise_level
 from assets.matrix import Variant
 
@@ -112,15 +113,20 @@ def _input_len(load: Load, timings: Sequence[RequestTiming]) -> int:
 
 
 def level_row(variant: Variant, load: Load, timings: Sequence[RequestTiming], duration_s: float,
-              engine_metrics: EngineLevelMetrics = NOT_REPORTED) -> dict:
-    """One `serving_load_levels` row: the level's summary flattened, with what was asked of it and what the engine
-    reported about itself meanwhile (`engine_` columns, NULL where it reported nothing)."""
+              engine_metrics: EngineLevelMetrics = NOT_REPORTED,
+              gpus: GpuLevelTelemetry | None = None) -> dict:
+    """One `serving_load_levels` row: the level's summary flattened, with what was asked of it, what the engine
+    reported about itself meanwhile (`engine_` columns, NULL where it reported nothing) and what the GPUs did
+    (`gpu_` columns, NULL with the reason in gpu_telemetry where they were not read)."""
     slo = variant_slo(variant)
     profile, amount = _profile(load)
+    gpus = gpus or not_measured("not watched")
+    output_tokens = sum(t.output_tokens or 0 for t in timings if t.ok)
     return {**flatten_level(summarise_level(load, timings, duration_s, slo)), "profile": profile, "load": amount,
             "input_len": _input_len(load, timings), "output_len": load.output_len,
             "prompts": variant.serving.prompts, "slo_ttft_ms": slo.ttft_ms, "slo_tpot_ms": slo.tpot_ms,
-            **engine_metrics.row()}
+            **engine_metrics.row(), **gpus.row(),
+            "gpu_kwh_per_million_output_tokens": kwh_per_million_tokens(gpus.gpu_energy_j, output_tokens)}
 
 
 def request_rows(load: Load, timings: Sequence[RequestTiming]) -> list[dict]:

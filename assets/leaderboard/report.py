@@ -27,7 +27,7 @@ LEFT JOIN overthinking o ON o.variant = s.variant AND o.benchmark = s.benchmark 
 ORDER BY s.variant, s.benchmark
 """
 COSTS_SQL = """
-SELECT c.*, l.ttft_ms_p99, l.tpot_ms_p99
+SELECT c.*, l.ttft_ms_p99, l.tpot_ms_p99, l.gpu_kwh_per_million_output_tokens, l.gpu_power_w_mean
 FROM published_cost_rollup c
 JOIN latest_published_runs p USING (variant, run_id)
 LEFT JOIN published_serving_load_levels l
@@ -72,6 +72,9 @@ def _cost_lines(cost: dict) -> list[str]:
     owned = (f", owned {money(cost['owned_usd_per_million_output_tokens'])}/M"
              if not pd.isna(cost.get("owned_usd_per_million_output_tokens")) else "")
     slo = "" if cost.get("meets_slo") else " (no level met the SLOs)"
+    energy = cost.get("gpu_kwh_per_million_output_tokens")
+    if energy is not None and not pd.isna(energy):
+        latency += f", {energy:.3g} kWh/M ({cost['gpu_power_w_mean']:.0f} W)"
     return [f"  serving    {cost['output_tokens_per_s']:.1f} out tok/s at {level}{latency}{slo}",
             f"  cost       {cost['hardware']} {money(cost['usd_per_hour'])}/h: "
             f"{money(cost['usd_per_million_output_tokens'])}/M out rented{owned}; "

@@ -1,0 +1,117 @@
+"""GPU telemetry's arithmetic against hand calculations, with a stand-in NVML module (a fake with scripted
+readings: this machine has no GPU); the real pynvml is checked for what it does without one."""
+
+import types
+
+import pytest
+
+from assets.cost.defs import measured_power_kw
+from assets.engine.gpu_telemetry import (
+    GpuSample,
+    GpuWatch,
+    energy_joules,
+    engine_gpus,
+    kwh_per_million_tokens,
+    summarise,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_energy_from_a_synthetic_power_trace_by_hand():
+    # 100, 200, 200, 100 W at 0, 1, 2, 3 s: trapezoids of 150 + 200 + 150 = 500 J.
+    trace = [GpuSample(t, p, None, 50.0, 1, 40.0) for t, p in ((0, 100), (1, 200), (2, 200), (3, 100))]
+    assert energy_joules(trace) == pytest.approx(500)
+    # With the energy counter the counter's change wins: 0 to 450,000 mJ is 450 J.
+    counted = [GpuSample(s.at_s, s.power_w, 150_000.0 * s.at_s, 50.0, 1, 40.0) for s in trace]
+    assert energy_joules(counted) == pytest.approx(450)
+    summary = summarise(trace, gpu_count=1)
+    assert summary.gpu_power_w_mean == 150 and summary.gpu_power_w_max == 200 and summary.gpu_samples == 4
+    assert energy_joules(trace[:1]) is None and summarise(trace[:1], 1).gpu_telemetry.startswith("not measured")
+    # 500 J for 1000 output tokens: 500 / 3.6e6 kWh a thousand tokens, 0.13889 kWh a million.
+    assert kwh_per_million_tokens(500, 1000) == pytest.approx(500 / 3.6e6 * 1000)
+    assert kwh_per_million_tokens(3.6e6, 1_000_000) == pytest.approx(1.0)
+    assert kwh_per_million_tokens(None, 1000) is None and kwh_per_million_tokens(500, 0) is None
+    # 3.6 MJ over an hour is a mean draw of 1 kW: what the owned-cost rollup uses instead of the nameplate.
+    assert measured_power_kw({"gpu_energy_j": 3.6e6, "duration_s": 3600}) == pytest.approx(1.0)
+    assert measured_power_kw({"gpu_energy_j": None, "duration_s": 10}) is None
+
+
+def fake_nvml(count: int = 2, init_error: Exception | None = None) -> types.ModuleType:
+    """Two GPUs drawing 300 W and 200 W, at 50% and 70% utilisation, 1 and 2 GiB used, 60 and 75 °C; each read
+    of a GPU's energy counter has it 50 J further on."""
+    reads = {}
+
+    def energy(handle):
+        reads[handle] = reads.get(handle, -1) + 1
+        return 50_000 * reads[handle]
+
+    def init():
+        if init_error:
+            raise init_error
+
+    module = types.SimpleNamespace(
+        NVML_TEMPERATURE_GPU=0, nvmlInit=init, nvmlShutdown=lambda: None, nvmlDeviceGetCount=lambda: count,
+        nvmlDeviceGetHandleByIndex=lambda index: index,
+        nvmlDeviceGetPowerUsage=lambda handle: (300_000, 200_000)[handle],
+        nvmlDeviceGetTotalEnergyConsumption=energy,
+        nvmlDeviceGetUtilizationRates=lambda handle: types.SimpleNamespace(gpu=(50, 70)[handle]),
+        nvmlDeviceGetMemoryInfo=lambda handle: types.SimpleNamespace(used=(1, 2)[handle] * 2**30),
+        nvmlDeviceGetTemperature=lambda handle, sensor: (60, 75)[handle])
+    return module
+
+
+def test_the_watch_sums_power_energy_and_memory_over_the_gpus():
+    import time
+
+    with GpuWatch([0, 1], interval_s=0.01, nvml=fake_nvml()) as watch:
+        time.sleep(0.1)
+    summary = watch.summary
+    assert summary.gpu_telemetry == "measured" and summary.gpu_count == 2 and summary.gpu_samples >= 3
+    # Each sample read both counters once more, 50 J each: 100 J a sample after the first.
+    assert summary.gpu_energy_j == pytest.approx(100 * (summary.gpu_samples - 1))
+    assert summary.gpu_power_w_mean == 500 and summary.gpu_power_w_max == 500
+    assert summary.gpu_utilization_mean == 60 and summary.gpu_temperature_max_c == 75
+    assert summary.gpu_memory_used_max_bytes == 3 * 2**30
+
+
+def test_what_is_not_measured_says_why():
+    class NVMLError_DriverNotLoaded(Exception):  # noqa: N801, N818 (pynvml's name)
+        pass
+
+    with GpuWatch(None, nvml=fake_nvml(init_error=NVMLError_DriverNotLoaded("Driver Not Loaded"))) as watch:
+        pass
+    assert watch.summary.gpu_telemetry == ("not measured: NVML is not available (NVMLError_DriverNotLoaded: "
+                                           "Driver Not Loaded)")
+    assert watch.summary.gpu_energy_j is None
+    with GpuWatch([3], nvml=fake_nvml()) as watch:
+        pass
+    assert watch.summary.gpu_telemetry == "not measured: GPU indices [3] not among the 2 NVML sees"
+    with GpuWatch("the engine runs on the CPU") as watch:
+        pass
+    assert watch.summary.gpu_telemetry == "not measured: the engine runs on the CPU"
+
+
+def test_the_real_nvml_on_this_machine_measures_or_says_why():
+    with GpuWatch(None, interval_s=0.01) as watch:
+        pass
+    telemetry = watch.summary.gpu_telemetry
+    assert telemetry == "measured" or telemetry.startswith("not measured: ")
+
+
+@pytest.mark.parametrize(("kind", "options", "environ", "expected"), [
+    ("external", {}, {}, "an external endpoint: its GPUs are not ours to read"),
+    ("vllm", {"device": "cpu"}, {}, "the engine runs on the CPU"),
+    ("vllm", {}, {}, [0]),
+    ("vllm", {"tensor_parallel_size": 4}, {}, [0, 1, 2, 3]),
+    ("vllm", {"tensor_parallel_size": 2}, {"CUDA_VISIBLE_DEVICES": "2,3,5"}, [2, 3]),
+    ("vllm", {"tensor_parallel_size": 2, "env": {"CUDA_VISIBLE_DEVICES": "6,7"}}, {"CUDA_VISIBLE_DEVICES": "0"},
+     [6, 7]),
+    ("vllm", {"tensor_parallel_size": 8, "pipeline_parallel_size": 2, "nodes": 2}, {}, list(range(8))),
+])
+def test_the_gpus_an_engine_runs_on(kind, options, environ, expected):
+    assert engine_gpus(kind, options, environ) == expected
+
+
+def test_gpus_named_by_uuid_are_not_guessed():
+    assert "by UUID" in engine_gpus("vllm", {}, {"CUDA_VISIBLE_DEVICES": "GPU-8a1b"})
