@@ -20,7 +20,7 @@ endif
 export YARDSTICK_HOME ?= $(CURDIR)/.yardstick
 export DAGSTER_HOME ?= $(YARDSTICK_HOME)/dagster
 
-.PHONY: run test test-fast ui lint clean
+.PHONY: run test test-fast ui lint clean sandbox
 
 $(BIN)/yardstick: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ $(VLLM_READY): constraints-vllm.txt
 	$(VLLM_VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $@
 
+# Model-written code runs only inside bubblewrap (assets/grading/sandbox.py). As root on a Debian-family system
+# `make` installs it; elsewhere it says so, and the code benchmarks refuse to run with the command that installs it.
+sandbox:
+	@command -v bwrap >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing bubblewrap, the sandbox model-written code runs in"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+		else \
+			echo "bubblewrap is not installed; code benchmarks refuse to run until it is (apt-get install bubblewrap)" >&2; \
+		fi; }
+
 $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp pipelines/dagster.yaml $@
@@ -41,7 +52,7 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 # unknown variant stops `make run` with the reason (and the known variants), not a stale leaderboard. What a run
 # that died still holds (the engine pool's slot, a `running` deployment) is freed first: `yardstick recover`.
 # `yardstick materialize` is `dagster asset materialize` that Ctrl-C and SIGTERM always stop, cleanly.
-run: $(BIN)/yardstick $(VLLM_READY) $(DAGSTER_HOME)/dagster.yaml
+run: $(BIN)/yardstick $(VLLM_READY) $(DAGSTER_HOME)/dagster.yaml sandbox
 	@variants="$$($(BIN)/yardstick variants $(VARIANTS))" || exit 2; \
 	$(BIN)/yardstick recover || exit 1; \
 	for variant in $$variants; do \
@@ -50,7 +61,7 @@ run: $(BIN)/yardstick $(VLLM_READY) $(DAGSTER_HOME)/dagster.yaml
 	done
 	@$(BIN)/yardstick report $(VARIANTS)
 
-test: $(BIN)/yardstick $(VLLM_READY)
+test: $(BIN)/yardstick $(VLLM_READY) sandbox
 	$(BIN)/pytest
 
 # The unit tier only: pure logic, under a minute. `make test` (and CI) runs every tier.

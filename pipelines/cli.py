@@ -8,8 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-from assets.benchmarks.catalog import BENCHMARKS
+from assets.benchmarks.catalog import BENCHMARKS, BenchmarkDataError
 from assets.grading.files import GradeInputError
+from assets.grading.sandbox import SandboxUnavailableError
 from assets.matrix import MatrixError, load_matrix, matrix_path
 from assets.models.memory import PlanError
 from pipelines import settings
@@ -139,7 +140,9 @@ def _grade(args: argparse.Namespace) -> int:
     from assets.grading.equivalence import Grader
     from assets.grading.files import read_grade_inputs, write_graded
 
-    rows, inputs = read_grade_inputs(args.input, benchmark_spec(args.benchmark), reasoning_prefilled=args.think_prefill)
+    rows, inputs = read_grade_inputs(args.input, benchmark_spec(args.benchmark),
+                                     reasoning_prefilled=args.think_prefill,
+                                     mirror_dir=os.environ.get("YARDSTICK_BENCHMARK_MIRROR"))
     with Grader(workers=args.workers, timeout_s=args.timeout) as grader:
         grades = grader.grade_many(inputs)
     try:
@@ -399,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (MatrixError, FileNotFoundError, InputError, GradeInputError, PlanError, DiskSpaceError) as error:
+    except (MatrixError, FileNotFoundError, InputError, GradeInputError, PlanError, DiskSpaceError,
+            SandboxUnavailableError, BenchmarkDataError) as error:
         print(f"yardstick: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -144,8 +144,10 @@ def test_no_crossover_when_the_api_is_cheaper_at_full_load(break_even):
 
 def test_report_fits_a_terminal_and_says_the_break_even_volumes(break_even, capsys):
     break_even.query(
-        "INSERT INTO published_benchmark_scores VALUES ('run-h', 'h', 'math', 'cfg-h', 'deepseek-r1', 4, 50, 200, "
-        "0.5, 0.4, 0.6, 0.55, 100, 50000, ?)", [AT])
+        "INSERT INTO published_benchmark_scores (run_id, variant, benchmark, config_hash, protocol, k, n_items, "
+        "n_samples, pass_at_1, pass_at_1_low, pass_at_1_high, cons_at_k, correct_samples, output_tokens, scored_at) "
+        "VALUES ('run-h', 'h', 'math', 'cfg-h', 'deepseek-r1', 4, 50, 200, 0.5, 0.4, 0.6, 0.55, 100, 50000, ?)",
+        [AT])
     break_even.query("INSERT INTO published_benchmark_costs (run_id, variant, benchmark, samples, prompt_tokens, "
                      "output_tokens, reasoning_tokens, correct_answers, usd_spent, computed_at) "
                      "VALUES ('run-h', 'h', 'math', 200, 1000, 50000, 40000, 100, 0.03, ?)", [AT])

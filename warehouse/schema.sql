@@ -105,9 +105,13 @@ CREATE TABLE IF NOT EXISTS graded_answers (
     sample_index     INTEGER NOT NULL,
     extracted        VARCHAR,
     correct          BOOLEAN NOT NULL,
-    reason           VARCHAR NOT NULL,   -- correct | wrong | no_answer | truncated | parse_error | timeout
+    reason           VARCHAR NOT NULL,   -- correct | wrong | no_answer | truncated | parse_error | timeout; code:
+                                         -- passed | failed_tests | syntax_error | runtime_error | timeout |
+                                         -- memory_limit | output_limit | no_code | truncated
     graded_at        TIMESTAMP NOT NULL,
     grader_version   VARCHAR,            -- assets.grading.version; another version's rows are graded again
+    detail           VARCHAR,            -- code: a failing program's stderr (or why it was stopped), cut short;
+                                         -- kept for inspection, never run or rendered
     PRIMARY KEY (variant, config_hash, benchmark, item_id, sample_index)
 );
 
@@ -132,6 +136,7 @@ CREATE TABLE IF NOT EXISTS benchmark_scores (
     pass_at_1_low    DOUBLE NOT NULL,   -- 95% interval, seeded bootstrap over items
     pass_at_1_high   DOUBLE NOT NULL,
     cons_at_k        DOUBLE NOT NULL,
+    runnable_rate    DOUBLE,            -- code: share of samples that ran to the end (passed or failed_tests)
     correct_samples  INTEGER NOT NULL,
     output_tokens    BIGINT NOT NULL,
     scored_at        TIMESTAMP NOT NULL,

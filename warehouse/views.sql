@@ -42,6 +42,7 @@ SELECT
     s.pass_at_1_low,
     s.pass_at_1_high,
     s.cons_at_k,
+    s.runnable_rate,                                        -- code benchmarks: programs that ran to the end
     CASE WHEN q.scheme = 'none' THEN 'none' ELSE q.scheme || ' ' || q.method END AS quantization,
     ql.delta                     AS delta_vs_baseline,      -- pass@1 minus the unquantized baseline's, same items
     ql.delta_low                 AS delta_vs_baseline_low,  -- its 95% paired bootstrap interval

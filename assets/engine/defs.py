@@ -145,7 +145,8 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
     if model.empty:
         raise dg.Failure(f"no quantized_model for variant '{variant.name}'; materialize quantized_model first")
     items = warehouse.query(
-        "SELECT benchmark, item_id, problem FROM benchmark_items WHERE variant = ? ORDER BY benchmark, position",
+        "SELECT benchmark, item_id, problem, answer_format FROM benchmark_items WHERE variant = ? "
+        "ORDER BY benchmark, position",
         [variant.name])
     sample_config = config_hash(warehouse, variant)
     finished = warehouse.query(

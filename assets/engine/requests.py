@@ -35,7 +35,8 @@ def pending_requests(variant: Variant, items: pd.DataFrame, finished: pd.DataFra
     done = set(zip(finished["benchmark"], finished["item_id"], finished["sample_index"], strict=True))
     seeded = bool(variant.engine.options.get("per_request_seed", True))
     return [
-        SampleRequest(row.benchmark, row.item_id, sample, build_messages(row.problem, variant.protocol),
+        SampleRequest(row.benchmark, row.item_id, sample, build_messages(row.problem, variant.protocol,
+                                                                    getattr(row, "answer_format", None)),
                       sample_seed(row.benchmark, row.item_id, sample) if seeded else None)
         for row in items.itertuples()
         for sample in range(variant.protocol.samples_for(row.benchmark))

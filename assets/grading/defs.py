@@ -57,7 +57,8 @@ def graded_answers(context: dg.AssetExecutionContext, matrix: MatrixResource,
         frame = todo[["benchmark", "item_id", "sample_index"]].assign(
             variant=variant.name, config_hash=sample_config,
             extracted=[g.extracted for g in grades], correct=[g.correct for g in grades],
-            reason=[g.reason for g in grades], graded_at=utc_now(), grader_version=GRADER_VERSION,
+            reason=[g.reason for g in grades], detail=[g.detail for g in grades], graded_at=utc_now(),
+            grader_version=GRADER_VERSION,
         )
         changed = int((todo["regrade"] & (todo["previous_correct"] != frame["correct"])).sum())
         if len(regraded):

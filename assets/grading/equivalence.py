@@ -35,7 +35,8 @@ class GradeInput:
 class Grade:
     extracted: str | None
     correct: bool
-    reason: str  # one of REASONS
+    reason: str  # one of REASONS, or of CODE_REASONS for code
+    detail: str | None = None   # code: what a failing program printed to stderr, cut short
 
 
 def symbolic_equal(gold: str, prediction: str, timeout_s: float) -> bool | None:
@@ -70,6 +71,7 @@ class Grader:
 
     def __init__(self, workers: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S):
         self.timeout_s = timeout_s
+        self.workers = workers or os.cpu_count() or 1
         self._pool = BoundedPool(symbolic_equal, workers or os.cpu_count() or 1, timeout_s)
         self._cache: dict[tuple[str, str, str], bool | str | None] = {}
 
@@ -103,6 +105,39 @@ class Grader:
         return [self._cache[key] for key in keys]
 
     def grade_many(self, inputs: Sequence[GradeInput]) -> list[Grade]:
+        """A grade per input: math answers checked for equivalence with the gold, code run against its tests in
+        the sandbox (assets.grading.code)."""
+        is_code = [item.answer_format == "code" for item in inputs]
+        math = iter(self._grade_math([item for item, code in zip(inputs, is_code, strict=True) if not code]))
+        code = iter(self._grade_code([item for item, code in zip(inputs, is_code, strict=True) if code]))
+        return [next(code) if code_item else next(math) for code_item in is_code]
+
+    def _grade_code(self, inputs: Sequence[GradeInput]) -> list[Grade]:
+        if not inputs:
+            return []
+        from assets.grading.code import EXTRACTED_CHARS, extract_code, grade_code_many
+        from assets.grading.sandbox import check_sandbox
+
+        check_sandbox()   # nothing runs unsandboxed: without bubblewrap this says how to install it
+        found: list[str | None | Grade] = []
+        for item in inputs:
+            split = split_reasoning(item.response, item.reasoning_content, item.reasoning_prefilled,
+                                    item.finish_reason)
+            code = extract_code(split.answer) if split.terminated else None
+            found.append(code if code is not None else Grade(None, False,
+                                                             "truncated" if not split.terminated else "no_code"))
+        to_run = [(code, item.gold) for code, item in zip(found, inputs, strict=True) if isinstance(code, str)]
+        ran = iter(grade_code_many(to_run, workers=self.workers))
+        grades = []
+        for code in found:
+            if isinstance(code, Grade):
+                grades.append(code)
+                continue
+            outcome = next(ran)
+            grades.append(Grade(code[:EXTRACTED_CHARS], outcome.passed, outcome.reason, outcome.detail))
+        return grades
+
+    def _grade_math(self, inputs: Sequence[GradeInput]) -> list[Grade]:
         extracted: list[str | None] = []
         early: list[str | None] = []
         for item in inputs:
@@ -132,7 +167,10 @@ class Grader:
 def answer_equivalence(grader: Grader, answer_groups: Iterable[Sequence[str]], answer_format: str
                        ) -> Callable[[str, str], bool]:
     """A `same(a, b)` for answers that appear together in a group (one item's samples), decided by the
-    grader once per distinct pair, so majority votes count "\\frac{1}{2}" and "0.5" as one answer."""
+    grader once per distinct pair, so majority votes count "\\frac{1}{2}" and "0.5" as one answer. Code answers
+    are the same only when identical (their behaviour is not compared)."""
+    if answer_format == "code":
+        return lambda first, second: first == second
     pairs = sorted({pair for group in answer_groups for pair in combinations(sorted(set(group)), 2)})
     verdicts = dict(zip(pairs, grader.equal_many([(a, b, answer_format) for a, b in pairs]), strict=True))
 

@@ -49,9 +49,12 @@ def _strict_json(line: str, where: str) -> Any:
         raise GradeInputError(f"{where} is not valid JSON: {error}") from None
 
 
-def _grade_input(row: Any, where: str, spec: BenchmarkSpec, reasoning_prefilled: bool) -> GradeInput:
+def _grade_input(row: Any, where: str, spec: BenchmarkSpec, reasoning_prefilled: bool,
+                 code_golds: dict[str, str] | None = None) -> GradeInput:
     if not isinstance(row, dict):
         raise GradeInputError(f"{where} is not a JSON object")
+    if code_golds is not None:   # a code benchmark: the tests come from the benchmark's data, by item
+        return _code_input(row, where, spec, reasoning_prefilled, code_golds)
     missing = [name for name in ("gold", "response") if row.get(name) is None]
     if missing:
         raise GradeInputError(f"{where} lacks {missing}; each line needs 'gold' and 'response'")
@@ -70,17 +73,42 @@ def _grade_input(row: Any, where: str, spec: BenchmarkSpec, reasoning_prefilled:
                       row.get("finish_reason"), reasoning_prefilled=reasoning_prefilled)
 
 
-def read_grade_inputs(path: str | Path, spec: BenchmarkSpec,
-                      reasoning_prefilled: bool) -> tuple[list[dict], list[GradeInput]]:
+def _code_input(row: dict, where: str, spec: BenchmarkSpec, reasoning_prefilled: bool,
+                golds: dict[str, str]) -> GradeInput:
+    missing = [name for name in ("item_id", "response") if row.get(name) is None]
+    if missing:
+        raise GradeInputError(f"{where} lacks {missing}; each line of a {spec.name} file needs 'item_id' (e.g. "
+                              f"{next(iter(golds))}) and 'response'; the tests come from the benchmark")
+    if not isinstance(row["response"], str):
+        raise GradeInputError(f"{where}: 'response' must be a string")
+    for name in ("reasoning_content", "finish_reason"):
+        if not isinstance(row.get(name), str | None):
+            raise GradeInputError(f"{where}: '{name}' must be a string or null")
+    item = str(row["item_id"])
+    if item not in golds:
+        raise GradeInputError(f"{where}: item_id {item!r} is not an item of {spec.name} (its items are "
+                              f"{next(iter(golds))} ... {list(golds)[-1]})")
+    return GradeInput(golds[item], spec.answer_format, row["response"], row.get("reasoning_content"),
+                      row.get("finish_reason"), reasoning_prefilled=reasoning_prefilled)
+
+
+def read_grade_inputs(path: str | Path, spec: BenchmarkSpec, reasoning_prefilled: bool,
+                      mirror_dir: str | None = None) -> tuple[list[dict], list[GradeInput]]:
     """Every non-blank line of `path` as it was, and what the grader needs of it. Each line is decoded on its
-    own, so a byte that is not UTF-8 is reported with its line number like any other malformed line."""
+    own, so a byte that is not UTF-8 is reported with its line number like any other malformed line. For a code
+    benchmark a line names its `item_id`, and the tests are the benchmark's (loaded as the pipeline loads them)."""
+    golds = None
+    if spec.answer_format == "code":
+        from assets.benchmarks.catalog import load_items
+
+        golds = {item["item_id"]: item["gold"] for item in load_items(spec.name, mirror_dir, None)}
     rows, inputs = [], []
     for number, line in utf8_lines(path, GradeInputError):
         if not line.strip():
             continue
         where = f"{path} line {number}"
         row = _strict_json(line, where)
-        inputs.append(_grade_input(row, where, spec, reasoning_prefilled))
+        inputs.append(_grade_input(row, where, spec, reasoning_prefilled, golds))
         rows.append(row)
     return rows, inputs
 
@@ -95,8 +123,10 @@ def write_graded(path: str | Path, rows: Sequence[dict], grades: Sequence[Grade]
     try:
         with open(temporary, "x", encoding="ascii") as out:
             for row, grade in zip(rows, grades, strict=True):
-                out.write(json.dumps({**row, "extracted": grade.extracted, "correct": grade.correct,
-                                      "reason": grade.reason}, ensure_ascii=True, allow_nan=False) + "\n")
+                verdict = {"extracted": grade.extracted, "correct": grade.correct, "reason": grade.reason}
+                if grade.detail is not None:
+                    verdict["detail"] = grade.detail
+                out.write(json.dumps({**row, **verdict}, ensure_ascii=True, allow_nan=False) + "\n")
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, target)

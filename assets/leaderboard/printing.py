@@ -4,7 +4,7 @@ import pandas as pd
 
 LEADERBOARD_SQL = "SELECT * FROM leaderboard ORDER BY benchmark, pass_at_1 DESC, variant"
 # The decimals each of the view's numbers is printed with; the view keeps them unrounded.
-PRINTED_DECIMALS = {"pass_at_1": 4, "pass_at_1_low": 4, "pass_at_1_high": 4, "cons_at_k": 4,
+PRINTED_DECIMALS = {"pass_at_1": 4, "pass_at_1_low": 4, "pass_at_1_high": 4, "cons_at_k": 4, "runnable_rate": 4,
                     "delta_vs_baseline": 4, "output_tokens_per_s": 2, "ttft_ms_p99": 1, "tpot_ms_p99": 2,
                     "usd_per_million_output_tokens": 4, "owned_usd_per_million_output_tokens": 4,
                     "usd_per_correct_answer": 6}

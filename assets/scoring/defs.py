@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from assets.grading.code import RUNNABLE_REASONS
 from assets.grading.equivalence import Grader, answer_equivalence
 from assets.leaderboard.history import record_failed_check, run_trigger
 from assets.partitions import variant_partitions, with_baselines
@@ -15,7 +16,7 @@ from warehouse import utc_now
 
 # The samples that count now: of the items the matrix names, the first k of each (see current_graded_answers).
 GRADES_SQL = """
-SELECT benchmark, item_id, sample_index, correct, extracted, completion_tokens, answer_format
+SELECT benchmark, item_id, sample_index, correct, extracted, completion_tokens, answer_format, reason
 FROM current_graded_answers
 WHERE variant = ? AND config_hash = ?
 """
@@ -53,8 +54,10 @@ def benchmark_scores(context: dg.AssetExecutionContext, matrix: MatrixResource,
             wrong_answers_by_item = [list(answers) for _, answers in wrong.groupby("item_id")["extracted"]]
             same = answer_equivalence(grader, wrong_answers_by_item, group["answer_format"].iloc[0])
             score, by_k, items = score_benchmark(group, same)
+            code = group["answer_format"].iloc[0] == "code"
             rows.append({**keys, "benchmark": benchmark, "protocol": variant.protocol.name,
                          "k": variant.protocol.samples_for(benchmark), **score.__dict__,
+                         "runnable_rate": float(group["reason"].isin(RUNNABLE_REASONS).mean()) if code else None,
                          "output_tokens": int(group["completion_tokens"].fillna(0).sum()),
                          "scored_at": utc_now()})
             pass_at_k.append(by_k.assign(**keys, benchmark=benchmark))
@@ -63,7 +66,8 @@ def benchmark_scores(context: dg.AssetExecutionContext, matrix: MatrixResource,
     warehouse.replace_partition("benchmark_scores", variant.name, frame)
     warehouse.replace_partition("benchmark_pass_at_k", variant.name, pd.concat(pass_at_k))
     warehouse.replace_partition("item_difficulty", variant.name, pd.concat(difficulty))
-    shown = frame[["benchmark", "k", "n_items", "pass_at_1", "pass_at_1_low", "pass_at_1_high", "cons_at_k"]]
+    shown = frame[["benchmark", "k", "n_items", "pass_at_1", "pass_at_1_low", "pass_at_1_high", "cons_at_k",
+                   "runnable_rate"]]
     hardest = pd.concat(difficulty).head(10)[["benchmark", "item_id", "samples", "correct", "majority_answer"]]
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
