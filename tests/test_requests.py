@@ -45,3 +45,17 @@ def test_finished_samples_are_not_asked_again_and_seeds_can_be_turned_off():
     unseeded = replace(variant, engine=replace(variant.engine,
                                                options={**variant.engine.options, "per_request_seed": False}))
     assert {r.seed for r in pending_requests(unseeded, ITEMS, NOTHING_DONE)} == {None}
+
+
+def test_a_reported_zero_beside_reasoning_text_is_counted():
+    """vLLM reports reasoning_tokens 0 beside its reasoning_content; the tokenizer counts them then."""
+    from assets.engine.generation import with_token_split
+
+    words = lambda text: len(text.split())  # noqa: E731 (a stand-in tokenizer: one token a word)
+    row = {"response": "The answer is 3.", "reasoning_content": "one plus two is three", "finish_reason": "stop",
+           "completion_tokens": 9, "reasoning_tokens": 0}
+    split = with_token_split(row, words, True)
+    assert (split["reasoning_tokens"], split["answer_tokens"]) == (5, 4)
+    assert with_token_split({**row, "reasoning_tokens": 7}, words, True)["reasoning_tokens"] == 7   # reported
+    empty = with_token_split({**row, "reasoning_content": None, "response": "3"}, words, False)
+    assert empty["reasoning_tokens"] == 0

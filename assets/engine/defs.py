@@ -75,6 +75,34 @@ def _token_counter(model_path: str, engine_kind: str) -> Callable[[str], int] | 
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+# Stored samples with reasoning text whose reasoning tokens the engine reported as 0 (see with_token_split).
+_ZERO_REASONING_SQL = """
+SELECT benchmark, item_id, sample_index, response, reasoning_content, finish_reason, completion_tokens
+FROM benchmark_generations
+WHERE variant = ? AND config_hash = ? AND reasoning_tokens = 0 AND completion_tokens IS NOT NULL
+  AND length(coalesce(reasoning_content, '')) > 0
+"""
+
+
+def _recount_reasoning(warehouse: WarehouseResource, variant: Variant, sample_config: str,
+                       count_tokens: Callable[[str], int] | None) -> int:
+    """Count with the model's tokenizer the reasoning of stored samples an engine reported as 0 tokens."""
+    if count_tokens is None:
+        return 0
+    stored = warehouse.query(_ZERO_REASONING_SQL, [variant.name, sample_config])
+    if stored.empty:
+        return 0
+    rows = [with_token_split({**row, "reasoning_tokens": None}, count_tokens, variant.protocol.reasoning_prefilled)
+            for row in stored.to_dict("records")]
+    with warehouse.connect() as connection:
+        connection.executemany(
+            "UPDATE benchmark_generations SET reasoning_tokens = ?, answer_tokens = ? WHERE variant = ? AND "
+            "config_hash = ? AND benchmark = ? AND item_id = ? AND sample_index = ?",
+            [[row["reasoning_tokens"], row["answer_tokens"], variant.name, sample_config, row["benchmark"],
+              row["item_id"], row["sample_index"]] for row in rows])
+    return len(rows)
+
+
 def _generate(context: dg.AssetExecutionContext, deployment: Deployment, variant: Variant,
               requests: list[SampleRequest], write_rows: Callable[[list[dict]], None],
               policy: RetryPolicy) -> GenerationReport:
@@ -166,6 +194,10 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
     context.instance.add_run_tags(run_id, {WORKER_TAG: this_worker().tag()})
     checkpoint = model.iloc[0]["local_path"]
     count_tokens = _token_counter(checkpoint, variant.engine.kind)
+
+    recounted = _recount_reasoning(warehouse, variant, sample_config, count_tokens)
+    if recounted:
+        context.log.info(f"counted the reasoning tokens of {recounted} stored samples the engine had reported as 0")
 
     def write_rows(rows: list[dict]) -> None:
         rows = [with_token_split(row, count_tokens, variant.protocol.reasoning_prefilled) for row in rows]
