@@ -113,7 +113,7 @@ def _regressions(args: argparse.Namespace) -> int:
         return 0
     shown = found.assign(run=found["run_id"].str[:8], previous=found["previous_run_id"].str[:8])
     print(shown[["variant", "kind", "subject", "value_before", "value_after", "previous", "run", "evidence"]]
-          .round(4).to_markdown(index=False))
+          .round(4).to_markdown(index=False, disable_numparse=True))   # a run id like 9589e131 stays text
     return 1 if args.fail_on_regression else 0
 
 
@@ -130,7 +130,7 @@ def _history(args: argparse.Namespace) -> int:
     if runs.empty:
         raise InputError(f"variant '{args.variant}' has no evaluation run in {warehouse.resolved_path}; "
                          f"`make run VARIANTS={args.variant}` makes one")
-    print(history_table(runs, scores).round(4).to_markdown(index=False))
+    print(history_table(runs, scores).round(4).to_markdown(index=False, disable_numparse=True))
     return 0
 
 
