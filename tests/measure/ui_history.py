@@ -62,10 +62,17 @@ def main() -> None:
     process = subprocess.Popen([str(webserver), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
+    # Each page: its address, then the links or tabs clicked in turn (by their text) before the screenshot.
     pages = {
-        "checks": f"{url}/assets/published_evaluation?view=checks&partition={args.variant}",
-        "history": f"{url}/assets/published_evaluation?view=events&partition={args.variant}",
-        "accuracy_check": f"{url}/assets/published_evaluation?view=checks&checkDetail=accuracy_did_not_regress",
+        "serving_check": (f"{url}/assets/published_evaluation?view=checks",
+                          ["serving_did_not_regress", "Execution history"]),
+        "serving_evidence": (f"{url}/assets/published_evaluation?view=checks",
+                             ["serving_did_not_regress", "Execution history", "@metadata of the failed row"]),
+        "accuracy_check": (f"{url}/assets/published_evaluation?view=checks",
+                           ["accuracy_did_not_regress", "Execution history"]),
+        "variant_runs": (f"{url}/assets/published_evaluation?view=partitions&partition={args.variant}",
+                         ["~View all historical events"]),
+        "evaluation_run": (f"{url}/assets/published_evaluation?view=events", [args.variant]),
     }
     try:
         wait_ready(url, process)
@@ -73,15 +80,27 @@ def main() -> None:
             browser = playwright.chromium.launch(executable_path=args.chromium, headless=True,
                                                  args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            for name, address in pages.items():
+            for name, (address, clicks) in pages.items():
                 page.goto(address)
                 page.wait_for_load_state("networkidle")
                 time.sleep(3)   # the asset pages load their panels after the network settles
+                skip = page.get_by_role("button", name="Skip")
+                if skip.count():   # the first visit's "Join the Dagster community" dialog
+                    skip.first.click()
+                for text in clicks:
+                    if text.startswith("@"):   # the metadata button of the first check run that failed (WARN)
+                        page.get_by_role("row").filter(has_text="Failed").first.get_by_role("button").last.click()
+                    else:
+                        page.get_by_text(text.lstrip("~"), exact=not text.startswith("~")).first.click()
+                    page.wait_for_load_state("networkidle")
+                    time.sleep(2)
                 shot = out / f"{name}.png"
                 page.screenshot(path=str(shot), full_page=True)
                 text = page.inner_text("body")
                 found = {word: word in text for word in ("accuracy_did_not_regress", "serving_did_not_regress",
-                                                         "benchmark_scores_are_valid", "WARN", "compared_with",
+                                                         "Warning", "Failed", "Succeeded", "compared_with",
+                                                         "findings", "flipped", "throughput", "evidence",
+                                                         "regression_throughput_drop", args.variant,
                                                          "run_id", "grader_version", "model_sha")}
                 print(f"{name}: {address}\n  screenshot {shot}\n  shows: "
                       f"{', '.join(word for word, shown in found.items() if shown) or 'none of the expected words'}")
