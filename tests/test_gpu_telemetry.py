@@ -1,7 +1,9 @@
 """GPU telemetry's arithmetic against hand calculations, with a stand-in NVML module (a fake with scripted
 readings: this machine has no GPU); the real pynvml is checked for what it does without one."""
 
+import json
 import types
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +117,32 @@ def test_the_gpus_an_engine_runs_on(kind, options, environ, expected):
 
 def test_gpus_named_by_uuid_are_not_guessed():
     assert "by UUID" in engine_gpus("vllm", {}, {"CUDA_VISIBLE_DEVICES": "GPU-8a1b"})
+
+
+def test_the_owned_cost_uses_the_measured_power_and_prices_the_energy(tmp_path):
+    """An H100 level that drew 3.6 MJ in an hour (a mean of 1 kW, against the catalog's 0.7 kW nameplate) at 1000
+    output tok/s: 3.6 million tokens took 1 kWh, so 0.2778 kWh a million, $0.0417 at $0.15 a kWh."""
+    from datetime import datetime
+
+    from assets.cost.defs import _instance_costs
+    from assets.matrix import load_matrix
+    from resources.prices import PriceCatalogResource
+    from resources.warehouse import WarehouseResource
+
+    variant = load_matrix(Path(__file__).resolve().parent.parent / "pipelines" / "matrix.gpu.yaml").variant(
+        "r1-qwen-1.5b-bf16-h100")
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    warehouse.query(
+        "INSERT INTO serving_load_levels (variant, profile, load, input_len, output_len, completed, failed, "
+        "duration_s, request_throughput, output_throughput, total_token_throughput, goodput, slo_ttft_ms, "
+        "slo_tpot_ms, gpu_telemetry, gpu_energy_j, gpu_kwh_per_million_output_tokens, measured_at) VALUES (?, "
+        "'concurrency', 64, 512, 1024, 100, 0, 3600, 1.0, 1000.0, 1500.0, 1.0, 2000, 100, 'measured', 3.6e6, ?, ?)",
+        [variant.name, 1 / 3.6, datetime(2026, 12, 1)])
+    prices = PriceCatalogResource()
+    row = _instance_costs(variant, warehouse, prices)
+    terms = json.loads(row["ownership_terms"])
+    assert terms["power_kw"] == pytest.approx(1.0) and terms["power_source"].startswith("measured")
+    # Owned hour: $31250 / (3 × 8760 × 0.5) + 1 kW × $0.15 = $2.3782 + $0.15.
+    assert row["owned_usd_per_hour"] == pytest.approx(31250 / (3 * 8760 * 0.5) + 0.15)
+    assert row["energy_kwh_per_million_output_tokens"] == pytest.approx(0.27778, rel=1e-4)
+    assert row["energy_usd_per_million_output_tokens"] == pytest.approx(0.27778 * 0.15, rel=1e-4)

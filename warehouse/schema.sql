@@ -256,6 +256,8 @@ CREATE TABLE IF NOT EXISTS cost_rollup (
     owned_usd_per_hour          DOUBLE,             -- ownership mode, when the hardware's purchase price is known
     owned_usd_per_million_output_tokens DOUBLE,
     ownership_terms             VARCHAR,            -- JSON: purchase, power, years, $/kWh, utilisation, PUE, source
+    energy_kwh_per_million_output_tokens DOUBLE,    -- measured by NVML at the priced level (× PUE); NULL unmeasured
+    energy_usd_per_million_output_tokens DOUBLE,    -- that energy at the prices resource's usd_per_kwh
     prompt_tokens_spent         BIGINT NOT NULL,
     cached_prompt_tokens_spent  BIGINT,             -- of those, served from the API's prompt cache
     output_tokens_spent         BIGINT NOT NULL,    -- completion tokens, reasoning included

@@ -71,6 +71,10 @@ def _instance_costs(variant: Variant, warehouse: WarehouseResource, prices: Pric
            "priced_failed_share": failed_share(best),
            "output_tokens_per_s": throughput,
            "usd_per_million_output_tokens": usd_per_million_tokens(usd_per_hour, throughput)}
+    energy = best.get("gpu_kwh_per_million_output_tokens")
+    if energy is not None and not pd.isna(energy):   # measured by NVML: the tariff prices it
+        row["energy_kwh_per_million_output_tokens"] = float(energy) * prices.pue
+        row["energy_usd_per_million_output_tokens"] = float(energy) * prices.pue * prices.usd_per_kwh
     owned = prices.ownership(variant.hardware)
     if owned:
         terms, source = owned

@@ -9,3 +9,6 @@ ALTER TABLE serving_load_levels ADD COLUMN IF NOT EXISTS gpu_utilization_mean DO
 ALTER TABLE serving_load_levels ADD COLUMN IF NOT EXISTS gpu_memory_used_max_bytes BIGINT;
 ALTER TABLE serving_load_levels ADD COLUMN IF NOT EXISTS gpu_temperature_max_c DOUBLE;
 ALTER TABLE serving_load_levels ADD COLUMN IF NOT EXISTS gpu_kwh_per_million_output_tokens DOUBLE;
+-- The energy a million output tokens took at the priced level, and its cost at the configured tariff.
+ALTER TABLE cost_rollup ADD COLUMN IF NOT EXISTS energy_kwh_per_million_output_tokens DOUBLE;
+ALTER TABLE cost_rollup ADD COLUMN IF NOT EXISTS energy_usd_per_million_output_tokens DOUBLE;
