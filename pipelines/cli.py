@@ -112,9 +112,14 @@ def _regressions(args: argparse.Namespace) -> int:
         print("no regression between each variant's last two published runs")
         return 0
     shown = found.assign(run=found["run_id"].str[:8], previous=found["previous_run_id"].str[:8])
-    print(shown[["variant", "kind", "subject", "value_before", "value_after", "previous", "run", "evidence"]]
-          .round(4).to_markdown(index=False, disable_numparse=True))   # a run id like 9589e131 stays text
+    columns = ["variant", "kind", "subject", "value_before", "value_after", "previous", "run", "evidence"]
+    print(shown[columns].round(4).to_markdown(index=False, disable_numparse=_text_columns(columns, "previous", "run")))
     return 1 if args.fail_on_regression else 0
+
+
+def _text_columns(columns: list[str], *names: str) -> list[int]:
+    """The positions of columns printed as text as they are: a run id like 9589e131 is not the number 9.589e+131."""
+    return [columns.index(name) for name in names if name in columns]
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -130,7 +135,8 @@ def _history(args: argparse.Namespace) -> int:
     if runs.empty:
         raise InputError(f"variant '{args.variant}' has no evaluation run in {warehouse.resolved_path}; "
                          f"`make run VARIANTS={args.variant}` makes one")
-    print(history_table(runs, scores).round(4).to_markdown(index=False, disable_numparse=True))
+    table = history_table(runs, scores).round(4)
+    print(table.to_markdown(index=False, disable_numparse=_text_columns(list(table.columns), "run")))
     return 0
 
 
