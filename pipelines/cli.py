@@ -136,7 +136,8 @@ def _history(args: argparse.Namespace) -> int:
         raise InputError(f"variant '{args.variant}' has no evaluation run in {warehouse.resolved_path}; "
                          f"`make run VARIANTS={args.variant}` makes one")
     table = history_table(runs, scores).round(4)
-    print(table.to_markdown(index=False, disable_numparse=_text_columns(list(table.columns), "run")))
+    table = table.astype(object).where(table.notna(), None)   # a benchmark a run did not have: "-", not "nan"
+    print(table.to_markdown(index=False, missingval="-", disable_numparse=_text_columns(list(table.columns), "run")))
     return 0
 
 

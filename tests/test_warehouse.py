@@ -286,3 +286,32 @@ def test_the_leaderboard_command_upgrades_an_older_file_before_reading_it(tmp_pa
     assert f"brought up to the current schema ({len(migrations())} migrations)" in captured.err
     assert "the leaderboard is empty" in captured.out
     assert WarehouseResource(path=str(path)).upgrade() == 0   # nothing pending the second time
+
+
+def test_an_older_warehouse_publishes_what_it_held_as_a_migrated_run(tmp_path):
+    """A file from before write-audit-publish (its scores and costs in the tables, no evaluation run): migration
+    013 records one migrated run per variant with a cost rollup, and the results it held are published and shown."""
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        apply_schema(connection)
+        connection.execute(
+            "INSERT INTO benchmark_scores (variant, benchmark, config_hash, protocol, k, n_items, n_samples, "
+            "pass_at_1, pass_at_1_low, pass_at_1_high, cons_at_k, correct_samples, output_tokens, scored_at) "
+            "VALUES ('v', 'gsm8k', 'cfg', 'deepseek-r1', 2, 10, 20, 0.5, 0.3, 0.7, 0.6, 10, 2000, "
+            "TIMESTAMP '2026-01-01')")
+        connection.execute(
+            "INSERT INTO cost_rollup (variant, pricing, hardware, usd_per_hour, price_date, price_source, "
+            "usd_per_million_output_tokens, prompt_tokens_spent, output_tokens_spent, reasoning_tokens_spent, "
+            "usd_spent, correct_answers, computed_at) VALUES ('v', 'instance', 'cpu-2vcpu', 0.08, "
+            "DATE '2026-01-01', 's', 1.5, 100, 2000, 0, 0.003, 10, TIMESTAMP '2026-01-02')")
+        # As an older file: the migrations from 013 on not yet had.
+        connection.execute("DELETE FROM schema_migrations WHERE version >= 13")
+        apply_schema(connection)
+        runs = connection.execute("SELECT run_id, status, run_trigger, config_hash FROM evaluation_runs").fetchall()
+        assert runs == [("migrated-v", "published", "migrated", "cfg")]
+        published = connection.execute("SELECT run_id, pass_at_1 FROM published_benchmark_scores").fetchall()
+        assert published == [("migrated-v", 0.5)]
+        shown = connection.execute("SELECT variant, benchmark, pass_at_1, run_id FROM leaderboard").fetchall()
+        assert shown == [("v", "gsm8k", 0.5, "migrated-v")]
+        apply_schema(connection)   # again: nothing published twice
+        assert connection.execute("SELECT count(*) FROM published_benchmark_scores").fetchone() == (1,)
