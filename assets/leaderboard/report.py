@@ -18,7 +18,7 @@ SELECT p.variant, p.run_id, p.published_at, r.engine, r.engine_version, r.quanti
 FROM latest_published_runs p JOIN evaluation_runs r USING (variant, run_id) ORDER BY p.variant
 """
 SCORES_SQL = """
-SELECT s.variant, s.benchmark, s.k, s.n_items, s.pass_at_1, s.pass_at_1_low, s.pass_at_1_high,
+SELECT s.variant, s.benchmark, s.k, s.n_items, s.pass_at_1, s.pass_at_1_low, s.pass_at_1_high, s.runnable_rate,
        c.output_tokens, c.correct_answers, o.reasoning_tokens_per_correct
 FROM published_benchmark_scores s
 JOIN latest_published_runs p USING (variant, run_id)
@@ -56,9 +56,11 @@ def _score_line(row: dict) -> str:
     per_correct = (row["output_tokens"] / row["correct_answers"]
                    if row.get("correct_answers") and not pd.isna(row["correct_answers"]) else math.nan)
     reasoning = row.get("reasoning_tokens_per_correct")
+    runnable = row.get("runnable_rate")
     return (f"  {row['benchmark']:<10} pass@1 {row['pass_at_1']:.3f} [{row['pass_at_1_low']:.3f}, "
             f"{row['pass_at_1_high']:.3f}]  n={row['n_items']} k={row['k']}  "
-            f"{tokens(per_correct)} tokens/correct"
+            + ("" if runnable is None or pd.isna(runnable) else f"runnable {runnable:.2f}  ")
+            + f"{tokens(per_correct)} tokens/correct"
             + ("" if reasoning is None or pd.isna(reasoning) else f" ({tokens(reasoning)} reasoning)"))
 
 
