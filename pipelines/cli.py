@@ -87,8 +87,8 @@ def _report(args: argparse.Namespace) -> int:
     with warehouse.connect(read_only=True) as connection:
         lines = report(connection, args.variants)
         failed = connection.execute(FAILED_SQL).df()
-    shown = {line.split("  ")[0] for line in lines if line and not line.startswith(" ")}
-    missing = [name for name in args.variants if name not in shown]
+        published = set(connection.execute("SELECT variant FROM latest_published_runs").df()["variant"])
+    missing = [name for name in args.variants if name not in published]
     if missing:
         raise InputError(f"no published run of {', '.join(missing)} in {warehouse.resolved_path}; "
                          f"`make run VARIANTS=\"{' '.join(missing)}\"` makes one")

@@ -58,11 +58,7 @@ def _grade_input(row: Any, where: str, spec: BenchmarkSpec, reasoning_prefilled:
     missing = [name for name in ("gold", "response") if row.get(name) is None]
     if missing:
         raise GradeInputError(f"{where} lacks {missing}; each line needs 'gold' and 'response'")
-    if not isinstance(row["response"], str):
-        raise GradeInputError(f"{where}: 'response' must be a string")
-    for name in ("reasoning_content", "finish_reason"):
-        if not isinstance(row.get(name), str | None):
-            raise GradeInputError(f"{where}: '{name}' must be a string or null")
+    _check_response(row, where)
     if isinstance(row["gold"], bool) or not isinstance(row["gold"], str | int | float):
         raise GradeInputError(f"{where}: 'gold' must be a string or a number")
     try:
@@ -73,17 +69,21 @@ def _grade_input(row: Any, where: str, spec: BenchmarkSpec, reasoning_prefilled:
                       row.get("finish_reason"), reasoning_prefilled=reasoning_prefilled)
 
 
+def _check_response(row: dict, where: str) -> None:
+    if not isinstance(row["response"], str):
+        raise GradeInputError(f"{where}: 'response' must be a string")
+    for name in ("reasoning_content", "finish_reason"):
+        if not isinstance(row.get(name), str | None):
+            raise GradeInputError(f"{where}: '{name}' must be a string or null")
+
+
 def _code_input(row: dict, where: str, spec: BenchmarkSpec, reasoning_prefilled: bool,
                 golds: dict[str, str]) -> GradeInput:
     missing = [name for name in ("item_id", "response") if row.get(name) is None]
     if missing:
         raise GradeInputError(f"{where} lacks {missing}; each line of a {spec.name} file needs 'item_id' (e.g. "
                               f"{next(iter(golds))}) and 'response'; the tests come from the benchmark")
-    if not isinstance(row["response"], str):
-        raise GradeInputError(f"{where}: 'response' must be a string")
-    for name in ("reasoning_content", "finish_reason"):
-        if not isinstance(row.get(name), str | None):
-            raise GradeInputError(f"{where}: '{name}' must be a string or null")
+    _check_response(row, where)
     item = str(row["item_id"])
     if item not in golds:
         raise GradeInputError(f"{where}: item_id {item!r} is not an item of {spec.name} (its items are "
