@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assets.benchmarks.catalog import BENCHMARKS, BenchmarkDataError
 from assets.grading.files import GradeInputError
@@ -15,6 +16,19 @@ from assets.matrix import MatrixError, load_matrix, matrix_path
 from assets.models.memory import PlanError
 from pipelines import settings
 from resources.disk import DiskSpaceError
+
+if TYPE_CHECKING:
+    from resources.warehouse import WarehouseResource
+
+
+WAREHOUSE_HELP = "DuckDB file or ducklake:postgres:<libpq string> (default: $YARDSTICK_WAREHOUSE, else .yardstick/)"
+
+
+def _warehouse(path: str | None = None) -> WarehouseResource:
+    """The warehouse a command reads or writes: `path` (its --warehouse), else the configured one."""
+    from resources.warehouse import WarehouseResource
+
+    return WarehouseResource(path=path or settings.warehouse_path(), lake_data=settings.lake_data())
 
 
 def _variants(args: argparse.Namespace, quiet: bool = False) -> int:
@@ -35,14 +49,13 @@ def _recover(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from pipelines.recovery import recover
-    from resources.warehouse import WarehouseResource
 
     if not os.environ.get("DAGSTER_HOME"):
         print("yardstick recover: DAGSTER_HOME is not set, so Dagster keeps no runs between processes and none "
               "can hold anything", file=sys.stderr)
         return 0
     with dg.DagsterInstance.get() as instance:
-        done = recover(instance, WarehouseResource(path=settings.warehouse_path()))
+        done = recover(instance, _warehouse())
     for recovery in done:
         print(f"yardstick recover: {recovery.what}", file=sys.stderr)
     return 0
@@ -51,24 +64,22 @@ def _recover(args: argparse.Namespace) -> int:
 def _materialize(args: argparse.Namespace) -> int:
     """Every asset of one variant, as `dagster asset materialize`, stopped cleanly by Ctrl-C or SIGTERM."""
     from pipelines.supervise import materialize
-    from resources.warehouse import WarehouseResource
 
     _variants(argparse.Namespace(matrix=None, names=[args.variant]), quiet=True)
-    return materialize(args.variant, WarehouseResource(path=settings.warehouse_path()), args.select)
+    return materialize(args.variant, _warehouse(), args.select)
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
     from assets.leaderboard.printing import FAILED_SQL, LEADERBOARD_SQL, failure_lines, printed_leaderboard
-    from resources.warehouse import WarehouseResource
 
-    warehouse = WarehouseResource(path=args.warehouse or settings.warehouse_path())
+    warehouse = _warehouse(args.warehouse)
     upgraded = warehouse.upgrade()
     if upgraded:
         print(f"warehouse: brought up to the current schema ({upgraded} migrations)", file=sys.stderr)
     with warehouse.connect(read_only=True) as connection:
         table = connection.execute(LEADERBOARD_SQL).df()
         failed = connection.execute(FAILED_SQL).df()
-    print(f"warehouse: {warehouse.resolved_path} (published results only)")
+    print(f"warehouse: {warehouse.location} (published results only)")
     print(printed_leaderboard(table).to_markdown(index=False) if len(table)
           else "(the leaderboard is empty: run `make run` first)")
     for line in failure_lines(failed):
@@ -80,9 +91,8 @@ def _report(args: argparse.Namespace) -> int:
     """The compact summary of each variant's latest published run (assets.leaderboard.report)."""
     from assets.leaderboard.printing import FAILED_SQL, failure_lines
     from assets.leaderboard.report import report
-    from resources.warehouse import WarehouseResource
 
-    warehouse = WarehouseResource(path=args.warehouse or settings.warehouse_path())
+    warehouse = _warehouse(args.warehouse)
     warehouse.upgrade()
     with warehouse.connect(read_only=True) as connection:
         lines = report(connection, args.variants)
@@ -90,7 +100,7 @@ def _report(args: argparse.Namespace) -> int:
         published = set(connection.execute("SELECT variant FROM latest_published_runs").df()["variant"])
     missing = [name for name in args.variants if name not in published]
     if missing:
-        raise InputError(f"no published run of {', '.join(missing)} in {warehouse.resolved_path}; "
+        raise InputError(f"no published run of {', '.join(missing)} in {warehouse.location}; "
                          f"`make run VARIANTS=\"{' '.join(missing)}\"` makes one")
     if not lines:
         print("(nothing published yet: run `make run` first)")
@@ -102,9 +112,8 @@ def _report(args: argparse.Namespace) -> int:
 
 def _regressions(args: argparse.Namespace) -> int:
     """What the regression checks flagged between each variant's latest published run and the one before."""
-    from resources.warehouse import WarehouseResource
 
-    warehouse = WarehouseResource(path=args.warehouse or settings.warehouse_path())
+    warehouse = _warehouse(args.warehouse)
     warehouse.upgrade()
     with warehouse.connect(read_only=True) as connection:
         found = connection.execute("SELECT * FROM regressions ORDER BY variant, kind, subject").df()
@@ -125,15 +134,14 @@ def _text_columns(columns: list[str], *names: str) -> list[int]:
 def _history(args: argparse.Namespace) -> int:
     """A variant's evaluation runs, oldest first: when, what changed, scores, throughput, cost."""
     from assets.leaderboard.history import HISTORY_SCORES_SQL, HISTORY_SQL, history_table
-    from resources.warehouse import WarehouseResource
 
-    warehouse = WarehouseResource(path=args.warehouse or settings.warehouse_path())
+    warehouse = _warehouse(args.warehouse)
     warehouse.upgrade()
     with warehouse.connect(read_only=True) as connection:
         runs = connection.execute(HISTORY_SQL, [args.variant]).df()
         scores = connection.execute(HISTORY_SCORES_SQL, [args.variant]).df()
     if runs.empty:
-        raise InputError(f"variant '{args.variant}' has no evaluation run in {warehouse.resolved_path}; "
+        raise InputError(f"variant '{args.variant}' has no evaluation run in {warehouse.location}; "
                          f"`make run VARIANTS={args.variant}` makes one")
     table = history_table(runs, scores).round(4)
     table = table.astype(object).where(table.notna(), None)   # a benchmark a run did not have: "-", not "nan"
@@ -328,19 +336,19 @@ def main(argv: list[str] | None = None) -> int:
 
     history = commands.add_parser("history", help="a variant's evaluation runs: when, what changed, scores, cost")
     history.add_argument("variant")
-    history.add_argument("--warehouse", help="DuckDB file (default: $YARDSTICK_WAREHOUSE)")
+    history.add_argument("--warehouse", help=WAREHOUSE_HELP)
     history.set_defaults(handler=_history)
 
     report_command = commands.add_parser(
         "report", help="a compact summary of variants' latest published runs: accuracy, tokens per correct "
                        "answer, throughput, $/M tokens, break-even volumes against APIs")
     report_command.add_argument("variants", nargs="*", help="variants (default: every variant with a published run)")
-    report_command.add_argument("--warehouse", help="DuckDB file (default: $YARDSTICK_WAREHOUSE)")
+    report_command.add_argument("--warehouse", help=WAREHOUSE_HELP)
     report_command.set_defaults(handler=_report)
 
     regressions = commands.add_parser("regressions", help="what regressed between each variant's last two runs")
     regressions.add_argument("--fail-on-regression", action="store_true", help="exit 1 when anything regressed")
-    regressions.add_argument("--warehouse", help="DuckDB file (default: $YARDSTICK_WAREHOUSE)")
+    regressions.add_argument("--warehouse", help=WAREHOUSE_HELP)
     regressions.set_defaults(handler=_regressions)
 
     recover_command = commands.add_parser(
@@ -355,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     materialize_command.set_defaults(handler=_materialize)
 
     leaderboard = commands.add_parser("leaderboard", help="print the leaderboard view of the warehouse")
-    leaderboard.add_argument("--warehouse", help="DuckDB file (default: $YARDSTICK_WAREHOUSE or .yardstick/)")
+    leaderboard.add_argument("--warehouse", help=WAREHOUSE_HELP)
     leaderboard.set_defaults(handler=_leaderboard)
 
     grade = commands.add_parser("grade", help="grade model outputs (JSONL with 'gold' and 'response')")

@@ -54,7 +54,7 @@ defs = dg.Definitions(
     sensors=[dead_runs, failed_runs],
     resources={
         "matrix": MatrixResource(path=str(settings.matrix_path()), benchmark_mirror=settings.benchmark_mirror()),
-        "warehouse": WarehouseResource(path=settings.warehouse_path()),
+        "warehouse": WarehouseResource(path=settings.warehouse_path(), lake_data=settings.lake_data()),
         "hub": ModelHubResource(models_dir=str(settings.models_dir()),
                                 token=dg.EnvVar("HF_TOKEN") if os.environ.get("HF_TOKEN") else None),
         "engine": EngineResource(log_dir=str(settings.logs_dir()), vllm_command=settings.vllm_command()),

@@ -82,7 +82,7 @@ def free_finished_runs_slots(instance: dg.DagsterInstance) -> list[Recovery]:
 
 def fail_orphaned_deployments(instance: dg.DagsterInstance, warehouse: WarehouseResource) -> list[Recovery]:
     """Mark `failed`, with the reason, every deployment row still `running` whose run is not in progress."""
-    if not warehouse.resolved_path.exists():
+    if not warehouse.exists():
         return []
     running = warehouse.query("SELECT variant, run_id FROM engine_deployments WHERE status = 'running'")
     done = []
@@ -124,7 +124,7 @@ def dead_runs(context: dg.SensorEvaluationContext, warehouse: WarehouseResource)
 def failed_runs(context: dg.RunFailureSensorContext, warehouse: WarehouseResource) -> None:
     run = context.dagster_run
     variant = run.tags.get("dagster/partition")
-    if not variant or not warehouse.resolved_path.exists():
+    if not variant or not warehouse.exists():
         return
     message = context.failure_event.message or "the run failed"
     with warehouse.connect() as connection:

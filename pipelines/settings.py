@@ -5,7 +5,8 @@ load, below this layer; `matrix_path` is re-exported here so the wiring reads it
 
 | variable | meaning | default |
 | YARDSTICK_HOME | state: models, engine logs, the warehouse, Dagster's own | .yardstick |
-| YARDSTICK_WAREHOUSE | the DuckDB file | $YARDSTICK_HOME/warehouse.duckdb |
+| YARDSTICK_WAREHOUSE | a DuckDB file, or `ducklake:postgres:<libpq string>` | $YARDSTICK_HOME/warehouse.duckdb |
+| YARDSTICK_LAKE_DATA | where a DuckLake warehouse keeps its Parquet files (folder or object storage) | none |
 | YARDSTICK_MATRIX | the evaluation matrix | pipelines/matrix.yaml |
 | YARDSTICK_BENCHMARK_MIRROR | offline benchmark folder | the matrix's benchmark_mirror, else the hub |
 | YARDSTICK_VLLM_COMMAND | how to start vLLM | without a GPU, .venv-vllm's server module; else `vllm` |
@@ -39,6 +40,10 @@ def warehouse_path() -> str:
     return os.environ.get("YARDSTICK_WAREHOUSE") or str(home() / "warehouse.duckdb")
 
 
+def lake_data() -> str:
+    return os.environ.get("YARDSTICK_LAKE_DATA") or ""
+
+
 def benchmark_mirror() -> str | None:
     return os.environ.get("YARDSTICK_BENCHMARK_MIRROR") or None
 
@@ -63,4 +68,5 @@ def vllm_command() -> str:
     return "vllm"
 
 
-__all__ = ["benchmark_mirror", "home", "logs_dir", "matrix_path", "models_dir", "vllm_command", "warehouse_path"]
+__all__ = ["benchmark_mirror", "home", "lake_data", "logs_dir", "matrix_path", "models_dir", "vllm_command",
+           "warehouse_path"]

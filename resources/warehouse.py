@@ -1,59 +1,110 @@
-"""The DuckDB warehouse as a Dagster resource: short transactions, one writer, read-only readers."""
+"""The warehouse as a Dagster resource: short transactions, writers that wait their turn, read-only readers.
+
+Two kinds of warehouse, with the same tables, views and writes:
+- a DuckDB file (the embedded default): one process writes at a time; writers wait for the file's lock;
+- a DuckLake catalog (`ducklake:postgres:<libpq connection string>`, data as Parquet under `lake_data`): many
+  processes and machines write at once; a commit that conflicts with another is retried (DuckLake's own retry).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from importlib.util import find_spec
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pandas as pd
+import psycopg2
 
 from resources.disk import MIB, require_free_space
-from warehouse import apply_schema, pending_migrations
+from warehouse import apply_schema, has_tables, pending_migrations, table_keys
 
 # Room for a step's writes to the warehouse (its rows, DuckDB's write-ahead log); checked before each write.
 WAREHOUSE_MIN_FREE_BYTES = 64 * MIB
 
-# (process, file) pairs whose schema is already applied: once per process is enough, and two connections
+LAKE_PREFIX = "ducklake:"
+LAKE_CATALOG_PREFIX = "ducklake:postgres:"
+# DuckLake's extensions come as PyPI packages (duckdb-ext-*), placed where DuckDB looks for them; nothing is
+# downloaded, and DuckDB is told never to try.
+EXTENSION_PACKAGE = "duckdb_ext"
+# The key of the PostgreSQL advisory lock held while a process brings a lake's catalog to the current schema.
+SCHEMA_LOCK_KEY = 0x5941524453   # "YARDS"
+
+# (process, warehouse) pairs whose schema is already applied: once per process is enough, and two connections
 # migrating or replacing the same view at once would conflict. Across processes, DuckDB's file lock lets one
-# writer in at a time, so a file is migrated by whichever process opens it first.
-_SCHEMA_APPLIED: set[tuple[int, Path]] = set()
+# writer in at a time, so a file is migrated by whichever process opens it first; a lake, by whichever holds
+# its advisory lock.
+_SCHEMA_APPLIED: set[tuple[int, str]] = set()
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """Opens the DuckDB file for one short unit of work at a time.
+    """Opens the warehouse for one short unit of work at a time.
 
     A connection is never held across model calls: callers open one, write a batch, and close it, so SQL
-    users and the UI can read the file between writes.
+    users and the UI can read between writes.
     """
 
-    path: str   # the DuckDB file ($YARDSTICK_WAREHOUSE, else warehouse.duckdb under $YARDSTICK_HOME)
+    # $YARDSTICK_WAREHOUSE: a DuckDB file (default warehouse.duckdb under $YARDSTICK_HOME), or a DuckLake catalog
+    # `ducklake:postgres:<libpq connection string>`
+    path: str
+    # $YARDSTICK_LAKE_DATA: where a lake keeps its Parquet files (a folder, or object storage); needed when the
+    # lake is created, recorded in its catalog after that
+    lake_data: str = ""
     lock_timeout_s: float = 300.0
 
     @property
+    def is_lake(self) -> bool:
+        return self.path.startswith(LAKE_PREFIX)
+
+    @property
     def resolved_path(self) -> Path:
+        """The DuckDB file; a lake has none."""
+        if self.is_lake:
+            raise ValueError(f"the warehouse is a DuckLake catalog ({self.location}), not a file")
         return Path(self.path).expanduser().resolve()
+
+    @property
+    def location(self) -> str:
+        """Where the warehouse is, for messages: the file, or the lake's catalog without its password."""
+        if self.is_lake:
+            return redact_password(self.path)
+        return str(self.resolved_path)
+
+    def exists(self) -> bool:
+        """Whether there is a warehouse to read yet (a lake is created by its first writer)."""
+        if not self.is_lake:
+            return self.resolved_path.exists()
+        with self.connect(read_only=True) as connection:
+            return has_tables(connection)
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        path = self.resolved_path
-        if read_only and not path.exists():
-            raise FileNotFoundError(f"warehouse {path} does not exist yet; run `make run` to create it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not read_only:
-            require_free_space(path.parent, WAREHOUSE_MIN_FREE_BYTES, f"writing to the warehouse {path}")
-        connection = _open_when_free(path, read_only, self.lock_timeout_s)
+        if self.is_lake:
+            connection = _open_lake(self.path, self.lake_data, read_only)
+        else:
+            path = self.resolved_path
+            if read_only and not path.exists():
+                raise FileNotFoundError(f"warehouse {path} does not exist yet; run `make run` to create it")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not read_only:
+                require_free_space(path.parent, WAREHOUSE_MIN_FREE_BYTES, f"writing to the warehouse {path}")
+            connection = _open_when_free(path, read_only, self.lock_timeout_s)
         try:
-            if not read_only and (os.getpid(), path) not in _SCHEMA_APPLIED:
+            if not read_only and (os.getpid(), self.path) not in _SCHEMA_APPLIED:
                 with _OPENING:   # one thread applies it; the others wait rather than conflict
-                    if (os.getpid(), path) not in _SCHEMA_APPLIED:
-                        apply_schema(connection)
-                        _SCHEMA_APPLIED.add((os.getpid(), path))
+                    if (os.getpid(), self.path) not in _SCHEMA_APPLIED:
+                        if self.is_lake:
+                            with _catalog_lock(self.path):
+                                apply_schema(connection, lake=True)
+                        else:
+                            apply_schema(connection)
+                        _SCHEMA_APPLIED.add((os.getpid(), self.path))
             yield connection
         finally:
             connection.close()
@@ -74,13 +125,31 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def replace_partition(self, table: str, variant: str, frame: pd.DataFrame) -> int:
         """Replace every row of `variant` in `table` with `frame`, in one transaction."""
-        with self.connect() as connection:
+        def replace(connection: duckdb.DuckDBPyConnection) -> None:
             connection.execute("BEGIN TRANSACTION")
             connection.execute(f"DELETE FROM {table} WHERE variant = ?", [variant])
             if len(frame):
-                _insert(connection, table, frame, on_conflict="")
+                _insert(connection, table, frame)
             connection.execute("COMMIT")
+
+        self._commit(replace)
         return len(frame)
+
+    def _commit(self, write: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+        """Run a transaction, again if its commit conflicted: DuckDB 1.4 refuses to commit a row deleted and
+        inserted again under the same key while an older transaction (a reader) still sees the deleted one."""
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.01
+        while True:
+            with self.connect() as connection:
+                try:
+                    write(connection)
+                    return
+                except duckdb.TransactionException as error:
+                    if "conflict" not in str(error) or time.monotonic() > deadline:
+                        raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def insert_new(self, table: str, frame: pd.DataFrame) -> int:
         """Insert rows whose primary key is not there yet; existing rows are kept as they are."""
@@ -88,7 +157,10 @@ class WarehouseResource(dg.ConfigurableResource):
             return 0
         with self.connect() as connection:
             before = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            _insert(connection, table, frame, on_conflict="ON CONFLICT DO NOTHING")
+            if self.is_lake:   # no keys in a lake: leave out the rows whose key is there
+                _insert(connection, table, frame, where=f"WHERE NOT EXISTS ({_same_key(table)})")
+            else:
+                _insert(connection, table, frame, suffix="ON CONFLICT DO NOTHING")
             after = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         return after - before
 
@@ -96,8 +168,20 @@ class WarehouseResource(dg.ConfigurableResource):
         """Insert rows, replacing those with the same primary key."""
         if not len(frame):
             return 0
-        with self.connect() as connection:
-            _insert(connection, table, frame, on_conflict="OR REPLACE")
+        def replace(connection: duckdb.DuckDBPyConnection) -> None:
+            if self.is_lake:   # no keys in a lake: delete the rows with the incoming keys, then insert, at once
+                connection.execute("BEGIN TRANSACTION")
+                connection.register("incoming_rows", frame)
+                try:
+                    connection.execute(f"DELETE FROM {table} WHERE EXISTS ({_same_key(table, table)})")
+                finally:
+                    connection.unregister("incoming_rows")
+                _insert(connection, table, frame)
+                connection.execute("COMMIT")
+            else:
+                _insert(connection, table, frame, verb="INSERT OR REPLACE")
+
+        self._commit(replace)
         return len(frame)
 
 
@@ -125,15 +209,91 @@ def _open_when_free(path: Path, read_only: bool, timeout_s: float) -> duckdb.Duc
             delay = min(delay * 2, 1.0)
 
 
-def _insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, on_conflict: str) -> None:
+def _insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, verb: str = "INSERT",
+            where: str = "", suffix: str = "") -> None:
     columns = ", ".join(frame.columns)
     connection.register("incoming_rows", frame)
     try:
-        if on_conflict == "OR REPLACE":
-            connection.execute(f"INSERT OR REPLACE INTO {table} ({columns}) SELECT {columns} FROM incoming_rows")
-        else:
-            connection.execute(
-                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming_rows {on_conflict}"
-            )
+        connection.execute(f"{verb} INTO {table} ({columns}) SELECT {columns} FROM incoming_rows {where} {suffix}")
     finally:
         connection.unregister("incoming_rows")
+
+
+def _same_key(table: str, incoming_in: str = "incoming_rows") -> str:
+    """A subquery that finds, for the outer query's row, a row with the same key (schema.sql's primary key): in
+    `table` for a row of incoming_rows, or in incoming_rows for a row of `table` (incoming_in=table)."""
+    inner = "incoming_rows" if incoming_in == table else table
+    matches = " AND ".join(f"k.{column} IS NOT DISTINCT FROM {incoming_in}.{column}" for column in table_keys()[table])
+    return f"SELECT 1 FROM {inner} k WHERE {matches}"
+
+
+def _extension_directory() -> str:
+    spec = find_spec(EXTENSION_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("a DuckLake warehouse needs DuckDB's ducklake, postgres and parquet extensions, which come "
+                           "with yardstick's Python environment (duckdb-ext-ducklake and friends); reinstall it with "
+                           "`make .venv/bin/yardstick`")
+    return str(Path(spec.submodule_search_locations[0]) / "extensions")
+
+
+# Attaching a lake connects to its catalog and reads it (about 0.3 s), so each process attaches once and hands out
+# cursors: connections of their own, with their own transactions, over that one attachment.
+_LAKES: dict[tuple[int, str, str, bool], duckdb.DuckDBPyConnection] = {}
+
+
+def _open_lake(path: str, data: str, read_only: bool) -> duckdb.DuckDBPyConnection:
+    key = (os.getpid(), path, data, read_only)
+    with _OPENING:
+        if key not in _LAKES:
+            _LAKES[key] = _attach_lake(path, data, read_only)
+        cursor = _LAKES[key].cursor()
+    cursor.execute("USE lake")   # a cursor starts in the in-memory database
+    return cursor
+
+
+def _attach_lake(path: str, data: str, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the lake attached as `lake` and in use, so queries name tables as in a file."""
+    if not path.startswith(LAKE_CATALOG_PREFIX):
+        raise ValueError(f"warehouse {redact_password(path)}: a DuckLake warehouse is written "
+                         f"'{LAKE_CATALOG_PREFIX}<libpq connection string>', e.g. "
+                         f"'{LAKE_CATALOG_PREFIX}host=db.internal dbname=yardstick user=yardstick'")
+    connection = duckdb.connect(config={"extension_directory": _extension_directory(),
+                                        "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    try:
+        for extension in ("ducklake", "postgres", "parquet"):
+            connection.execute(f"LOAD {extension}")
+        options = [f"DATA_PATH {_sql_string(data)}"] if data else []
+        if read_only:
+            options.append("READ_ONLY")
+        attach_options = f" ({', '.join(options)})" if options else ""
+        connection.execute(f"ATTACH {_sql_string(path)} AS lake{attach_options}")
+        connection.execute("USE lake")
+    except duckdb.Error as error:
+        connection.close()
+        hint = (" Set YARDSTICK_LAKE_DATA to the folder or object-store path for its Parquet files."
+                if "DATA_PATH" in str(error) else "")
+        raise type(error)(f"cannot attach the warehouse {redact_password(path)}: {error}.{hint}") from None
+    return connection
+
+
+@contextmanager
+def _catalog_lock(path: str) -> Iterator[None]:
+    """Hold the lake's advisory lock in its PostgreSQL catalog, so one process at a time migrates it."""
+    catalog = psycopg2.connect(path.removeprefix(LAKE_CATALOG_PREFIX))
+    try:
+        catalog.autocommit = True
+        with catalog.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [SCHEMA_LOCK_KEY])
+        yield
+    finally:
+        catalog.close()   # the lock goes with the session
+
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def redact_password(path: str) -> str:
+    """A connection string as it may be printed: its password replaced."""
+    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", path)

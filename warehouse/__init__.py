@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -19,6 +21,38 @@ MIGRATION_FILE_NAME = re.compile(r"(?P<version>\d{3})_(?P<name>[a-z0-9_]+)\.sql"
 # The tables a run writes and publishes: each has a published_<table> copy with run_id first (see schema.sql).
 PUBLISHED_TABLES = ("benchmark_scores", "benchmark_pass_at_k", "item_difficulty", "quantization_loss", "cost_rollup",
                     "benchmark_costs", "serving_load_levels", "api_alternatives")
+
+
+# A DuckLake catalog has no primary keys (nor indexes); its tables are made from schema.sql without them, and the
+# writes that rely on a key (skip or replace a row with the same key) match rows by `table_keys()` instead.
+_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (?P<name>\w+) \((?P<body>.*?)\n\);", re.S)
+# The key clause, with the comma that ends the column before it (comment lines may follow that comma).
+_KEY_CLAUSE = re.compile(
+    r",(?P<comment>[ \t]*(--[^\n]*)?(\n[ \t]*--[^\n]*)*)\n\s*PRIMARY KEY\s*\((?P<columns>[^)]*)\)")
+_KEY_COLUMN = re.compile(r"^\s*(?P<column>\w+)\s+\w+\s+PRIMARY KEY", re.M)
+
+
+@cache
+def table_keys() -> dict[str, tuple[str, ...]]:
+    """Each table of schema.sql and the columns of its primary key (its natural key)."""
+    keys = {}
+    for table in _TABLE.finditer(SCHEMA_FILE.read_text()):
+        clause = _KEY_CLAUSE.search(table["body"])
+        column = _KEY_COLUMN.search(table["body"])
+        if clause:
+            keys[table["name"]] = tuple(name.strip() for name in clause["columns"].split(","))
+        elif column:
+            keys[table["name"]] = (column["column"],)
+        else:
+            raise ValueError(f"table {table['name']} in {SCHEMA_FILE.name} has no primary key; every table needs one "
+                             "so that a re-run replaces or skips its rows")
+    return keys
+
+
+def lake_schema() -> str:
+    """schema.sql as a DuckLake catalog takes it: the same tables and columns, without the primary keys."""
+    keyless = _KEY_CLAUSE.sub(r"\g<comment>", SCHEMA_FILE.read_text())
+    return re.sub(r"\s+PRIMARY KEY\b", "", keyless)
 
 
 @dataclass(frozen=True)
@@ -42,29 +76,36 @@ def migrations() -> list[Migration]:
     return [found[version] for version in sorted(found)]
 
 
-def apply_schema(connection: duckdb.DuckDBPyConnection) -> None:
+def apply_schema(connection: duckdb.DuckDBPyConnection, lake: bool = False) -> None:
     """Bring the file to the current schema and (re)create the views; safe to run on every connection.
 
     A file without tables is made from schema.sql and recorded as having had every migration. An older file
     gets the tables it lacks from schema.sql, then each migration it has not had, once, each in a transaction
     with its row in schema_migrations. One connection at a time: WarehouseResource serialises this in a
-    process, and DuckDB's file lock across processes.
+    process, and DuckDB's file lock across processes (a lake: an advisory lock in its catalog database).
     """
     known = migrations()
-    fresh = not _has_tables(connection)
+    fresh = not has_tables(connection)
     with _transaction(connection):
-        connection.execute(SCHEMA_FILE.read_text())
+        connection.execute(lake_schema() if lake else SCHEMA_FILE.read_text())
         if fresh:
             for migration in known:
                 _record(connection, migration)
     applied = {row[0] for row in connection.execute("SELECT version FROM schema_migrations").fetchall()}
-    for migration in known:
-        if migration.version not in applied:
-            with _transaction(connection):
-                _migrate(connection, migration)
+    missing = [migration for migration in known if migration.version not in applied]
+    for migration in missing:
+        with _transaction(connection):
+            _migrate(connection, migration)
     with _transaction(connection):
         _published_copies(connection)
-    connection.execute(VIEWS_FILE.read_text())
+    views = VIEWS_FILE.read_text()
+    digest = hashlib.sha256(views.encode()).hexdigest()
+    current = connection.execute("SELECT count(*) FROM schema_views WHERE digest = ?", [digest]).fetchone()[0]
+    if missing or not current:
+        with _transaction(connection):
+            connection.execute(views)
+            connection.execute("DELETE FROM schema_views")
+            connection.execute("INSERT INTO schema_views VALUES (?, ?)", [digest, utc_now()])
     with _transaction(connection):
         _publish_migrated(connection)
 
@@ -112,7 +153,7 @@ def _published_copies(connection: duckdb.DuckDBPyConnection) -> None:
 def pending_migrations(connection: duckdb.DuckDBPyConnection) -> list[Migration]:
     """The migrations a file has not had yet; works on a read-only connection. A file with no tables has none
     pending: it is made whole from schema.sql when first written."""
-    if not _has_tables(connection):
+    if not has_tables(connection):
         return []
     try:
         applied = {row[0] for row in connection.execute("SELECT version FROM schema_migrations").fetchall()}
@@ -151,7 +192,7 @@ def _transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
     connection.commit()
 
 
-def _has_tables(connection: duckdb.DuckDBPyConnection) -> bool:
+def has_tables(connection: duckdb.DuckDBPyConnection) -> bool:
     return connection.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND NOT temporary"
     ).fetchone()[0] > 0

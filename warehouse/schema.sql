@@ -322,6 +322,13 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at  TIMESTAMP NOT NULL     -- UTC; for a file made from this schema, when it was made
 );
 
+-- The views.sql this warehouse's views were made from (its SHA-256): they are made again only when it changes,
+-- so that writers opening a shared warehouse do not each replace every view.
+CREATE TABLE IF NOT EXISTS schema_views (
+    digest      VARCHAR PRIMARY KEY,
+    applied_at  TIMESTAMP NOT NULL
+);
+
 -- Write, audit, publish. The assets write scores, costs and serving levels into the tables above, which readers do
 -- not read: the blocking check audits them, and only a run that passes it reaches `published_evaluation`, which
 -- records the evaluation run here and copies its rows into published_<table> (the same columns, plus run_id;
