@@ -325,6 +325,24 @@ def _build_tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _k8s_config(args: argparse.Namespace) -> int:
+    """Each variant's step pods on Kubernetes (pipelines.kubernetes), as the run config the `evaluation` job gives
+    the variant's partition when YARDSTICK_EXECUTOR=k8s."""
+    import yaml
+
+    from pipelines.kubernetes import KubernetesConfigError, matrix_pod_configs
+    from resources.prices import PriceCatalogError
+
+    _variants(argparse.Namespace(matrix=args.matrix, names=args.variants), quiet=True)
+    try:
+        configs = matrix_pod_configs(load_matrix(args.matrix))
+    except (KubernetesConfigError, PriceCatalogError) as error:
+        raise InputError(str(error)) from None
+    chosen = dict.fromkeys(args.variants) or configs
+    print(yaml.safe_dump({name: {"execution": {"config": configs[name]}} for name in chosen}, sort_keys=False), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="yardstick", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -413,6 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     tiny.add_argument("output")
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(handler=_build_tiny_model)
+
+    k8s = commands.add_parser("k8s-config", help="print each variant's Kubernetes step-pod config (GPUs, node "
+                                                 "selector, volumes, secrets) as the evaluation job's run config")
+    k8s.add_argument("variants", nargs="*", help="variants of the matrix (default: all of them)")
+    k8s.add_argument("--matrix", help="matrix YAML (default: $YARDSTICK_MATRIX or pipelines/matrix.yaml)")
+    k8s.set_defaults(handler=_k8s_config)
 
     args = parser.parse_args(argv)
     try:

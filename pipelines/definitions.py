@@ -17,7 +17,7 @@ from assets.leaderboard.defs import (
 from assets.models.defs import model_snapshot, quantized_model
 from assets.partitions import variant_partitions
 from assets.scoring.defs import benchmark_scores, benchmark_scores_are_valid, quantization_loss
-from pipelines import settings
+from pipelines import kubernetes, settings
 from pipelines.recovery import dead_runs, failed_runs
 from resources.engines import EngineResource
 from resources.hub import ModelHubResource
@@ -30,6 +30,7 @@ ALL_ASSETS = [benchmark_items, model_snapshot, quantized_model, engine_step, gra
 
 evaluation_job = dg.define_asset_job(
     "evaluation", selection=dg.AssetSelection.all(),
+    config=kubernetes.evaluation_config(kubernetes.executor_kind(), variant_partitions),
     description="The whole chain for one variant: items and weights → engine → grades → scores → cost.",
 )
 
@@ -46,8 +47,9 @@ def nightly_eval(context: dg.ScheduleEvaluationContext):
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     # Steps run one after another in the run's process: on a small machine a process per step costs more
-    # than the steps themselves, and the chain is a line with one long step (the engine) anyway.
-    executor=dg.in_process_executor,
+    # than the steps themselves, and the chain is a line with one long step (the engine) anyway. On Kubernetes
+    # (YARDSTICK_EXECUTOR=k8s) each step is a pod of its own, shaped for its variant (pipelines.kubernetes).
+    executor=kubernetes.executor_for(kubernetes.executor_kind()),
     asset_checks=[benchmark_scores_are_valid, accuracy_did_not_regress, serving_did_not_regress],
     jobs=[evaluation_job],
     schedules=[nightly_eval],
