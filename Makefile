@@ -51,14 +51,13 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 # The matrix is validated and the variants named in VARIANTS checked before anything runs: a bad matrix or an
 # unknown variant stops `make run` with the reason (and the known variants), not a stale leaderboard. What a run
 # that died still holds (the engine pool's slot, a `running` deployment) is freed first: `yardstick recover`.
-# `yardstick materialize` is `dagster asset materialize` that Ctrl-C and SIGTERM always stop, cleanly.
+# `yardstick materialize` is `dagster asset materialize` that Ctrl-C and SIGTERM always stop, cleanly; it runs as
+# many variants at once as the host has engine devices (GPUs; without one, CPU engine slots), each engine on the
+# devices it claims, and names every variant that failed.
 run: $(BIN)/yardstick $(VLLM_READY) $(DAGSTER_HOME)/dagster.yaml sandbox
 	@variants="$$($(BIN)/yardstick variants $(VARIANTS))" || exit 2; \
 	$(BIN)/yardstick recover || exit 1; \
-	for variant in $$variants; do \
-		echo "== materializing every asset for variant $$variant"; \
-		$(BIN)/yardstick materialize $$variant || exit $$?; \
-	done
+	$(BIN)/yardstick materialize $$variants || exit $$?
 	@$(BIN)/yardstick report $(VARIANTS)
 
 test: $(BIN)/yardstick $(VLLM_READY) sandbox

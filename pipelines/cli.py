@@ -62,11 +62,14 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 def _materialize(args: argparse.Namespace) -> int:
-    """Every asset of one variant, as `dagster asset materialize`, stopped cleanly by Ctrl-C or SIGTERM."""
+    """Every asset of each variant, as `dagster asset materialize`, as many at once as the host has engine devices,
+    stopped cleanly by Ctrl-C or SIGTERM."""
     from pipelines.supervise import materialize
+    from resources.devices import DeviceResource
 
-    _variants(argparse.Namespace(matrix=None, names=[args.variant]), quiet=True)
-    return materialize(args.variant, _warehouse(), args.select)
+    _variants(argparse.Namespace(matrix=None, names=args.variants), quiet=True)
+    host = DeviceResource(claims_dir=str(settings.claims_dir()), devices=settings.devices()).host()
+    return materialize(args.variants, _warehouse(), host, args.select, args.jobs)
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
@@ -374,9 +377,12 @@ def main(argv: list[str] | None = None) -> int:
     recover_command.set_defaults(handler=_recover)
 
     materialize_command = commands.add_parser(
-        "materialize", help="materialize a variant's assets (as `dagster asset materialize`), stopped cleanly by "
-                            "Ctrl-C or SIGTERM even while it waits for the engine")
-    materialize_command.add_argument("variant")
+        "materialize", help="materialize variants' assets (as `dagster asset materialize`), as many at once as the "
+                            "host has engine devices, stopped cleanly by Ctrl-C or SIGTERM even while they wait for "
+                            "the engine")
+    materialize_command.add_argument("variants", nargs="+")
+    materialize_command.add_argument("--jobs", type=int, default=None,
+                                     help="variants run at once (default: the host's GPUs, or CPU engine slots)")
     materialize_command.add_argument("--select", default="*", help="Dagster asset selection (default: every asset)")
     materialize_command.set_defaults(handler=_materialize)
 

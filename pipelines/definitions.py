@@ -19,6 +19,7 @@ from assets.partitions import variant_partitions
 from assets.scoring.defs import benchmark_scores, benchmark_scores_are_valid, quantization_loss
 from pipelines import kubernetes, settings
 from pipelines.recovery import dead_runs, failed_runs
+from resources.devices import DeviceResource
 from resources.engines import EngineResource
 from resources.hub import ModelHubResource
 from resources.matrix import MatrixResource
@@ -61,5 +62,6 @@ defs = dg.Definitions(
                                 token=dg.EnvVar("HF_TOKEN") if os.environ.get("HF_TOKEN") else None),
         "engine": EngineResource(log_dir=str(settings.logs_dir()), vllm_command=settings.vllm_command()),
         "prices": PriceCatalogResource(),
+        "devices": DeviceResource(claims_dir=str(settings.claims_dir()), devices=settings.devices()),
     },
 )

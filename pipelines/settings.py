@@ -10,6 +10,7 @@ load, below this layer; `matrix_path` is re-exported here so the wiring reads it
 | YARDSTICK_MATRIX | the evaluation matrix | pipelines/matrix.yaml |
 | YARDSTICK_BENCHMARK_MIRROR | offline benchmark folder | the matrix's benchmark_mirror, else the hub |
 | YARDSTICK_VLLM_COMMAND | how to start vLLM | without a GPU, .venv-vllm's server module; else `vllm` |
+| YARDSTICK_DEVICES | the GPUs engines may claim, comma-separated | CUDA_VISIBLE_DEVICES, else every GPU NVML sees |
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ def models_dir() -> Path:
 
 def logs_dir() -> Path:
     return home() / "logs"
+
+
+def claims_dir() -> Path:
+    """One lock file per device: the engine steps' claims on them (assets.engine.devices)."""
+    return home() / "claims"
+
+
+def devices() -> str:
+    return os.environ.get("YARDSTICK_DEVICES") or ""
 
 
 def warehouse_path() -> str:
@@ -68,5 +78,5 @@ def vllm_command() -> str:
     return "vllm"
 
 
-__all__ = ["benchmark_mirror", "home", "lake_data", "logs_dir", "matrix_path", "models_dir", "vllm_command",
-           "warehouse_path"]
+__all__ = ["benchmark_mirror", "claims_dir", "devices", "home", "lake_data", "logs_dir", "matrix_path", "models_dir",
+           "vllm_command", "warehouse_path"]

@@ -1,12 +1,18 @@
-"""`yardstick materialize VARIANT`: `dagster asset materialize` of every asset for one variant, stopped promptly and
-cleanly by Ctrl-C or SIGTERM whatever the run is doing, and leaving nothing held.
+"""`yardstick materialize VARIANT...`: `dagster asset materialize` of every asset for each variant, as many at once
+as the host has engine devices, stopped promptly and cleanly by Ctrl-C or SIGTERM whatever the runs are doing, and
+leaving nothing held.
+
+The `engine` pool's limit is set to the host's device count first (one slot per GPU, or per CPU engine slot), so
+Dagster queues engine steps beyond it; a step inside it claims the devices its variant needs (resources.devices)
+and waits there while they are taken.
 
 Dagster turns the two signals into an interruption of the running step, which winds down (the engine is stopped,
-its deployment marked failed) and fails the run. One state does not answer: a run whose engine step waits for the
-`engine` pool (another run holds it) sleeps in Dagster's in-process executor, which never looks at signals there.
-So the run works in a child process; a signal here is passed on to it as SIGTERM, and the child is killed when it
-is waiting for the pool (it holds nothing yet), or when it has not wound down within `STOP_GRACE_S`. Recovery
-then frees whatever the killed run held (pipelines.recovery).
+its deployment marked failed, its devices freed) and fails the run. One state does not answer: a run whose engine
+step waits for the `engine` pool (its slots are all taken) sleeps in Dagster's in-process executor, which never
+looks at signals there. So each run works in a child process; a signal here is passed on to every child as
+SIGTERM, no variant is started after it, and a child is killed when it is waiting for the pool (it holds nothing
+yet), or when it has not wound down within `STOP_GRACE_S`. Recovery then frees whatever a killed run held
+(pipelines.recovery).
 """
 
 from __future__ import annotations
@@ -16,18 +22,30 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 
 from assets.engine.defs import ENGINE_POOL
+from assets.engine.devices import Host
 from pipelines.recovery import WORKING, recover
 from resources.warehouse import WarehouseResource
 
 # Longer than an interrupted engine step needs to stop its engine (vLLM is given 30 s after SIGTERM).
 STOP_GRACE_S = 60.0
 POLL_S = 0.2
+
+
+@dataclass
+class _Run:
+    """One variant's `dagster asset materialize` child."""
+
+    variant: str
+    child: subprocess.Popen
+    started: float     # time.time() at its start: its Dagster run is made after
+    killed: str = ""   # why it was killed, if it was
 
 
 def _our_runs(instance: dg.DagsterInstance, variant: str, since: float) -> list[dg.DagsterRun]:
@@ -57,40 +75,71 @@ def _datetime(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
-def materialize(variant: str, warehouse: WarehouseResource, selection: str = "*") -> int:
-    """Run the materialization; returns its exit code, or 128 + the signal's number when a signal stopped it."""
+def size_engine_pool(instance: dg.DagsterInstance, host: Host) -> None:
+    """Set the `engine` pool's limit to the host's device count, so Dagster runs as many engine steps at once as
+    the host could hold if each needed one device (a step that needs more waits for its devices inside)."""
+    instance.event_log_storage.set_concurrency_slots(ENGINE_POOL, len(host.devices))
+
+
+def _start(variant: str, selection: str) -> _Run:
     command = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "pipelines.definitions",
                "--select", selection, "--partition", variant]
+    print(f"== materializing {'every asset' if selection == '*' else selection} for variant {variant}", flush=True)
+    # A session of its own: a Ctrl-C at the terminal reaches the child once, from here, not twice.
+    return _Run(variant, subprocess.Popen(command, start_new_session=True), time.time())
+
+
+def _stop_stragglers(running: list[_Run], stopping_since: float) -> None:
+    """After a signal: kill a child that has not stopped within the grace time, or that waits for the engine pool."""
+    for run in running:
+        if run.killed:
+            continue
+        if time.monotonic() - stopping_since > STOP_GRACE_S:
+            run.killed = f"it did not stop within {STOP_GRACE_S:.0f} s of SIGTERM and was killed"
+        elif os.environ.get("DAGSTER_HOME"):
+            with dg.DagsterInstance.get() as instance:
+                if _waiting_for_pool(instance, run.variant, run.started):
+                    run.killed = ("it was waiting for the engine pool, where Dagster does not look at signals, "
+                                  "and was killed (it held nothing yet)")
+        if run.killed:
+            print(f"yardstick: the run of {run.variant} {run.killed}", file=sys.stderr)
+            run.child.kill()
+
+
+def materialize(variants: list[str], warehouse: WarehouseResource, host: Host, selection: str = "*",
+                jobs: int | None = None) -> int:
+    """Run each variant's materialization, up to `jobs` (default: the host's device count) at once; returns 0,
+    the exit code of the first variant that failed (each failed one named), or 128 + the signal's number when a
+    signal stopped them."""
+    if os.environ.get("DAGSTER_HOME"):
+        with dg.DagsterInstance.get() as instance:
+            size_engine_pool(instance, host)
+    jobs = max(1, jobs or len(host.devices))
+    if len(variants) > 1:
+        print(f"== {len(variants)} variants, up to {jobs} at once (this host has {host.describe()})", flush=True)
+    queued, running, finished = list(variants), [], {}
     received: list[int] = []
 
     def stop(signum: int, _frame) -> None:
-        if not received and child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+        if not received:
+            for run in running:
+                if run.child.poll() is None:
+                    run.child.send_signal(signal.SIGTERM)
         received.append(signum)
 
-    started = time.time()
-    # A session of its own: a Ctrl-C at the terminal reaches the child once, from here, not twice.
-    child = subprocess.Popen(command, start_new_session=True)
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        stopping_since, killed = None, ""
-        while child.poll() is None:
+        stopping_since = None
+        while running or (queued and not received):
+            while queued and not received and len(running) < jobs:
+                running.append(_start(queued.pop(0), selection))
             time.sleep(POLL_S)
-            if not received:
-                continue
-            stopping_since = stopping_since or time.monotonic()
-            if time.monotonic() - stopping_since > STOP_GRACE_S:
-                killed = f"it did not stop within {STOP_GRACE_S:.0f} s of SIGTERM and was killed"
-                print(f"yardstick: the run {killed}", file=sys.stderr)
-                child.kill()
-            elif os.environ.get("DAGSTER_HOME"):
-                with dg.DagsterInstance.get() as instance:
-                    if _waiting_for_pool(instance, variant, started):
-                        killed = ("it was waiting for the engine pool, where Dagster does not look at signals, "
-                                  "and was killed (it held nothing yet)")
-                        print(f"yardstick: the run {killed}", file=sys.stderr)
-                        child.kill()
-        code = child.wait()
+            for run in [run for run in running if run.child.poll() is not None]:
+                running.remove(run)
+                finished[run.variant] = run
+            if received:
+                stopping_since = stopping_since or time.monotonic()
+                _stop_stragglers(running, stopping_since)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -98,10 +147,15 @@ def materialize(variant: str, warehouse: WarehouseResource, selection: str = "*"
         name = signal.Signals(received[0]).name
         if os.environ.get("DAGSTER_HOME"):
             with dg.DagsterInstance.get() as instance:
-                if killed:
-                    _fail_killed_runs(instance, variant, started, f"stopped by {name}: {killed}")
+                for run in finished.values():
+                    if run.killed:
+                        _fail_killed_runs(instance, run.variant, run.started, f"stopped by {name}: {run.killed}")
                 for recovery in recover(instance, warehouse):
                     print(f"yardstick recover: {recovery.what}", file=sys.stderr)
         print(f"yardstick: stopped by {name}; rerun to resume where it stopped", file=sys.stderr)
         return 128 + received[0]
-    return code
+    failed = [run for run in finished.values() if run.child.returncode]
+    for run in failed:
+        print(f"yardstick: variant {run.variant} failed (exit code {run.child.returncode}); its log is above",
+              file=sys.stderr)
+    return failed[0].child.returncode if failed else 0

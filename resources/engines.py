@@ -450,9 +450,10 @@ class EngineResource(dg.ConfigurableResource):
     @contextmanager
     def deploy(
         self, spec: EngineSpec, model_path: str, served_name: str, log_name: str,
-        trust_remote_code: bool = False, warmup_sampling: dict | None = None,
+        trust_remote_code: bool = False, warmup_sampling: dict | None = None, device_env: dict | None = None,
     ) -> Iterator[Deployment]:
         """Yield a ready endpoint for `model_path`; a server started here is stopped when the block exits.
+        `device_env` tells the server the devices claimed for it (CUDA_VISIBLE_DEVICES; see resources.devices).
 
         Refused before anything starts: a configured port something already listens on (EngineError), a disk
         without room for the engine's log (DiskSpaceError)."""
@@ -470,7 +471,7 @@ class EngineResource(dg.ConfigurableResource):
         base = f"http://{self.bind_host}:{port}"
         launch = LAUNCHERS[spec.kind](self, spec, model_path, served_name, port, trust_remote_code)
         ready = [f"{base}{path}" for path in launch.ready_paths]
-        with server_process(launch.argv, log_path, ready, spec.startup_timeout_s, launch.env,
+        with server_process(launch.argv, log_path, ready, spec.startup_timeout_s, {**launch.env, **(device_env or {})},
                             launch.what, launch.stop_grace_s) as (process, startup):
             _confirm_ready_server(process, launch, self.bind_host, port)
             version = _served_version(f"{base}{launch.version_path}") if launch.version_path else None

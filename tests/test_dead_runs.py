@@ -65,8 +65,10 @@ def _environment(tmp_path: Path, items: int = ITEMS) -> dict[str, str]:
     dagster_home = tmp_path / "dagster"
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text((ROOT / "pipelines" / "dagster.yaml").read_text())
+    # A host with one engine device, whatever this one has: the engine pool holds one step, and the second waits.
     return {**os.environ, "YARDSTICK_MATRIX": str(tmp_path / "matrix.yaml"), "YARDSTICK_HOME": str(STATE),
-            "YARDSTICK_WAREHOUSE": str(tmp_path / "warehouse.duckdb"), "DAGSTER_HOME": str(dagster_home)}
+            "YARDSTICK_WAREHOUSE": str(tmp_path / "warehouse.duckdb"), "DAGSTER_HOME": str(dagster_home),
+            "YARDSTICK_DEVICES": "0"}
 
 
 def _materialize(env: dict[str, str], log: Path) -> subprocess.Popen:

@@ -1,7 +1,8 @@
 """One step, one engine: deploy the variant's engine, generate every benchmark sample, load-test it, stop it.
 
 Loading a large model takes minutes, so the three assets come from one step that holds the engine for its
-whole life; the step runs in the `engine` pool so two never share an accelerator.
+whole life. The step runs in the `engine` pool, whose limit is the host's device count, and claims the devices
+its variant needs (resources.devices) for the engine's life, so two engines never share an accelerator.
 """
 
 import json
@@ -38,6 +39,7 @@ from assets.models.memory import PlanError, gpu_named, plan_variant
 from assets.partitions import variant_partitions
 from assets.plots import throughput_latency_chart
 from assets.variants import config_hash
+from resources.devices import DeviceResource
 from resources.engines import Deployment, EngineResource
 from resources.matrix import MatrixResource
 from resources.prices import PriceCatalogResource
@@ -128,14 +130,14 @@ def _by_error(counts: dict[str, int]) -> str:
 
 
 def _load_test(context: dg.AssetExecutionContext, deployment: Deployment, variant: Variant,
-               prompts: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
+               prompts: tuple[str, ...], device_env: dict[str, str]) -> tuple[list[dict], list[dict]]:
     endpoint = Endpoint(deployment.base_url, deployment.served_model, deployment.api_key)
     levels, requests = [], []
     loads = serving_loads(variant, shared_sampling(variant), prompts)
     for number, load in enumerate(loads, start=1):
         context.log.info(f"load level {number}/{len(loads)}: {describe_load(load)}, {load.num_requests} requests")
         watch = EngineMetricsWatch(metrics_url(deployment.base_url))
-        gpus = GpuWatch(engine_gpus(variant.engine.kind, variant.engine.options, os.environ))
+        gpus = GpuWatch(engine_gpus(variant.engine.kind, variant.engine.options, {**os.environ, **device_env}))
         timings, duration = run_until_stopped(run_level(endpoint, load, watching(watch, gpus)))
         if number == 1 and watch.summary == NOT_REPORTED:
             context.log.info(f"no engine metrics at {watch.url}: the levels' engine_ columns stay empty")
@@ -166,8 +168,9 @@ def _load_test(context: dg.AssetExecutionContext, deployment: Deployment, varian
     can_subset=False,
 )
 def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, warehouse: WarehouseResource,
-                engine: EngineResource, prices: PriceCatalogResource):
-    """Start the variant's engine once, generate every missing sample, load-test it, and stop it."""
+                engine: EngineResource, prices: PriceCatalogResource, devices: DeviceResource):
+    """Claim the variant's devices, start its engine once, generate every missing sample, load-test it, and
+    stop it."""
     variant = matrix.variant(context.partition_key)
     model = warehouse.query("SELECT local_path FROM quantized_models WHERE variant = ?", [variant.name])
     if model.empty:
@@ -205,9 +208,11 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
         warehouse.insert_new("benchmark_generations", frame)
 
     memory_plan = _planned_memory(context, variant, checkpoint, prices.gpu_label(variant.hardware))
-    with engine.deploy(variant.engine, checkpoint, served_name=variant.name,
-                       log_name=f"{variant.name}-{run_id[:8]}", trust_remote_code=variant.model.trust_remote_code,
-                       warmup_sampling=shared_sampling(variant)) as deployment:
+    # The devices are claimed (waiting while others hold them) before the engine starts and freed after it stops.
+    with devices.claim(variant.engine, f"variant {variant.name} (run {run_id[:8]})", context.log.info) as device_env, \
+            engine.deploy(variant.engine, checkpoint, served_name=variant.name,
+                          log_name=f"{variant.name}-{run_id[:8]}", trust_remote_code=variant.model.trust_remote_code,
+                          warmup_sampling=shared_sampling(variant), device_env=device_env) as deployment:
         context.log.info(f"{deployment.engine} ready at {deployment.public_url} after "
                          f"{deployment.startup_seconds:.1f} s")
         record = {"variant": variant.name, "run_id": run_id, "engine": deployment.engine,
@@ -222,7 +227,7 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
             if generation.retries:
                 context.log.warning(f"{generation.retries} retries absorbed over {generation.retried_samples} "
                                     f"samples ({_by_error(generation.retries_by_error)})")
-            levels, timings = _load_test(context, deployment, variant, prompts)
+            levels, timings = _load_test(context, deployment, variant, prompts, device_env)
             record["status"] = "stopped"
         except BaseException as error:
             record["status"] = "failed"

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from types import ModuleType
 
+from assets.engine.devices import gpus_per_host
 from assets.matrix import on_cpu
 
 SAMPLE_INTERVAL_S = 0.1
@@ -95,16 +96,15 @@ def engine_gpus(kind: str, options: Mapping, environ: Mapping[str, str]) -> list
         return "an external endpoint: its GPUs are not ours to read"
     if on_cpu(dict(options)):
         return "the engine runs on the CPU"
-    wanted = int(options.get("tensor_parallel_size", 1)) * int(options.get("pipeline_parallel_size", 1))
-    wanted //= max(1, int(options.get("nodes", 1)))
+    wanted = gpus_per_host(options)
     visible = (options.get("env") or {}).get("CUDA_VISIBLE_DEVICES", environ.get("CUDA_VISIBLE_DEVICES"))
     if visible is None:
-        return list(range(max(1, wanted)))
+        return list(range(wanted))
     try:
         indices = [int(part) for part in str(visible).split(",") if part.strip()]
     except ValueError:
         return f"CUDA_VISIBLE_DEVICES={visible} names GPUs by UUID, which this reader does not map to NVML indices"
-    return indices[:max(1, wanted)]
+    return indices[:wanted]
 
 
 def _load_nvml() -> ModuleType:
