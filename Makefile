@@ -20,7 +20,7 @@ endif
 export YARDSTICK_HOME ?= $(CURDIR)/.yardstick
 export DAGSTER_HOME ?= $(YARDSTICK_HOME)/dagster
 
-.PHONY: run test test-fast ui lint clean sandbox
+.PHONY: run test test-fast ui lint clean sandbox postgres
 
 $(BIN)/yardstick: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -60,7 +60,18 @@ run: $(BIN)/yardstick $(VLLM_READY) $(DAGSTER_HOME)/dagster.yaml sandbox
 	$(BIN)/yardstick materialize $$variants || exit $$?
 	@$(BIN)/yardstick report $(VARIANTS)
 
-test: $(BIN)/yardstick $(VLLM_READY) sandbox
+# The tests of a shared (DuckLake) warehouse start a PostgreSQL server of their own for its catalog, from Debian's
+# package; as root on a Debian-family system `make test` installs it, elsewhere it says what to install.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing PostgreSQL, the catalog server the shared-warehouse tests start"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+		else \
+			echo "PostgreSQL is not installed; the shared-warehouse tests need it (apt-get install postgresql)" >&2; \
+		fi; }
+
+test: $(BIN)/yardstick $(VLLM_READY) sandbox postgres
 	$(BIN)/pytest
 
 # The unit tier only: pure logic, under a minute. `make test` (and CI) runs every tier.

@@ -76,3 +76,12 @@ def live_processes(*command_fragments: str, group: int | None = None) -> list[in
 def engine_processes(marker: str) -> list[int]:
     """PIDs of live engine servers (a command line with ' serve ') whose command line contains `marker`."""
     return live_processes(marker, " serve ")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL server for the session (tests/instruments/postgres.py): DuckLake's catalog."""
+    from tests.instruments.postgres import running_postgres
+
+    with running_postgres() as server:
+        yield server

@@ -1,0 +1,208 @@
+"""One warehouse, many writers: a DuckLake catalog in a real PostgreSQL (started by the tests' set-up) with its
+Parquet files in a folder, and the embedded DuckDB file, which writers take turns on.
+
+Both kinds hold the same tables and views and give the same answers to the same writes; several processes
+writing at once lose nothing and duplicate nothing; and the whole offline chain, for three variants run at once by
+separate processes, lands in either with exact row counts, its checks passing, and `yardstick leaderboard` reading
+it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from multiprocessing import get_context
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import yaml
+
+from resources.warehouse import WarehouseResource
+from tests.conftest import ROOT, STATE, needs_shared
+from warehouse import table_keys
+
+pytestmark = pytest.mark.integration
+
+BIN = Path(sys.executable).parent
+KINDS = ("file", "lake")
+
+
+@pytest.fixture(params=KINDS)
+def warehouse_kind(request, tmp_path) -> tuple[str, dict[str, str]]:
+    """(kind, WarehouseResource settings) of a new, empty warehouse of each kind."""
+    if request.param == "file":
+        return "file", {"path": str(tmp_path / "warehouse.duckdb")}
+    server = request.getfixturevalue("postgres")
+    dsn = server.create_database(f"lake_{request.node.name.split('[')[0][-40:]}_{time.monotonic_ns()}".lower())
+    return "lake", {"path": f"ducklake:postgres:{dsn}", "lake_data": str(tmp_path / "lake-data")}
+
+
+def _write_sequence(warehouse: WarehouseResource) -> None:
+    """Every kind of keyed write, each once more with a change: what a step and its retry do."""
+    items = pd.DataFrame([{"variant": "a", "benchmark": "arith", "item_id": str(i), "position": i, "problem": "p",
+                           "gold": "1", "gold_raw": "1", "answer_format": "integer", "source": "s",
+                           "loaded_at": pd.Timestamp("2026-01-01")} for i in range(5)])
+    warehouse.replace_partition("benchmark_items", "a", items)
+    warehouse.replace_partition("benchmark_items", "a", items.iloc[:3])          # a smaller partition replaces
+    warehouse.replace_partition("benchmark_items", "b", items.assign(variant="b"))
+    assert warehouse.insert_new("benchmark_items", items.assign(problem="new")) == 2   # keys 3, 4 only
+    warehouse.upsert("benchmark_k", pd.DataFrame([{"variant": "a", "benchmark": "arith", "k": 2},
+                                                  {"variant": "b", "benchmark": "arith", "k": 2}]))
+    warehouse.upsert("benchmark_k", pd.DataFrame([{"variant": "a", "benchmark": "arith", "k": 4}]))
+
+
+def test_both_kinds_hold_the_same_schema_and_answer_writes_alike(warehouse_kind, tmp_path):
+    kind, settings = warehouse_kind
+    warehouse = WarehouseResource(**settings)
+    _write_sequence(warehouse)
+    reference = WarehouseResource(path=str(tmp_path / "reference.duckdb"))
+    if kind == "lake":
+        _write_sequence(reference)
+    else:
+        reference = warehouse
+    for table in ("benchmark_items", "benchmark_k"):
+        got = warehouse.query(f"SELECT * FROM {table} ORDER BY ALL")
+        assert got.equals(reference.query(f"SELECT * FROM {table} ORDER BY ALL"))
+    assert warehouse.query("SELECT k FROM benchmark_k ORDER BY variant")["k"].tolist() == [4, 2]
+    assert warehouse.query("SELECT problem FROM benchmark_items WHERE variant = 'a' ORDER BY position")[
+        "problem"].tolist() == ["p", "p", "p", "new", "new"]
+    relations = ("SELECT table_name, table_type FROM information_schema.tables "
+                 "WHERE table_catalog = current_database() ORDER BY ALL")
+    assert warehouse.query(relations).equals(reference.query(relations))
+    with warehouse.connect(read_only=True) as reader:   # the views run on either
+        assert reader.execute("SELECT count(*) FROM leaderboard").fetchone()[0] == 0
+
+
+def test_a_lake_refuses_a_catalog_it_cannot_use_and_says_what_to_write():
+    with pytest.raises(ValueError, match="ducklake:postgres:<libpq connection string>"):
+        with WarehouseResource(path="ducklake:sqlite:lake.db").connect():
+            pass
+
+
+WRITERS, BATCHES, ROWS = 4, 10, 500
+
+
+def _writer(settings: dict[str, str], variant: str) -> None:
+    warehouse = WarehouseResource(**settings)
+    for batch in range(BATCHES):
+        warehouse.insert_new("serving_request_timings", pd.DataFrame(
+            [{"variant": variant, "profile": "concurrency", "load": float(batch), "request_index": index,
+              "ok": True} for index in range(ROWS)]))
+        warehouse.replace_partition("benchmark_k", variant, pd.DataFrame(
+            [{"variant": variant, "benchmark": f"b{index}", "k": batch} for index in range(3)]))
+        warehouse.upsert("benchmark_pass_at_k", pd.DataFrame(
+            [{"variant": variant, "benchmark": "b0", "config_hash": "c", "k": 1, "estimate": batch / BATCHES,
+              "low": 0.0, "high": 1.0}]))
+
+
+def test_processes_writing_at_once_lose_and_duplicate_nothing(warehouse_kind):
+    kind, settings = warehouse_kind
+    WarehouseResource(**settings).query("SELECT 1")   # made by one process first, as a run's first step does
+    spawn = get_context("spawn")
+    writers = [spawn.Process(target=_writer, args=(settings, f"v{number}")) for number in range(WRITERS)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=600)
+    assert [writer.exitcode for writer in writers] == [0] * WRITERS
+    warehouse = WarehouseResource(**settings)
+    counts = warehouse.query("SELECT variant, count(*) AS n, count(DISTINCT (load, request_index)) AS keys "
+                             "FROM serving_request_timings GROUP BY variant ORDER BY variant")
+    assert counts["n"].tolist() == [BATCHES * ROWS] * WRITERS
+    assert counts["keys"].tolist() == [BATCHES * ROWS] * WRITERS
+    last = warehouse.query("SELECT variant, count(*) AS n, min(k) AS k FROM benchmark_k GROUP BY ALL ORDER BY 1")
+    assert last["n"].tolist() == [3] * WRITERS and last["k"].tolist() == [BATCHES - 1] * WRITERS
+    passes = warehouse.query("SELECT variant, count(*) AS n, max(estimate) AS p FROM benchmark_pass_at_k "
+                             "GROUP BY ALL ORDER BY 1")
+    assert passes["n"].tolist() == [1] * WRITERS
+    assert passes["p"].tolist() == [(BATCHES - 1) / BATCHES] * WRITERS
+
+
+# The whole chain, three variants at once, each in a process of its own.
+CHAIN_VARIANTS = {"tiny-lake-a": {"quantization": "none"},
+                  "tiny-lake-b": {"quantization": "W8A16"},
+                  "tiny-lake-c": {"quantization": "none", "protocol": {"k": 1}}}
+CHAIN_BENCHMARKS = {"arith": 4, "gsm8k": 2}
+CHAIN_K = 2
+CHAIN_LEVELS = 1
+# What a lost race would print: a commit refused, the file's lock not granted.
+LOCK_OR_CONFLICT = ("TransactionException", "write-write conflict", "Failed to commit", "Could not set lock")
+
+
+def _chain_environment(tmp_path: Path, settings: dict[str, str]) -> dict[str, str]:
+    test_matrix = yaml.safe_load((ROOT / "tests" / "matrix.test.yaml").read_text())
+    defaults = {**test_matrix["defaults"], "benchmarks": CHAIN_BENCHMARKS,
+                "protocol": {**test_matrix["defaults"]["protocol"], "k": CHAIN_K, "k_by_benchmark": {}},
+                "serving": {"concurrency": [1], "request_rates": [], "requests_per_level": 2, "input_len": 16,
+                            "output_len": 8}}
+    variants = {name: {**variant, "protocol": {**defaults["protocol"], **variant.get("protocol", {})}}
+                for name, variant in CHAIN_VARIANTS.items()}
+    (tmp_path / "matrix.yaml").write_text(yaml.safe_dump({"defaults": defaults, "variants": variants}))
+    dagster_home = tmp_path / "dagster"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text((ROOT / "pipelines" / "dagster.yaml").read_text())
+    return {**os.environ, "YARDSTICK_MATRIX": str(tmp_path / "matrix.yaml"), "YARDSTICK_HOME": str(STATE),
+            "YARDSTICK_WAREHOUSE": settings["path"], "YARDSTICK_LAKE_DATA": settings.get("lake_data", ""),
+            "DAGSTER_HOME": str(dagster_home)}
+
+
+def _expected_samples(variant: str) -> int:
+    k = CHAIN_VARIANTS[variant].get("protocol", {}).get("k", CHAIN_K)
+    return sum(CHAIN_BENCHMARKS.values()) * k
+
+
+@needs_shared
+def test_three_variants_run_at_once_by_separate_processes_land_whole(warehouse_kind, tmp_path, tiny_model):
+    kind, settings = warehouse_kind
+    env = _chain_environment(tmp_path, settings)
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]):   # its storage made once, as `make run` does first
+        pass
+    started = time.monotonic()
+    runs = {variant: subprocess.Popen([str(BIN / "yardstick"), "materialize", variant], cwd=ROOT, env=env,
+                                      stdout=(tmp_path / f"{variant}.log").open("wb"), stderr=subprocess.STDOUT)
+            for variant in CHAIN_VARIANTS}
+    for variant, run in runs.items():
+        log = (tmp_path / f"{variant}.log").read_text
+        assert run.wait(timeout=1500) == 0, f"{variant}:\n{log()[-4000:]}"
+        assert not [error for error in LOCK_OR_CONFLICT if error in log()], log()[-4000:]
+    print(f"{len(runs)} variants at once into the {kind} warehouse: {time.monotonic() - started:.0f} s")
+
+    warehouse = WarehouseResource(**settings)
+    per_variant = {
+        "benchmark_items": lambda variant: sum(CHAIN_BENCHMARKS.values()),
+        "benchmark_generations": _expected_samples,
+        "graded_answers": _expected_samples,
+        "benchmark_scores": lambda variant: len(CHAIN_BENCHMARKS),
+        "published_benchmark_scores": lambda variant: len(CHAIN_BENCHMARKS),
+        "published_samples": _expected_samples,
+        "evaluation_runs": lambda variant: 1,
+        "engine_deployments": lambda variant: 1,
+        "serving_load_levels": lambda variant: CHAIN_LEVELS,
+        "cost_rollup": lambda variant: 1,
+    }
+    for table, expected in per_variant.items():
+        counts = dict(warehouse.query(f"SELECT variant, count(*) FROM {table} GROUP BY variant").itertuples(
+            index=False))
+        assert counts == {variant: expected(variant) for variant in CHAIN_VARIANTS}, table
+    for table, key in table_keys().items():   # nothing twice, in any table
+        keys = ", ".join(key)
+        duplicated = warehouse.query(f"SELECT count(*) - count(DISTINCT ({keys})) AS n FROM {table}")["n"][0]
+        assert duplicated == 0, f"{table} holds {duplicated} rows twice"
+    assert set(warehouse.query("SELECT variant FROM leaderboard")["variant"]) == set(CHAIN_VARIANTS)
+
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        runs_done = instance.get_runs()
+        assert len(runs_done) == len(CHAIN_VARIANTS)
+        evaluations = [entry.dagster_event.event_specific_data for run in runs_done for entry in instance.all_logs(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
+    assert evaluations and all(evaluation.passed for evaluation in evaluations), [
+        (evaluation.asset_check_key.name, evaluation.passed) for evaluation in evaluations]
+
+    board = subprocess.run([str(BIN / "yardstick"), "leaderboard"], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert board.returncode == 0, board.stderr
+    assert all(variant in board.stdout for variant in CHAIN_VARIANTS), board.stdout
