@@ -257,8 +257,12 @@ def _attach_lake(path: str, data: str, read_only: bool) -> duckdb.DuckDBPyConnec
         raise ValueError(f"warehouse {redact_password(path)}: a DuckLake warehouse is written "
                          f"'{LAKE_CATALOG_PREFIX}<libpq connection string>', e.g. "
                          f"'{LAKE_CATALOG_PREFIX}host=db.internal dbname=yardstick user=yardstick'")
+    # Data in object storage (s3://, gs://, az://...) is reached through DuckDB's httpfs or azure extension, which
+    # are not packaged: DuckDB installs them from its repository on first use, and credentials come from a
+    # persistent DuckDB secret (CREATE PERSISTENT SECRET). A folder needs nothing downloaded, and nothing is.
+    remote = re.match(r"^[a-z0-9]+://", data) is not None
     connection = duckdb.connect(config={"extension_directory": _extension_directory(),
-                                        "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+                                        "autoinstall_known_extensions": remote, "autoload_known_extensions": remote})
     try:
         for extension in ("ducklake", "postgres", "parquet"):
             connection.execute(f"LOAD {extension}")
