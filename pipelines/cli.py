@@ -129,6 +129,18 @@ def _regressions(args: argparse.Namespace) -> int:
     return 1 if args.fail_on_regression else 0
 
 
+def _compact(args: argparse.Namespace) -> int:
+    """A lake's many small files merged and its old snapshots let go; a file checkpointed."""
+    warehouse = _warehouse(args.warehouse)
+    before, after = warehouse.compact(args.keep_days)
+    if warehouse.is_lake:
+        print(f"{warehouse.location}: {before} data files before, {after} after; snapshots older than "
+              f"{args.keep_days:g} days expired")
+    else:
+        print(f"{warehouse.location}: checkpointed")
+    return 0
+
+
 def _text_columns(columns: list[str], *names: str) -> list[int]:
     """The positions of columns printed as text as they are: a run id like 9589e131 is not the number 9.589e+131."""
     return [columns.index(name) for name in names if name in columns]
@@ -372,6 +384,13 @@ def main(argv: list[str] | None = None) -> int:
     regressions.add_argument("--warehouse", help=WAREHOUSE_HELP)
     regressions.set_defaults(handler=_regressions)
 
+    compact = commands.add_parser("compact", help="merge a DuckLake warehouse's small files and expire its old "
+                                                  "snapshots (a file: checkpoint); safe while runs write")
+    compact.add_argument("--keep-days", type=float, default=7.0,
+                         help="keep the snapshots (time travel) of the last N days (default: 7)")
+    compact.add_argument("--warehouse", help=WAREHOUSE_HELP)
+    compact.set_defaults(handler=_compact)
+
     recover_command = commands.add_parser(
         "recover", help="free what runs that died (killed, out of memory, a restart) still hold")
     recover_command.set_defaults(handler=_recover)
@@ -448,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (MatrixError, FileNotFoundError, InputError, GradeInputError, PlanError, DiskSpaceError,
-            SandboxUnavailableError, BenchmarkDataError) as error:
+            SandboxUnavailableError, BenchmarkDataError, ConnectionError) as error:
         print(f"yardstick: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -75,10 +75,23 @@ def _datetime(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
+POOL_SIZING_TRIES = 5
+
+
 def size_engine_pool(instance: dg.DagsterInstance, host: Host) -> None:
     """Set the `engine` pool's limit to the host's device count, so Dagster runs as many engine steps at once as
     the host could hold if each needed one device (a step that needs more waits for its devices inside)."""
-    instance.event_log_storage.set_concurrency_slots(ENGINE_POOL, len(host.devices))
+    slots = len(host.devices)
+    for attempt in range(POOL_SIZING_TRIES):
+        try:
+            instance.event_log_storage.set_concurrency_slots(ENGINE_POOL, slots)
+            return
+        except Exception:   # noqa: BLE001 - variants started at once race to create the pool's row (PostgreSQL)
+            if instance.event_log_storage.get_concurrency_info(ENGINE_POOL).slot_count == slots:
+                return   # another process set the same limit
+            if attempt == POOL_SIZING_TRIES - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _start(variant: str, selection: str) -> _Run:
@@ -117,6 +130,11 @@ def materialize(variants: list[str], warehouse: WarehouseResource, host: Host, s
     jobs = max(1, jobs or len(host.devices))
     if len(variants) > 1:
         print(f"== {len(variants)} variants, up to {jobs} at once (this host has {host.describe()})", flush=True)
+    if min(jobs, len(variants)) > len(host.devices):
+        print(f"yardstick: warning: {min(jobs, len(variants))} runs at once on {len(host.devices)} engine "
+              f"{host.unit}(s): a run waiting for the engine pool spins on a core in Dagster 1.13's in-process "
+              "executor (its wait between slot checks comes out as 0 s), taking CPU from the engines that run; "
+              "on a CPU host keep --jobs at the engine slots", file=sys.stderr, flush=True)
     queued, running, finished = list(variants), [], {}
     received: list[int] = []
 

@@ -33,6 +33,7 @@ LAKE_CATALOG_PREFIX = "ducklake:postgres:"
 # DuckLake's extensions come as PyPI packages (duckdb-ext-*), placed where DuckDB looks for them; nothing is
 # downloaded, and DuckDB is told never to try.
 EXTENSION_PACKAGE = "duckdb_ext"
+LAKE_COMMIT_RETRIES = 20   # 0.1 s growing by 1.5x: about 11 minutes of tries in all
 # The key of the PostgreSQL advisory lock held while a process brings a lake's catalog to the current schema.
 SCHEMA_LOCK_KEY = 0x5941524453   # "YARDS"
 
@@ -108,6 +109,24 @@ class WarehouseResource(dg.ConfigurableResource):
             yield connection
         finally:
             connection.close()
+
+    def compact(self, keep_days: float) -> tuple[int, int]:
+        """Merge a lake's small data files (each write adds one or more), forget its snapshots older than
+        `keep_days` (time travel before then goes) and delete the files only those snapshots used; a file is
+        checkpointed. Returns the lake's data files before and after (0, 0 for a file)."""
+        if not self.is_lake:
+            with self.connect() as connection:
+                connection.execute("CHECKPOINT")
+            return 0, 0
+        with self.connect() as connection:
+            before = _lake_data_files(connection)
+        # Merging a table's files conflicts with a writer deleting from it meanwhile; the merge is tried again.
+        self._commit(lambda connection: connection.execute("CALL ducklake_merge_adjacent_files('lake')"))
+        with self.connect() as connection:
+            connection.execute("CALL ducklake_expire_snapshots('lake', older_than => now() - to_days(?))",
+                               [max(0, round(keep_days))])
+            connection.execute("CALL ducklake_cleanup_old_files('lake', cleanup_all => true)")
+            return before, _lake_data_files(connection)
 
     def upgrade(self) -> int:
         """Bring a file an older yardstick made to the current schema before reading it (readers connect
@@ -245,7 +264,12 @@ def _open_lake(path: str, data: str, read_only: bool) -> duckdb.DuckDBPyConnecti
     key = (os.getpid(), path, data, read_only)
     with _OPENING:
         if key not in _LAKES:
-            _LAKES[key] = _attach_lake(path, data, read_only)
+            if not path.startswith(LAKE_CATALOG_PREFIX):
+                raise ValueError(f"warehouse {redact_password(path)}: a DuckLake warehouse is written "
+                                 f"'{LAKE_CATALOG_PREFIX}<libpq connection string>', e.g. "
+                                 f"'{LAKE_CATALOG_PREFIX}host=db.internal dbname=yardstick user=yardstick'")
+            with _catalog_lock(path):   # the first attach makes the catalog's tables: one process at a time
+                _LAKES[key] = _attach_lake(path, data, read_only)
         cursor = _LAKES[key].cursor()
     cursor.execute("USE lake")   # a cursor starts in the in-memory database
     return cursor
@@ -253,10 +277,6 @@ def _open_lake(path: str, data: str, read_only: bool) -> duckdb.DuckDBPyConnecti
 
 def _attach_lake(path: str, data: str, read_only: bool) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the lake attached as `lake` and in use, so queries name tables as in a file."""
-    if not path.startswith(LAKE_CATALOG_PREFIX):
-        raise ValueError(f"warehouse {redact_password(path)}: a DuckLake warehouse is written "
-                         f"'{LAKE_CATALOG_PREFIX}<libpq connection string>', e.g. "
-                         f"'{LAKE_CATALOG_PREFIX}host=db.internal dbname=yardstick user=yardstick'")
     # Data in object storage (s3://, gs://, az://...) is reached through DuckDB's httpfs or azure extension, which
     # are not packaged: DuckDB installs them from its repository on first use, and credentials come from a
     # persistent DuckDB secret (CREATE PERSISTENT SECRET). A folder needs nothing downloaded, and nothing is.
@@ -266,6 +286,9 @@ def _attach_lake(path: str, data: str, read_only: bool) -> duckdb.DuckDBPyConnec
     try:
         for extension in ("ducklake", "postgres", "parquet"):
             connection.execute(f"LOAD {extension}")
+        # A commit that conflicts with another writer's is retried by DuckLake, with a growing wait; a matrix's
+        # variants finishing a step at the same moment may need more than its default ten (about 11 s in all).
+        connection.execute(f"SET ducklake_max_retry_count = {LAKE_COMMIT_RETRIES}")
         options = [f"DATA_PATH {_sql_string(data)}"] if data else []
         if read_only:
             options.append("READ_ONLY")
@@ -282,8 +305,13 @@ def _attach_lake(path: str, data: str, read_only: bool) -> duckdb.DuckDBPyConnec
 
 @contextmanager
 def _catalog_lock(path: str) -> Iterator[None]:
-    """Hold the lake's advisory lock in its PostgreSQL catalog, so one process at a time migrates it."""
-    catalog = psycopg2.connect(path.removeprefix(LAKE_CATALOG_PREFIX))
+    """Hold the lake's advisory lock in its PostgreSQL catalog, so one process at a time creates or migrates it."""
+    try:
+        catalog = psycopg2.connect(path.removeprefix(LAKE_CATALOG_PREFIX))
+    except psycopg2.Error as error:
+        raise ConnectionError(f"cannot reach the warehouse's catalog {redact_password(path)}: "
+                              f"{str(error).strip()}; check the connection string in YARDSTICK_WAREHOUSE and that the "
+                              "database exists (createdb)") from None
     try:
         catalog.autocommit = True
         with catalog.cursor() as cursor:
@@ -292,6 +320,11 @@ def _catalog_lock(path: str) -> Iterator[None]:
     finally:
         catalog.close()   # the lock goes with the session
 
+
+def _lake_data_files(connection: duckdb.DuckDBPyConnection) -> int:
+    """The Parquet files the lake's current snapshot reads, from its catalog."""
+    return connection.execute("SELECT count(*) FROM __ducklake_metadata_lake.ducklake_data_file "
+                              "WHERE end_snapshot IS NULL").fetchone()[0]
 
 
 def _sql_string(text: str) -> str:

@@ -83,6 +83,14 @@ def test_a_lake_refuses_a_catalog_it_cannot_use_and_says_what_to_write():
             pass
 
 
+def test_a_catalog_out_of_reach_is_named_with_what_to_check(tmp_path):
+    unreachable = f"ducklake:postgres:host={tmp_path} dbname=lake user=yardstick password=hunter2"
+    with pytest.raises(ConnectionError, match="check the connection string in YARDSTICK_WAREHOUSE") as raised:
+        with WarehouseResource(path=unreachable).connect():
+            pass
+    assert "hunter2" not in str(raised.value) and "password=***" in str(raised.value)
+
+
 WRITERS, BATCHES, ROWS = 4, 10, 500
 
 
@@ -106,10 +114,18 @@ def test_processes_writing_at_once_lose_and_duplicate_nothing(warehouse_kind):
     writers = [spawn.Process(target=_writer, args=(settings, f"v{number}")) for number in range(WRITERS)]
     for writer in writers:
         writer.start()
+    warehouse = WarehouseResource(**settings)
+    compactions = 0
+    while any(writer.is_alive() for writer in writers):   # maintenance while they write: `yardstick compact`
+        warehouse.compact(keep_days=0)
+        compactions += 1
     for writer in writers:
         writer.join(timeout=600)
     assert [writer.exitcode for writer in writers] == [0] * WRITERS
-    warehouse = WarehouseResource(**settings)
+    assert compactions > 0
+    before, after = warehouse.compact(keep_days=0)
+    if kind == "lake":   # the writers' hundreds of small files, merged into few
+        assert after < before or before <= len(table_keys())
     counts = warehouse.query("SELECT variant, count(*) AS n, count(DISTINCT (load, request_index)) AS keys "
                              "FROM serving_request_timings GROUP BY variant ORDER BY variant")
     assert counts["n"].tolist() == [BATCHES * ROWS] * WRITERS
@@ -133,7 +149,9 @@ CHAIN_LEVELS = 1
 LOCK_OR_CONFLICT = ("TransactionException", "write-write conflict", "Failed to commit", "Could not set lock")
 
 
-def _chain_environment(tmp_path: Path, settings: dict[str, str]) -> dict[str, str]:
+def _chain_environment(tmp_path: Path, settings: dict[str, str], run_storage: str | None = None) -> dict[str, str]:
+    """The matrix, and a Dagster instance of the project's settings; with `run_storage` (a PostgreSQL URL), its
+    runs, events and schedules kept there, as a deployment shared by several processes or machines keeps them."""
     test_matrix = yaml.safe_load((ROOT / "tests" / "matrix.test.yaml").read_text())
     defaults = {**test_matrix["defaults"], "benchmarks": CHAIN_BENCHMARKS,
                 "protocol": {**test_matrix["defaults"]["protocol"], "k": CHAIN_K, "k_by_benchmark": {}},
@@ -144,7 +162,10 @@ def _chain_environment(tmp_path: Path, settings: dict[str, str]) -> dict[str, st
     (tmp_path / "matrix.yaml").write_text(yaml.safe_dump({"defaults": defaults, "variants": variants}))
     dagster_home = tmp_path / "dagster"
     dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text((ROOT / "pipelines" / "dagster.yaml").read_text())
+    instance = yaml.safe_load((ROOT / "pipelines" / "dagster.yaml").read_text())
+    if run_storage:
+        instance["storage"] = {"postgres": {"postgres_url": run_storage}}
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(instance))
     return {**os.environ, "YARDSTICK_MATRIX": str(tmp_path / "matrix.yaml"), "YARDSTICK_HOME": str(STATE),
             "YARDSTICK_WAREHOUSE": settings["path"], "YARDSTICK_LAKE_DATA": settings.get("lake_data", ""),
             "DAGSTER_HOME": str(dagster_home)}
@@ -156,9 +177,15 @@ def _expected_samples(variant: str) -> int:
 
 
 @needs_shared
-def test_three_variants_run_at_once_by_separate_processes_land_whole(warehouse_kind, tmp_path, tiny_model):
+def test_three_variants_run_at_once_by_separate_processes_land_whole(warehouse_kind, tmp_path, tiny_model, request):
     kind, settings = warehouse_kind
-    env = _chain_environment(tmp_path, settings)
+    run_storage = None
+    if kind == "lake":   # the deployment a lake belongs to: Dagster's own storage in PostgreSQL too
+        server = request.getfixturevalue("postgres")
+        database = f"dagster_{time.monotonic_ns()}"
+        server.create_database(database)
+        run_storage = server.url(database)
+    env = _chain_environment(tmp_path, settings, run_storage)
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]):   # its storage made once, as `make run` does first
         pass
     started = time.monotonic()
@@ -195,6 +222,8 @@ def test_three_variants_run_at_once_by_separate_processes_land_whole(warehouse_k
     assert set(warehouse.query("SELECT variant FROM leaderboard")["variant"]) == set(CHAIN_VARIANTS)
 
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        if run_storage:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         runs_done = instance.get_runs()
         assert len(runs_done) == len(CHAIN_VARIANTS)
         evaluations = [entry.dagster_event.event_specific_data for run in runs_done for entry in instance.all_logs(

@@ -39,6 +39,11 @@ class PostgresServer:
     def dsn(self, database: str) -> str:
         return f"host={self.socket_dir} user={SUPERUSER} dbname={database}"
 
+    def url(self, database: str) -> str:
+        """The same as a URL, as dagster-postgres takes it: with the psycopg2 driver named, since SQLAlchemy 2.1 reads
+        a bare postgresql:// with psycopg 3, which dagster-postgres's SQL does not run on."""
+        return f"postgresql+psycopg2://{SUPERUSER}@/{database}?host={self.socket_dir}"
+
     def create_database(self, name: str) -> str:
         """A new, empty database; returns its connection string."""
         connection = psycopg2.connect(self.dsn("postgres"))
