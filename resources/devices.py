@@ -1,7 +1,7 @@
 """The host's devices as a resource: an engine step claims the ones its variant needs for the life of its engine,
 and the engine is told exactly those (assets.engine.devices has the rules and the claims themselves).
 
-Dagster's `engine` pool, sized to the host's device count (pipelines.supervise), queues the steps; a pool counts
+Dagster's `engine` pool, sized to the host's device count (by `yardstick materialize`), queues the steps; a pool counts
 one slot per step whatever the step needs, so the claims here decide which devices, and make a step that needs
 more than are free wait for them.
 """
