@@ -150,6 +150,9 @@ def gpu_memory_bytes(group: int) -> int | None:
     return used
 
 
+GROUP_EXIT_WAIT_S = 10.0
+
+
 def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None:
     """TERM the whole group, wait, then KILL whatever is left."""
     if process.poll() is None:
@@ -166,6 +169,26 @@ def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None
     except (ProcessLookupError, PermissionError):
         pass
     process.wait()
+    # The server's own children (vLLM's engine core) die a moment after it: wait for them too, so that the devices
+    # the engine held are free when the claim on them is let go, and the next engine can have them.
+    deadline = time.monotonic() + GROUP_EXIT_WAIT_S
+    while _group_members(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _group_members(group: int) -> list[int]:
+    """Live processes of a process group (a zombie has exited: it holds no memory and no device)."""
+    members = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            state, _parent, process_group = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(process_group) == group and state not in ("Z", "X"):
+            members.append(int(proc.name))
+    return members
 
 
 # What engines print when the weights or the KV cache do not fit (PyTorch, vLLM).
