@@ -36,3 +36,9 @@ def url_has_credentials(url: str) -> bool:
         return True
     return "@" in parts.netloc or any(_SECRET_PARAMETER.search(name)
                                       for name, _ in parse_qsl(parts.query, keep_blank_values=True))
+
+
+def redact_password(connection_string: str) -> str:
+    """A libpq connection string (`host=... password=...`, as a DuckLake catalog is named) as it may be printed or
+    logged: its password replaced."""
+    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", connection_string)

@@ -22,6 +22,7 @@ import duckdb
 import pandas as pd
 import psycopg2
 
+from assets.secrets import redact_password
 from resources.disk import MIB, require_free_space
 from warehouse import apply_schema, has_tables, pending_migrations, table_keys
 
@@ -329,8 +330,3 @@ def _lake_data_files(connection: duckdb.DuckDBPyConnection) -> int:
 
 def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def redact_password(path: str) -> str:
-    """A connection string as it may be printed: its password replaced."""
-    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", path)
