@@ -64,12 +64,14 @@ def _recover(args: argparse.Namespace) -> int:
 def _materialize(args: argparse.Namespace) -> int:
     """Every asset of each variant, as `dagster asset materialize`, as many at once as the host has engine devices,
     stopped cleanly by Ctrl-C or SIGTERM."""
-    from pipelines.supervise import materialize
+    from pipelines.supervise import materialize, route
     from resources.devices import DeviceResource
 
     _variants(argparse.Namespace(matrix=None, names=args.variants), quiet=True)
     host = DeviceResource(claims_dir=str(settings.claims_dir()), devices=settings.devices()).host()
-    return materialize(args.variants, _warehouse(), host, args.select, args.jobs)
+    warehouse = _warehouse()
+    runnable = route(load_matrix(), list(dict.fromkeys(args.variants)), warehouse)
+    return materialize(runnable, warehouse, host, args.select, args.jobs) if runnable else 0
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
@@ -93,15 +95,16 @@ def _leaderboard(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     """The compact summary of each variant's latest published run (assets.leaderboard.report)."""
     from assets.leaderboard.printing import FAILED_SQL, failure_lines
-    from assets.leaderboard.report import report
+    from assets.leaderboard.report import UNSERVED_SQL, report
 
     warehouse = _warehouse(args.warehouse)
     warehouse.upgrade()
     with warehouse.connect(read_only=True) as connection:
         lines = report(connection, args.variants)
         failed = connection.execute(FAILED_SQL).df()
-        published = set(connection.execute("SELECT variant FROM latest_published_runs").df()["variant"])
-    missing = [name for name in args.variants if name not in published]
+        reported = {*connection.execute("SELECT variant FROM latest_published_runs").df()["variant"],
+                    *connection.execute(UNSERVED_SQL).df()["variant"]}
+    missing = [name for name in args.variants if name not in reported]
     if missing:
         raise InputError(f"no published run of {', '.join(missing)} in {warehouse.location}; "
                          f"`make run VARIANTS=\"{' '.join(missing)}\"` makes one")

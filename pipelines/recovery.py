@@ -20,6 +20,7 @@ calls before it materializes anything.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import dagster as dg
 
@@ -39,11 +40,42 @@ class Recovery:
 
 
 def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """Why a run failed: its first failed step and that step's error (what the engine's log said, say), else the
+    run's own failure message."""
+    steps = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE, limit=1).records
+    event = steps[0].event_log_entry.dagster_event if steps else None
+    error = getattr(getattr(event, "event_specific_data", None), "error", None) if event else None
+    if event is not None and error is not None:
+        return f"step {event.step_key} failed: {error.message.strip()}"[:4000]
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE, limit=1,
                                            ascending=False).records
     if not records or records[0].event_log_entry.dagster_event is None:
         return None
     return records[0].event_log_entry.dagster_event.message
+
+
+# How many of the latest failed runs recovery looks at for ones evaluation_runs does not hold yet.
+FAILED_RUNS_SWEPT = 50
+
+
+def record_failed_runs(instance: dg.DagsterInstance, warehouse: WarehouseResource,
+                       since: datetime | None = None) -> list[Recovery]:
+    """Record in evaluation_runs, with why, each failed run of a variant that is not there yet: however it was
+    started (`make run`, `yardstick materialize`, `dagster asset materialize`, the UI, the schedule), with or without
+    the daemon whose `failed_runs` sensor records them as they fail."""
+    records = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], created_after=since),
+                                       limit=FAILED_RUNS_SWEPT)
+    failed = [record.dagster_run for record in records if record.dagster_run.tags.get("dagster/partition")]
+    if not failed or not warehouse.exists():
+        return []
+    done = []
+    with warehouse.connect() as connection:
+        for run in failed:
+            variant = run.tags["dagster/partition"]
+            message = _failure_message(instance, run.run_id) or "the run failed"
+            if record_failed_run(connection, run.run_id, variant, run_trigger(run.tags), utc_now(), message):
+                done.append(Recovery(run.run_id, f"failed run {run.run_id} of {variant} recorded: {message}"))
+    return done
 
 
 def fail_dead_runs(instance: dg.DagsterInstance) -> list[Recovery]:
@@ -105,7 +137,7 @@ def fail_orphaned_deployments(instance: dg.DagsterInstance, warehouse: Warehouse
 def recover(instance: dg.DagsterInstance, warehouse: WarehouseResource) -> list[Recovery]:
     """Everything dead runs left held, freed; what was done, one line each."""
     return (fail_dead_runs(instance) + free_finished_runs_slots(instance)
-            + fail_orphaned_deployments(instance, warehouse))
+            + fail_orphaned_deployments(instance, warehouse) + record_failed_runs(instance, warehouse))
 
 
 @dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
@@ -126,7 +158,7 @@ def failed_runs(context: dg.RunFailureSensorContext, warehouse: WarehouseResourc
     variant = run.tags.get("dagster/partition")
     if not variant or not warehouse.exists():
         return
-    message = context.failure_event.message or "the run failed"
+    message = _failure_message(context.instance, run.run_id) or context.failure_event.message or "the run failed"
     with warehouse.connect() as connection:
         record_failed_run(connection, run.run_id, variant, run_trigger(run.tags), utc_now(), message)
     context.log.info(f"recorded failed run {run.run_id} of {variant}")

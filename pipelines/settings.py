@@ -10,17 +10,17 @@ load, below this layer; `matrix_path` is re-exported here so the wiring reads it
 | YARDSTICK_MATRIX | the evaluation matrix | pipelines/matrix.yaml |
 | YARDSTICK_BENCHMARK_MIRROR | offline benchmark folder | the matrix's benchmark_mirror, else the hub |
 | YARDSTICK_VLLM_COMMAND | how to start vLLM | without a GPU, .venv-vllm's server module; else `vllm` |
+| YARDSTICK_VLLM_CPU_ISA | probe vLLM's CPU library for avx2, avx512 or avx512_bf16 instead of this CPU's | this CPU |
 | YARDSTICK_DEVICES | the GPUs engines may claim, comma-separated | CUDA_VISIBLE_DEVICES, else every GPU NVML sees |
 """
 
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
 
 from assets.matrix import matrix_path
-from resources.engines import VLLM_SERVER_MODULE
+from assets.matrix.host import VLLM_CPU_PYTHON, default_vllm_command
 
 DEFAULT_HOME = ".yardstick"
 
@@ -58,25 +58,11 @@ def benchmark_mirror() -> str | None:
     return os.environ.get("YARDSTICK_BENCHMARK_MIRROR") or None
 
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-VLLM_CPU_PYTHON = PROJECT_ROOT / ".venv-vllm" / "bin" / "python"
-
-
-def has_nvidia_gpu() -> bool:
-    return Path("/dev/nvidiactl").exists() or any(Path("/dev").glob("nvidia[0-9]*"))
-
-
 def vllm_command() -> str:
-    """How the vLLM engine starts: YARDSTICK_VLLM_COMMAND (a GPU environment, a container, a wrapper); else,
-    on a machine without an NVIDIA GPU, vLLM's CPU build in .venv-vllm, started as its server module (its
-    console script does not run: the distribution is named vllm-cpu); else `vllm` on the PATH."""
-    configured = os.environ.get("YARDSTICK_VLLM_COMMAND")
-    if configured:
-        return configured
-    if not has_nvidia_gpu() and VLLM_CPU_PYTHON.exists():
-        return f"{shlex.quote(str(VLLM_CPU_PYTHON))} -m {VLLM_SERVER_MODULE}"
-    return "vllm"
+    """How the vLLM engine starts (YARDSTICK_VLLM_COMMAND, else .venv-vllm's server module without a GPU, else
+    `vllm`): read below this layer, where the matrix asks vLLM what it can run on this host."""
+    return default_vllm_command()
 
 
-__all__ = ["benchmark_mirror", "claims_dir", "devices", "home", "lake_data", "logs_dir", "matrix_path", "models_dir",
-           "vllm_command", "warehouse_path"]
+__all__ = ["VLLM_CPU_PYTHON", "benchmark_mirror", "claims_dir", "devices", "home", "lake_data", "logs_dir",
+           "matrix_path", "models_dir", "vllm_command", "warehouse_path"]

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +31,11 @@ import dagster as dg
 
 from assets.engine.defs import ENGINE_POOL
 from assets.engine.devices import Host
-from pipelines.recovery import WORKING, recover
+from assets.leaderboard.history import record_not_run
+from assets.matrix import Matrix
+from pipelines.recovery import WORKING, record_failed_runs, recover
 from resources.warehouse import WarehouseResource
+from warehouse import utc_now
 
 # Longer than an interrupted engine step needs to stop its engine (vLLM is given 30 s after SIGTERM).
 STOP_GRACE_S = 60.0
@@ -119,6 +123,24 @@ def _stop_stragglers(running: list[_Run], stopping_since: float) -> None:
             run.child.kill()
 
 
+def route(matrix: Matrix, variants: list[str], warehouse: WarehouseResource) -> list[str]:
+    """Say where each variant runs: a variant served by its fallback engine says so and why; one that nothing on this
+    host can serve is reported as not run, with why, recorded in evaluation_runs, and left out. Returns the others."""
+    runnable = []
+    for name in variants:
+        variant = matrix.variant(name)
+        if variant.not_runnable:
+            print(f"yardstick: variant {name} not run: {variant.not_runnable}", file=sys.stderr, flush=True)
+            with warehouse.connect() as connection:
+                record_not_run(connection, f"not-run-{uuid.uuid4().hex[:12]}", name, "manual", utc_now(),
+                               variant.not_runnable)
+            continue
+        if variant.engine_note:
+            print(f"== {name}: {variant.engine_note}", flush=True)
+        runnable.append(name)
+    return runnable
+
+
 def materialize(variants: list[str], warehouse: WarehouseResource, host: Host, selection: str = "*",
                 jobs: int | None = None) -> int:
     """Run each variant's materialization, up to `jobs` (default: the host's device count) at once; returns 0,
@@ -173,6 +195,9 @@ def materialize(variants: list[str], warehouse: WarehouseResource, host: Host, s
         print(f"yardstick: stopped by {name}; rerun to resume where it stopped", file=sys.stderr)
         return 128 + received[0]
     failed = [run for run in finished.values() if run.child.returncode]
+    if failed and os.environ.get("DAGSTER_HOME"):
+        with dg.DagsterInstance.get() as instance:
+            record_failed_runs(instance, warehouse, since=_datetime(min(run.started for run in failed)))
     for run in failed:
         print(f"yardstick: variant {run.variant} failed (exit code {run.child.returncode}); its log is above",
               file=sys.stderr)

@@ -37,8 +37,9 @@ from pathlib import Path
 import dagster as dg
 import httpx
 
-from assets.matrix import EngineSpec, on_cpu, vllm_cpu_problem
-from assets.models.checkpoint import checkpoint_weight_only_bits
+from assets.matrix import EngineSpec, on_cpu
+from assets.matrix.host import VLLM_SERVER_MODULE, ProbeError, vllm_cpu_capabilities
+from assets.models.checkpoint import checkpoint_scheme
 from assets.secrets import redact_url
 from assets.versions import installed_version
 from resources.disk import ENGINE_MIN_FREE_BYTES, disk_full_hint, require_free_space
@@ -285,11 +286,6 @@ def transformers_argv(command: str, model_path: str, options: dict, host: str, p
     return argv
 
 
-# The module behind `vllm serve`: the way to start vLLM where its console script does not work (the CPU build
-# is installed as the distribution `vllm-cpu`, and its `vllm` script looks up the version of `vllm`).
-VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
-
-
 def starts_vllm_module(command: list[str]) -> bool:
     """Whether a vLLM command runs the server module (`python -m vllm.entrypoints.openai.api_server`), which
     takes the model as `--model`, rather than the console script (`vllm`), which takes `serve MODEL`."""
@@ -381,18 +377,32 @@ def transformers_launch(engine: EngineResource, spec: EngineSpec, model_path: st
     return Launch("transformers serve", argv, env, ("/health",), model_path, installed_version("transformers"))
 
 
+def refuse_unservable_on_cpu(vllm_command: str, model_path: str) -> None:
+    """Raise EngineError, before anything starts, when vLLM's CPU build (probed on this host) has no kernel for the
+    checkpoint's quantization scheme."""
+    scheme = checkpoint_scheme(model_path)
+    if scheme is None:
+        return
+    try:
+        capabilities = vllm_cpu_capabilities(vllm_command)
+    except ProbeError as error:
+        raise EngineError(f"cannot tell whether vLLM can serve {scheme} on this CPU: {error}") from error
+    problem = capabilities.problem(scheme) if capabilities else None
+    if problem:
+        raise EngineError(f"{model_path}: {problem}")
+
+
 def vllm_launch(engine: EngineResource, spec: EngineSpec, model_path: str, served_name: str, port: int,
                 trust_remote_code: bool) -> Launch:
     """`vllm serve`: ready once /health answers and /v1/models lists the loaded model. vLLM usually lives in an
     environment of its own (or a container), so the version recorded is what its server says at /version.
 
-    On a CPU, a checkpoint the CPU backend has no kernels for is refused here, before anything starts; the
-    KV cache gets `cpu_kvcache_space_gib` (VLLM_CPU_KVCACHE_SPACE); vLLM binds its threads to the cores itself."""
+    On a CPU, a checkpoint the CPU build has no kernel for on this host (asked of it: assets.matrix.host) is refused
+    here, before anything starts; the KV cache gets `cpu_kvcache_space_gib` (VLLM_CPU_KVCACHE_SPACE); vLLM binds its
+    threads to the cores itself."""
     env = {"HF_HUB_OFFLINE": "1"}
     if on_cpu(spec.options):
-        problem = vllm_cpu_problem(checkpoint_weight_only_bits(model_path))
-        if problem:
-            raise EngineError(f"{model_path}: {problem}")
+        refuse_unservable_on_cpu(engine.vllm_command, model_path)
         env["VLLM_CPU_KVCACHE_SPACE"] = str(spec.options.get("cpu_kvcache_space_gib", 1))
         # The engine core in the server's process: on a few cores, a separate engine-core process that
         # busy-polls its worker starves the server, which then streams whole replies at once (measured on 2 cores:

@@ -68,8 +68,10 @@ CREATE TABLE IF NOT EXISTS engine_deployments (
     memory_plan      VARCHAR,             -- JSON, made before the start
     started_at       TIMESTAMP NOT NULL,
     stopped_at       TIMESTAMP,
-    status           VARCHAR NOT NULL,     -- running | stopped | failed
+    status           VARCHAR NOT NULL,     -- running | stopped | failed (also when it failed to start)
     failure          VARCHAR,              -- why it failed: the step's error, or what recovery found
+    requested_engine VARCHAR,              -- the matrix's engine, when its fallback served instead
+    engine_note      VARCHAR,              -- why the fallback served
     PRIMARY KEY (variant, run_id)
 );
 
@@ -339,7 +341,7 @@ CREATE TABLE IF NOT EXISTS evaluation_runs (
     run_id           VARCHAR NOT NULL,
     variant          VARCHAR NOT NULL,
     evaluated_at     TIMESTAMP NOT NULL,
-    status           VARCHAR NOT NULL,   -- published | failed_check | failed_run
+    status           VARCHAR NOT NULL,   -- published | failed_check | failed_run | not_run
     run_trigger      VARCHAR,            -- schedule <name> | sensor <name> | backfill | manual
     model_sha        VARCHAR,            -- the snapshot's commit sha (or fingerprint, or endpoint)
     quantization     VARCHAR,
@@ -349,7 +351,8 @@ CREATE TABLE IF NOT EXISTS evaluation_runs (
     config_hash      VARCHAR,            -- what shapes a sample: model, quantization, engine, sampling, prompt
     seeded           BOOLEAN,            -- samples drawn with per-request seeds (reproducible on the same stack)
     price_date       DATE,               -- of the price the costs are taken at
-    evidence         VARCHAR,            -- failed_check: the failed expectations; failed_run: the failure (JSON)
+    evidence         VARCHAR,            -- failed_check: the failed expectations; failed_run, not_run: why (JSON)
+    engine_note      VARCHAR,            -- why the engine that served is the matrix's fallback, where it is
     PRIMARY KEY (run_id, variant)
 );
 

@@ -50,6 +50,7 @@ SELECT
     ql.significant               AS delta_significant,
     r.engine,
     r.engine_version,
+    r.engine_note,                                          -- why a fallback engine served, where one did
     coalesce(c.hardware, 'api:' || c.api_model) AS priced_as,        -- the instance rented, or the API billed
     c.best_profile                              AS priced_profile,   -- the load level the costs are taken at:
     c.best_load                                 AS priced_load,      -- concurrency, or requests/s

@@ -7,7 +7,8 @@ its variant needs (resources.devices) for the engine's life, so two engines neve
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 import openai
@@ -105,6 +106,30 @@ def _recount_reasoning(warehouse: WarehouseResource, variant: Variant, sample_co
     return len(rows)
 
 
+def _deployment_record(variant: Variant, run_id: str, memory_plan: dict | None) -> dict:
+    """The engine_deployments row of this run, before its engine is up: filled in once it is, and written failed,
+    with the reason (the engine's log tail included), should it not come up."""
+    return {"variant": variant.name, "run_id": run_id, "engine": variant.engine.kind, "engine_version": None,
+            "argv": None, "base_url": "", "served_model": variant.name, "startup_seconds": None,
+            "peak_rss_bytes": None, "memory_plan": json.dumps(memory_plan) if memory_plan else None,
+            "gpu_memory_bytes": None, "started_at": utc_now(), "stopped_at": None, "status": "starting",
+            "failure": None, "requested_engine": variant.requested_engine, "engine_note": variant.engine_note}
+
+
+@contextmanager
+def _recorded_start(warehouse: WarehouseResource, record: dict) -> Iterator[None]:
+    """Around the engine's start and life: an engine that dies while starting or warming up, before its row is
+    written, is recorded as a failed deployment with why (an interruption while starting too)."""
+    try:
+        yield
+    except BaseException as error:
+        if record["status"] == "starting":
+            record.update(status="failed", stopped_at=utc_now(),
+                          failure=f"{type(error).__name__} while starting: {error or 'interrupted'}"[:4000])
+            warehouse.upsert("engine_deployments", pd.DataFrame([record]))
+        raise
+
+
 def _generate(context: dg.AssetExecutionContext, deployment: Deployment, variant: Variant,
               requests: list[SampleRequest], write_rows: Callable[[list[dict]], None],
               policy: RetryPolicy) -> GenerationReport:
@@ -172,6 +197,10 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
     """Claim the variant's devices, start its engine once, generate every missing sample, load-test it, and
     stop it."""
     variant = matrix.variant(context.partition_key)
+    if variant.not_runnable:
+        raise dg.Failure(f"variant '{variant.name}' not run: {variant.not_runnable}")
+    if variant.engine_note:
+        context.log.warning(f"variant '{variant.name}' is {variant.engine_note}")
     model = warehouse.query("SELECT local_path FROM quantized_models WHERE variant = ?", [variant.name])
     if model.empty:
         raise dg.Failure(f"no quantized_model for variant '{variant.name}'; materialize quantized_model first")
@@ -208,19 +237,19 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
         warehouse.insert_new("benchmark_generations", frame)
 
     memory_plan = _planned_memory(context, variant, checkpoint, prices.gpu_label(variant.hardware))
+    record = _deployment_record(variant, run_id, memory_plan)
     # The devices are claimed (waiting while others hold them) before the engine starts and freed after it stops.
     with devices.claim(variant.engine, f"variant {variant.name} (run {run_id[:8]})", context.log.info) as device_env, \
+            _recorded_start(warehouse, record), \
             engine.deploy(variant.engine, checkpoint, served_name=variant.name,
                           log_name=f"{variant.name}-{run_id[:8]}", trust_remote_code=variant.model.trust_remote_code,
                           warmup_sampling=shared_sampling(variant), device_env=device_env) as deployment:
         context.log.info(f"{deployment.engine} ready at {deployment.public_url} after "
                          f"{deployment.startup_seconds:.1f} s")
-        record = {"variant": variant.name, "run_id": run_id, "engine": deployment.engine,
-                  "engine_version": deployment.engine_version, "argv": " ".join(deployment.argv),
-                  "base_url": deployment.public_url, "served_model": deployment.served_model,
-                  "startup_seconds": deployment.startup_seconds, "peak_rss_bytes": None,
-                  "memory_plan": json.dumps(memory_plan) if memory_plan else None, "gpu_memory_bytes": None,
-                  "started_at": utc_now(), "stopped_at": None, "status": "running", "failure": None}
+        record.update(engine=deployment.engine, engine_version=deployment.engine_version,
+                      argv=" ".join(deployment.argv), base_url=deployment.public_url,
+                      served_model=deployment.served_model, startup_seconds=deployment.startup_seconds,
+                      status="running")
         warehouse.upsert("engine_deployments", pd.DataFrame([record]))
         try:
             generation = _generate(context, deployment, variant, requests, write_rows, policy)

@@ -20,6 +20,8 @@ SELECT
        FROM quantized_models WHERE variant = $1) AS quantization,
     (SELECT arg_max(engine, started_at) FROM engine_deployments WHERE variant = $1) AS engine,
     (SELECT arg_max(engine_version, started_at) FROM engine_deployments WHERE variant = $1) AS engine_version,
+    (SELECT arg_max(engine_note, started_at) FILTER (WHERE status <> 'failed') FROM engine_deployments
+       WHERE variant = $1) AS engine_note,
     (SELECT string_agg(DISTINCT grader_version, '; ') FROM graded_answers
        WHERE variant = $1 AND config_hash = $2) AS grader_version,
     (SELECT bool_and(seed IS NOT NULL) FROM benchmark_generations WHERE variant = $1 AND config_hash = $2) AS seeded,
@@ -27,7 +29,7 @@ SELECT
 """
 # The fields that say what a run evaluated; a difference between two runs is "what changed".
 EVALUATED_FIELDS = ("model_sha", "quantization", "engine", "engine_version", "grader_version", "config_hash",
-                    "seeded", "price_date")
+                    "seeded", "price_date", "engine_note")
 
 
 def run_trigger(tags: Mapping[str, str]) -> str:
@@ -57,8 +59,8 @@ def _record_run(connection: duckdb.DuckDBPyConnection, run_id: str, variant: str
     connection.execute("DELETE FROM evaluation_runs WHERE run_id = ? AND variant = ?", [run_id, variant])
     connection.execute(
         "INSERT INTO evaluation_runs (run_id, variant, evaluated_at, status, run_trigger, model_sha, quantization, "
-        "engine, engine_version, grader_version, config_hash, seeded, price_date, evidence) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "engine, engine_version, grader_version, config_hash, seeded, price_date, engine_note, evidence) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [run_id, variant, at, status, trigger, *(what.get(name) for name in EVALUATED_FIELDS), evidence])
 
 
@@ -90,7 +92,7 @@ def record_failed_check(connection: duckdb.DuckDBPyConnection, run_id: str, vari
 
 HISTORY_SQL = """
 SELECT r.run_id, r.evaluated_at, r.status, r.run_trigger, r.model_sha, r.quantization, r.engine, r.engine_version,
-       r.grader_version, r.config_hash, r.seeded, r.price_date, r.evidence,
+       r.grader_version, r.config_hash, r.seeded, r.price_date, r.engine_note, r.evidence,
        c.output_tokens_per_s, c.usd_per_million_output_tokens
 FROM evaluation_runs r
 LEFT JOIN published_cost_rollup c USING (run_id, variant)
@@ -175,11 +177,18 @@ def record_findings(connection: duckdb.DuckDBPyConnection, run_id: str, variant:
         raise
 
 
+def record_not_run(connection: duckdb.DuckDBPyConnection, run_id: str, variant: str, trigger: str, at: datetime,
+                   reason: str) -> None:
+    """A variant nothing on this host can serve, reported as not run with why (no Dagster run was started)."""
+    _record_run(connection, run_id, variant, "not_run", trigger, {}, at, json.dumps({"not_run": reason}))
+
+
 def record_failed_run(connection: duckdb.DuckDBPyConnection, run_id: str, variant: str, trigger: str, at: datetime,
-                      message: str) -> None:
+                      message: str) -> bool:
     """A run that failed (a step's error, a dead run recovery failed) recorded as an evaluation run of its variant
-    with the failure, unless the run is recorded already (a failed check says more)."""
+    with the failure, unless the run is recorded already (a failed check says more); whether it was recorded now."""
     if connection.execute("SELECT 1 FROM evaluation_runs WHERE run_id = ? AND variant = ?",
                           [run_id, variant]).fetchone():
-        return
+        return False
     _record_run(connection, run_id, variant, "failed_run", trigger, {}, at, json.dumps({"failure": message}))
+    return True

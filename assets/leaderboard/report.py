@@ -8,14 +8,24 @@ tables stay in SQL (the leaderboard, overthinking and break_even views) and the 
 
 from __future__ import annotations
 
+import json
 import math
 
 import duckdb
 import pandas as pd
 
 RUNS_SQL = """
-SELECT p.variant, p.run_id, p.published_at, r.engine, r.engine_version, r.quantization
+SELECT p.variant, p.run_id, p.published_at, r.engine, r.engine_version, r.quantization, r.engine_note
 FROM latest_published_runs p JOIN evaluation_runs r USING (variant, run_id) ORDER BY p.variant
+"""
+# Each variant's latest run, where it was not run (nothing on the host can serve it) or failed, after what it shows.
+UNSERVED_SQL = """
+SELECT r.variant, r.status, r.evaluated_at, r.evidence, p.run_id AS shown_run_id
+FROM evaluation_runs r
+LEFT JOIN latest_published_runs p USING (variant)
+WHERE r.status IN ('not_run', 'failed_run') AND (p.published_at IS NULL OR r.evaluated_at > p.published_at)
+QUALIFY row_number() OVER (PARTITION BY r.variant ORDER BY r.evaluated_at DESC) = 1
+ORDER BY r.variant
 """
 SCORES_SQL = """
 SELECT s.variant, s.benchmark, s.k, s.n_items, s.pass_at_1, s.pass_at_1_low, s.pass_at_1_high, s.runnable_rate,
@@ -111,9 +121,27 @@ def report(connection: duckdb.DuckDBPyConnection, variants: list[str] | None = N
         engine = " ".join(str(part) for part in (run["engine"], run["engine_version"]) if part and not pd.isna(part))
         lines.append(f"{variant}  ({engine or 'engine ?'}, {run['quantization'] or 'no quantization'}; run "
                      f"{run['run_id'][:8]}, published {run['published_at']:%Y-%m-%d %H:%M} UTC)")
+        if isinstance(run["engine_note"], str):
+            lines.append(f"  engine: {run['engine_note']}")
         lines += [_score_line(row) for row in scores[scores["variant"] == variant].to_dict("records")]
         if variant in costs:
             lines += _cost_lines(costs[variant])
         lines += _break_even_lines(break_even[break_even["variant"] == variant].to_dict("records"))
         lines.append("")
+    return lines + unserved_lines(connection, variants)
+
+
+def unserved_lines(connection: duckdb.DuckDBPyConnection, variants: list[str] | None = None) -> list[str]:
+    """A line per variant whose latest run was not run or failed, after the results it shows (if any), with why."""
+    unserved = connection.execute(UNSERVED_SQL).df()
+    if variants:
+        unserved = unserved[unserved["variant"].isin(variants)]
+    lines = []
+    for row in unserved.to_dict("records"):
+        evidence = json.loads(row["evidence"]) if isinstance(row["evidence"], str) else {}
+        why = evidence.get("not_run") or evidence.get("failure") or "no reason recorded"
+        shown = (f"; the results above are from run {row['shown_run_id'][:8]}" if isinstance(row["shown_run_id"], str)
+                 else "")
+        what = "not run" if row["status"] == "not_run" else "its latest run failed"
+        lines.append(f"{row['variant']}: {what} ({row['evaluated_at']:%Y-%m-%d %H:%M} UTC){shown}: {why}")
     return lines

@@ -19,9 +19,8 @@ from assets.matrix.spec import (
     ServingSpec,
     Variant,
     on_cpu,
-    vllm_cpu_problem,
 )
 
 __all__ = ["CALIBRATED_METHODS", "DEFAULT_MATRIX", "ENGINE_KINDS", "PROTOCOL_PRESETS", "QUANTIZATION_METHODS",
            "EngineSpec", "Matrix", "MatrixError", "ModelSpec", "Protocol", "QuantizationSpec", "ServingSpec",
-           "Variant", "load_matrix", "matrix_path", "on_cpu", "vllm_cpu_problem"]
+           "Variant", "load_matrix", "matrix_path", "on_cpu"]

@@ -4,17 +4,19 @@ win), validated into the dataclasses of `assets.matrix.spec` with errors that sa
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
+from assets.matrix.host import SCHEME_KERNELS, ProbeError, VllmCpuCapabilities, vllm_cpu_capabilities
 from assets.matrix.spec import (
     ENGINE_KINDS,
     PROTOCOL_PRESETS,
     QUANTIZATION_METHODS,
     RESAMPLE,
-    WEIGHT_ONLY_BITS,
     EngineSpec,
     Matrix,
     MatrixError,
@@ -24,7 +26,6 @@ from assets.matrix.spec import (
     ServingSpec,
     Variant,
     on_cpu,
-    vllm_cpu_problem,
 )
 from assets.models.calibration import CalibrationError, parse_source
 from assets.secrets import redact_url, url_has_credentials
@@ -40,7 +41,12 @@ def matrix_path() -> Path:
 TOP_LEVEL_KEYS = ("benchmark_mirror", "benchmark_options", "defaults", "variants")
 
 
-def load_matrix(path: str | Path | None = None) -> Matrix:
+HostCapabilities = Callable[[], VllmCpuCapabilities | None]
+
+
+def load_matrix(path: str | Path | None = None, host: HostCapabilities | None = None) -> Matrix:
+    """The matrix at `path` (default: `matrix_path()`), validated, each variant routed to an engine that can serve
+    it on this host: `host` answers what vLLM's CPU build can run here (default: probe it, `assets.matrix.host`)."""
     path = Path(path) if path else matrix_path()
     if not path.exists():
         raise MatrixError(f"matrix file {path} does not exist; set YARDSTICK_MATRIX or pass --matrix")
@@ -61,6 +67,7 @@ def load_matrix(path: str | Path | None = None) -> Matrix:
     variants = {
         name: _parse_variant(name, _with_defaults(defaults, body or {}), path) for name, body in raw_variants.items()
     }
+    variants = _routed(variants, host or _probed_host)
     return Matrix(path=path, variants=variants, benchmark_mirror=document.get("benchmark_mirror"),
                   benchmark_options=_benchmark_options(document.get("benchmark_options"), path))
 
@@ -138,6 +145,65 @@ def _parse_quantization(body: dict, where: str) -> QuantizationSpec:
     return spec
 
 
+# Engine settings a fallback engine takes from the engine it stands in for, unless it sets its own.
+_FALLBACK_INHERITS = ("device", "concurrency", "startup_timeout_s")
+
+
+def _parse_engine(raw: object, where: str, fallback_of: str | None = None) -> EngineSpec:
+    if isinstance(raw, str):
+        raw = {"kind": raw}
+    if not isinstance(raw, dict):
+        raise MatrixError(f"{where}: engine settings are a mapping with 'kind', got {raw!r}")
+    engine_body = dict(raw)
+    kind = engine_body.pop("kind", None)
+    what = f"fallback engine of {fallback_of}" if fallback_of else "engine"
+    if kind not in ENGINE_KINDS:
+        raise MatrixError(f"{where}: {what} kind '{kind}' unknown; known: {', '.join(ENGINE_KINDS)}")
+    _refuse_inline_secrets(engine_body, where)
+    fallback = engine_body.pop("fallback", None)
+    if fallback is not None:
+        if fallback_of:
+            raise MatrixError(f"{where}: a fallback engine has no fallback of its own")
+        fallback_spec = _parse_engine(fallback, where, fallback_of=kind)
+        if fallback_spec.kind in (kind, "external"):
+            raise MatrixError(f"{where}: the fallback of engine {kind} must start another engine on the same weights "
+                              f"(transformers or vllm), not {fallback_spec.kind}")
+        inherited = {key: engine_body[key] for key in _FALLBACK_INHERITS if key in engine_body}
+        fallback = dataclasses.replace(fallback_spec, options={**inherited, **fallback_spec.options})
+    return EngineSpec(kind=kind, options=engine_body, fallback=fallback)
+
+
+def _probed_host() -> VllmCpuCapabilities | None:
+    """vLLM's CPU build as probed on this host; None where it cannot be (then the launcher asks again, and says)."""
+    try:
+        return vllm_cpu_capabilities()
+    except ProbeError:
+        return None
+
+
+def _routed(variants: dict[str, Variant], host: HostCapabilities) -> dict[str, Variant]:
+    """Each variant whose quantization vLLM's CPU build cannot run on this host, given to its fallback engine with
+    the reason, or marked not runnable with it; the others as they are. The host is probed only when some variant
+    needs a kernel of its own."""
+    routed = {}
+    for name, variant in variants.items():
+        engine = variant.engine
+        if engine.kind != "vllm" or not on_cpu(engine.options) or variant.quantization.scheme not in SCHEME_KERNELS:
+            routed[name] = variant
+            continue
+        capabilities = host()
+        problem = capabilities.problem(variant.quantization.scheme) if capabilities else None
+        if problem is None:
+            routed[name] = variant
+        elif engine.fallback is not None:
+            routed[name] = dataclasses.replace(
+                variant, engine=engine.fallback, requested_engine=engine.kind,
+                engine_note=f"served by {engine.fallback.kind}, its fallback: vllm cannot run it here: {problem}")
+        else:
+            routed[name] = dataclasses.replace(variant, not_runnable=f"vllm cannot run it here: {problem}")
+    return routed
+
+
 VARIANT_KEYS = ("model", "quantization", "engine", "protocol", "benchmarks", "serving", "hardware", "api_price",
                 "baseline", "resample")
 
@@ -181,16 +247,8 @@ def _parse_variant(name: str, body: dict, path: Path) -> Variant:
         quantization_body = {"scheme": quantization_body}
     quantization = _parse_quantization(quantization_body, where)
 
-    engine_body = dict(body["engine"])
-    kind = engine_body.pop("kind", None)
-    if kind not in ENGINE_KINDS:
-        raise MatrixError(f"{where}: engine kind '{kind}' unknown; known: {', '.join(ENGINE_KINDS)}")
-    _refuse_inline_secrets(engine_body, where)
-    engine = EngineSpec(kind=kind, options=engine_body)
-    if kind == "vllm" and on_cpu(engine_body):
-        problem = vllm_cpu_problem(WEIGHT_ONLY_BITS.get(quantization.scheme))
-        if problem:
-            raise MatrixError(f"{where}: quantization {quantization.scheme} on vLLM with device cpu: {problem}")
+    engine = _parse_engine(body["engine"], where)
+    engine_body, kind = engine.options, engine.kind
     if kind == "external":
         if not engine_body.get("model"):
             raise MatrixError(f"{where}: an external engine needs 'model', the model name the endpoint serves "

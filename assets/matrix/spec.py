@@ -68,26 +68,12 @@ QUANTIZATION_METHODS = {
     "FP8_DYNAMIC": ("dynamic",),
 }
 CALIBRATED_METHODS = ("gptq", "smoothquant-gptq")
-# Bits of the weights of each weight-only scheme (activations stay 16-bit).
-WEIGHT_ONLY_BITS = {"W8A16": 8, "W4A16": 4}
-# vLLM's CPU backend implements weight-only quantized layers (WNA16) for 4-bit weights only.
-VLLM_CPU_WEIGHT_ONLY_BITS = (4,)
+# What an engine can run on this host is asked of it there: see `assets.matrix.host`.
 
 
 def on_cpu(engine_options: dict) -> bool:
     """Whether an engine's settings put it on a CPU (`device: cpu`); engines default to a GPU."""
     return str(engine_options.get("device", "cuda")).startswith("cpu")
-
-
-def vllm_cpu_problem(weight_only_bits: int | None) -> str | None:
-    """Why vLLM's CPU backend cannot serve a checkpoint with weight-only quantization of that many bits, or None.
-    The one rule the matrix checks when it loads and the vLLM launcher checks, on the checkpoint, before it
-    starts anything."""
-    if weight_only_bits is None or weight_only_bits in VLLM_CPU_WEIGHT_ONLY_BITS:
-        return None
-    return (f"vLLM's CPU backend has no kernel for {weight_only_bits}-bit weight-only layers (it implements "
-            f"{'/'.join(map(str, VLLM_CPU_WEIGHT_ONLY_BITS))}-bit WNA16 only); serve this checkpoint with "
-            "`engine: {kind: transformers}`, or with vLLM on a GPU")
 
 
 @dataclass(frozen=True)
@@ -125,6 +111,8 @@ class QuantizationSpec:
 class EngineSpec:
     kind: str
     options: dict[str, Any] = field(default_factory=dict)
+    # The engine that serves the variant where this one cannot run its checkpoint on the host (`fallback:`).
+    fallback: EngineSpec | None = None
 
     @property
     def concurrency(self) -> int:
@@ -197,6 +185,10 @@ class Variant:
     api_price: str | None = None    # a row of the API price catalog: an API billed per token
     baseline: str | None = None     # the variant quantization loss is measured against (default: the twin)
     resample: str = "never"         # "daily": samples are drawn afresh each UTC day (an API's drift), see RESAMPLE
+    # Where the matrix's engine cannot serve the variant on this host (asked of the engine, assets.matrix.host):
+    requested_engine: str | None = None   # the engine the matrix asked for, when its fallback serves instead
+    engine_note: str | None = None        # why the fallback serves
+    not_runnable: str | None = None       # why nothing can serve it here: it is reported as not run
 
     @property
     def settings_hash(self) -> str:

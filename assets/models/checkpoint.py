@@ -89,9 +89,10 @@ def describe_checkpoint(path: str | Path) -> dict:
     }
 
 
-def checkpoint_weight_only_bits(path: str | Path) -> int | None:
-    """The weight bits of a compressed-tensors checkpoint quantized weight-only (activations left alone), or None
-    for any other checkpoint (unquantized, activations quantized too, another format, no config)."""
+def checkpoint_scheme(path: str | Path) -> str | None:
+    """The quantization scheme of a compressed-tensors checkpoint as the matrix names it (W4A16, W8A16, W8A8,
+    FP8_DYNAMIC), read from its config; None for any other checkpoint (unquantized, another format, no config, a
+    mix of schemes)."""
     try:
         config = json.loads((Path(path) / "config.json").read_text())
     except (OSError, ValueError):
@@ -99,13 +100,20 @@ def checkpoint_weight_only_bits(path: str | Path) -> int | None:
     quantization = config.get("quantization_config") or {}
     if quantization.get("quant_method") != "compressed-tensors":
         return None
-    bits = set()
-    for group in (quantization.get("config_groups") or {}).values():
-        weights = group.get("weights") or {}
-        if group.get("input_activations") or weights.get("type") != "int":
-            return None
-        bits.add(weights.get("num_bits"))
-    return bits.pop() if len(bits) == 1 else None
+    schemes = {_group_scheme(group) for group in (quantization.get("config_groups") or {}).values()}
+    return schemes.pop() if len(schemes) == 1 else None
+
+
+def _group_scheme(group: dict) -> str | None:
+    weights = group.get("weights") or {}
+    activations = group.get("input_activations") or {}
+    if weights.get("type") == "float" and weights.get("num_bits") == 8:
+        return "FP8_DYNAMIC" if activations.get("dynamic") else None
+    if weights.get("type") != "int":
+        return None
+    if not activations:
+        return f"W{weights.get('num_bits')}A16"
+    return "W8A8" if activations.get("type") == "int" and activations.get("num_bits") == 8 else None
 
 
 def external_snapshot(variant: Variant, endpoint: str) -> dict:

