@@ -33,16 +33,26 @@ $(VLLM_READY): constraints-vllm.txt
 	$(VLLM_VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $@
 
-# Model-written code runs only inside bubblewrap (assets/grading/sandbox.py). As root on a Debian-family system
-# `make` installs it; elsewhere it says so, and the code benchmarks refuse to run with the command that installs it.
-sandbox:
-	@command -v bwrap >/dev/null || { \
+# What the project needs from the system: as root on a Debian-family system `make` installs it; elsewhere it stops
+# and says exactly what to install. $(call system_package,CHECK,PACKAGE,WHAT-FOR)
+define system_package
+	@$(1) >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing bubblewrap, the sandbox model-written code runs in"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+			echo "installing $(2), needed for $(3)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
 		else \
-			echo "bubblewrap is not installed; code benchmarks refuse to run until it is (apt-get install bubblewrap)" >&2; \
+			echo "$(2) is not installed; it is needed for $(3): install it as root (apt-get install $(2))" >&2; \
+			exit 1; \
 		fi; }
+endef
+
+# Model-written code runs only inside bubblewrap (assets/grading/sandbox.py); a trivial program must run in it here
+# (user namespaces allowed), or the code benchmarks could not be graded: checked before anything runs.
+sandbox: $(BIN)/yardstick
+	$(call system_package,command -v bwrap,bubblewrap,grading model-written code in a sandbox)
+	@$(BIN)/python -c "from assets.grading.sandbox import check_sandbox; check_sandbox()" || { \
+		echo "the sandbox does not run here (see above); the code benchmarks cannot be graded without it" >&2; \
+		exit 1; }
 
 $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
@@ -61,15 +71,9 @@ run: $(BIN)/yardstick $(VLLM_READY) $(DAGSTER_HOME)/dagster.yaml sandbox
 	@$(BIN)/yardstick report $(VARIANTS)
 
 # The tests of a shared (DuckLake) warehouse start a PostgreSQL server of their own for its catalog, from Debian's
-# package; as root on a Debian-family system `make test` installs it, elsewhere it says what to install.
+# package.
 postgres:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing PostgreSQL, the catalog server the shared-warehouse tests start"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
-		else \
-			echo "PostgreSQL is not installed; the shared-warehouse tests need it (apt-get install postgresql)" >&2; \
-		fi; }
+	$(call system_package,ls /usr/lib/postgresql/*/bin/initdb,postgresql,the tests of a shared warehouse (its catalog))
 
 test: $(BIN)/yardstick $(VLLM_READY) sandbox postgres
 	$(BIN)/pytest
@@ -78,8 +82,9 @@ test: $(BIN)/yardstick $(VLLM_READY) sandbox postgres
 test-fast: $(BIN)/yardstick
 	$(BIN)/pytest -m unit
 
+UI_PORT ?= 3000
 ui: $(BIN)/yardstick $(VLLM_READY) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -m pipelines.definitions -h 127.0.0.1 -p 3000
+	$(BIN)/dagster dev -m pipelines.definitions -h 127.0.0.1 -p $(UI_PORT)
 
 lint: $(BIN)/yardstick
 	$(BIN)/ruff check .

@@ -46,6 +46,8 @@ def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str | None:
     event = steps[0].event_log_entry.dagster_event if steps else None
     error = getattr(getattr(event, "event_specific_data", None), "error", None) if event else None
     if event is not None and error is not None:
+        while error.cause is not None:   # Dagster wraps the step's own error: what it says is innermost
+            error = error.cause
         return f"step {event.step_key} failed: {error.message.strip()}"[:4000]
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE, limit=1,
                                            ascending=False).records

@@ -10,10 +10,12 @@ import pytest
 from assets.benchmarks.prompts import build_messages
 from assets.benchmarks.synthetic import arithmetic_items
 from assets.matrix import EngineSpec, QuantizationSpec, load_matrix
+from assets.matrix.host import SCHEME_KERNELS, vllm_cpu_capabilities
 from assets.models.calibration import CalibrationError, calibration_texts, parse_source
 from assets.models.checkpoint import (
     CheckpointError,
     checkpoint_fingerprint,
+    checkpoint_scheme,
     describe_checkpoint,
     external_snapshot,
 )
@@ -92,6 +94,7 @@ def test_every_scheme_writes_a_checkpoint_the_cpu_engine_serves(tiny_model, tmp_
     record = quantize_checkpoint(tiny_model, tmp_path / name, spec)
     config = json.loads((tmp_path / name / "config.json").read_text())
     assert config["quantization_config"]["quant_method"] == "compressed-tensors"
+    assert checkpoint_scheme(tmp_path / name) == spec.scheme   # what the vLLM launcher reads to ask the probe
     assert record["bytes_after"] < record["bytes_before"]
     assert record["scheme"] == spec.scheme and record["method"] == spec.method
     assert record["tool_version"].startswith("llmcompressor ") and "compressed-tensors" in record["tool_version"]
@@ -115,11 +118,14 @@ def test_every_scheme_writes_a_checkpoint_the_cpu_engine_serves(tiny_model, tmp_
             "messages": build_messages(arithmetic_items(1)[0]["problem"], protocol)}).json()
     assert_served(reply, 48)
 
-    # And through vLLM's CPU backend, which refuses, before it starts anything, a scheme it has no kernel for.
+    # And through vLLM's CPU build where the probe of this host finds the scheme's kernel; where it does not, the
+    # launcher refuses the checkpoint before it starts anything, naming the kernel (test_host.py forces that branch).
     vllm = EngineResource(log_dir=str(tmp_path / "vllm-logs"), vllm_command=settings.vllm_command(), cpu_threads=2)
     vllm_spec = EngineSpec("vllm", {"device": "cpu", "cpu_kvcache_space_gib": 1, "startup_timeout_s": 300})
-    if name == "W8A16":
-        with pytest.raises(EngineError, match="no kernel for 8-bit weight-only layers"), \
+    problem = vllm_cpu_capabilities(settings.vllm_command()).problem(spec.scheme)
+    if problem is not None:
+        kernel = SCHEME_KERNELS[spec.scheme].kernel
+        with pytest.raises(EngineError, match=kernel), \
                 vllm.deploy(vllm_spec, str(tmp_path / name), served_name=name, log_name=name):
             pass
         assert not (tmp_path / "vllm-logs" / f"{name}.log").exists()   # nothing was started

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -36,10 +35,20 @@ def bubblewrap():
 
 
 def sandbox_processes() -> list[str]:
-    """Live (not zombie) processes of the sandboxes' user ids."""
-    listing = subprocess.run(["ps", "-eo", "uid=,stat=,pid=,args="], capture_output=True, text=True).stdout
-    return [line for line in listing.splitlines()
-            if int(line.split()[0]) >= SANDBOX_UID_BASE and not line.split()[1].startswith("Z")]
+    """Live (not zombie) processes of the sandboxes' user ids, as `pid uid command`, read from /proc."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            status = dict(line.split(":", 1) for line in (proc / "status").read_text().splitlines() if ":" in line)
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        uid = int(status["Uid"].split()[0])
+        if uid >= SANDBOX_UID_BASE and not status["State"].strip().startswith(("Z", "X")):
+            found.append(f"{proc.name} {uid} {command}")
+    return found
 
 
 def test_a_plain_program_runs_and_sees_nothing_of_the_host():
