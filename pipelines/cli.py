@@ -75,7 +75,13 @@ def _materialize(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from assets.leaderboard.printing import FAILED_SQL, LEADERBOARD_SQL, failure_lines, printed_leaderboard
+    from assets.leaderboard.printing import (
+        FAILED_SQL,
+        LEADERBOARD_SQL,
+        engine_notes,
+        failure_lines,
+        printed_leaderboard,
+    )
 
     warehouse = _warehouse(args.warehouse)
     upgraded = warehouse.upgrade()
@@ -87,6 +93,8 @@ def _leaderboard(args: argparse.Namespace) -> int:
     print(f"warehouse: {warehouse.location} (published results only)")
     print(printed_leaderboard(table).to_markdown(index=False) if len(table)
           else "(the leaderboard is empty: run `make run` first)")
+    for line in engine_notes(table):
+        print(line)
     for line in failure_lines(failed):
         print(f"warning: {line}", file=sys.stderr)
     return 0

@@ -135,8 +135,7 @@ def route(matrix: Matrix, variants: list[str], warehouse: WarehouseResource) -> 
                 record_not_run(connection, f"not-run-{uuid.uuid4().hex[:12]}", name, "manual", utc_now(),
                                variant.not_runnable)
             continue
-        if variant.engine_note:
-            print(f"== {name}: {variant.engine_note}", flush=True)
+        print(f"== {name}: {variant.engine_note or f'served by {variant.engine.kind}'}", flush=True)
         runnable.append(name)
     return runnable
 

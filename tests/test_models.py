@@ -210,3 +210,26 @@ def test_an_external_snapshot_is_fingerprinted_by_endpoint_and_served_model():
     assert first == fingerprint("https://api.example.com/v1", "reasoner")
     assert first != fingerprint("https://other.example.com/v1", "reasoner")
     assert first != fingerprint("https://api.example.com/v1", "chat")
+
+
+def _group(weights: dict | None, activations: dict | None = None) -> dict:
+    return {"weights": weights, "input_activations": activations, "targets": ["Linear"]}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("groups", "scheme"), [
+    ({"group_0": _group({"type": "int", "num_bits": 4})}, "W4A16"),
+    ({"group_0": _group({"type": "int", "num_bits": 8})}, "W8A16"),
+    ({"group_0": _group({"type": "int", "num_bits": 8}, {"type": "int", "num_bits": 8, "dynamic": True})}, "W8A8"),
+    ({"group_0": _group({"type": "float", "num_bits": 8}, {"type": "float", "num_bits": 8, "dynamic": True})},
+     "FP8_DYNAMIC"),
+    ({"group_0": _group({"type": "int", "num_bits": 4}), "group_1": _group({"type": "int", "num_bits": 8})}, None),
+    ({"group_0": _group({"type": "float", "num_bits": 4})}, None),
+])
+def test_a_checkpoint_says_its_scheme_as_the_matrix_names_it(tmp_path, groups, scheme):
+    """What the vLLM launcher reads from a checkpoint to ask the probe whether this host's build can serve it."""
+    (tmp_path / "config.json").write_text(json.dumps({"quantization_config": {
+        "quant_method": "compressed-tensors", "config_groups": groups}}))
+    assert checkpoint_scheme(tmp_path) == scheme
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    assert checkpoint_scheme(tmp_path) is None and checkpoint_scheme(tmp_path / "missing") is None

@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from assets.leaderboard.printing import printed_leaderboard
+from assets.leaderboard.printing import engine_notes, printed_leaderboard
 from pipelines.cli import main as yardstick
 from resources.warehouse import WarehouseResource
 from warehouse import PUBLISHED_TABLES, SCHEMA_FILE, apply_schema, migrations
@@ -267,6 +267,19 @@ def test_printed_leaderboard_rounds_and_combines_the_interval_and_the_load_level
                                      "delta_significant", "priced_load", "usd_per_correct_answer"]
     assert printed.iloc[0].tolist() == ["v", 0.1235, -0.0123, "[-0.050, 0.021]", False, "concurrency=4", 1.2e-05]
     assert printed.iloc[1][["delta_interval", "priced_load"]].isna().all()
+
+
+def test_why_a_fallback_engine_served_is_said_below_the_table_once_per_variant():
+    rows = [{"variant": "q", "benchmark": "arith", "engine": "transformers", "engine_note": "served by transformers, "
+             "its fallback: vllm cannot run it here: W4A16 needs cpu_gemm_wna16"},
+            {"variant": "q", "benchmark": "gsm8k", "engine": "transformers", "engine_note": "served by transformers, "
+             "its fallback: vllm cannot run it here: W4A16 needs cpu_gemm_wna16"},
+            {"variant": "b", "benchmark": "arith", "engine": "vllm", "engine_note": None}]
+    board = pd.DataFrame(rows)
+    assert engine_notes(board) == ["q: served by transformers, its fallback: vllm cannot run it here: W4A16 needs "
+                                   "cpu_gemm_wna16"]
+    assert "engine_note" not in printed_leaderboard(board.assign(
+        delta_vs_baseline_low=None, delta_vs_baseline_high=None, priced_profile=None, priced_load=None)).columns
 
 
 # What an older yardstick's leaderboard view looked like: its interval and load level were strings.

@@ -13,7 +13,7 @@ from assets.leaderboard.history import (
     record_findings,
     run_trigger,
 )
-from assets.leaderboard.printing import LEADERBOARD_SQL, printed_leaderboard
+from assets.leaderboard.printing import LEADERBOARD_SQL, engine_notes, printed_leaderboard
 from assets.leaderboard.regressions import accuracy_findings, serving_findings
 from assets.partitions import variant_partitions
 from assets.plots import break_even_chart, pareto_chart, reasoning_chart
@@ -115,6 +115,7 @@ def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(table),
         "variants": int(table["variant"].nunique()) if len(table) else 0,
-        "leaderboard": dg.MetadataValue.md(printed_leaderboard(table).to_markdown(index=False)),
+        "leaderboard": dg.MetadataValue.md("\n\n".join([printed_leaderboard(table).to_markdown(index=False),
+                                                         *(f"- {note}" for note in engine_notes(table))])),
         **charts,
     })

@@ -20,9 +20,16 @@ def printed_leaderboard(board: pd.DataFrame) -> pd.DataFrame:
     shown["priced_load"] = [None if pd.isna(profile) else f"{profile}={load:g}"
                             for profile, load in zip(board["priced_profile"], board["priced_load"], strict=True)]
     columns = [name for name in board.columns if name not in ("delta_vs_baseline_high", "priced_profile", "run_id",
-                                                               "published_at", "superseded_by_failed_run")]
+                                                               "published_at", "superseded_by_failed_run",
+                                                               "engine_note")]
     columns[columns.index("delta_vs_baseline_low")] = "delta_interval"
     return shown[columns]
+
+
+def engine_notes(board: pd.DataFrame) -> list[str]:
+    """Below the table: each variant a fallback engine served, and why (the table's engine column says which)."""
+    notes = board.dropna(subset=["engine_note"]).drop_duplicates("variant")
+    return [f"{row.variant}: {row.engine_note}" for row in notes.itertuples()]
 
 
 FAILED_SQL = "SELECT * FROM failed_evaluations ORDER BY variant, evaluated_at"

@@ -6,8 +6,9 @@ given to vLLM on a CPU, the installed build is probed on this host (`vllm_cpu_pr
 which library it loads, which kernels that library holds, and, for the message, which of its other libraries
 hold a kernel this one lacks. The answer is cached per CPU and vLLM installation under $YARDSTICK_HOME/capabilities.
 
-`YARDSTICK_VLLM_CPU_ISA=avx2` (or avx512, avx512_bf16) probes the library vLLM loads on such a CPU instead of this
-one's, loaded for real: how the AVX2 branch is exercised on any host. The matrix reads the answer when it loads
+`YARDSTICK_VLLM_CPU_ISA=avx2` (or avx512, avx512_bf16) probes vLLM as on such a CPU instead of this one: torch tells
+vLLM's loader the CPU lacks AVX-512, so vLLM loads its AVX2 library for real, with torch and oneDNN kept to AVX2: how
+the AVX2 branch is exercised on any host. The matrix reads the answer when it loads
 (a variant vLLM cannot serve here goes to its declared fallback engine), and the vLLM launcher before it starts.
 """
 
@@ -30,6 +31,11 @@ FORCE_ISA_ENV = "YARDSTICK_VLLM_CPU_ISA"
 # vLLM's CPU libraries on x86-64 and what a CPU needs for vLLM to load each (vllm/platforms/cpu.py, import_kernels).
 LIBRARY_FOR_ISA = {"avx2": "_C_AVX2", "avx512": "_C_AVX512", "avx512_bf16": "_C"}
 LIBRARY_NEEDS = {"_C_AVX2": "AVX2", "_C_AVX512": "AVX-512 (avx512f)", "_C": "AVX-512 with BF16 (avx512f, avx512_bf16)"}
+# A library probed in place of this CPU's own is probed with torch and oneDNN kept to its instruction set (their own
+# settings), as they would be on such a CPU: oneDNN's FP8 matmul, for one, needs more than AVX2.
+ISA_LIMITS = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
+              "avx512": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "ATEN_CPU_CAPABILITY": "avx512"},
+              "avx512_bf16": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16", "ATEN_CPU_CAPABILITY": "avx512"}}
 # The module behind `vllm serve`: the way to start vLLM where its console script does not work (the CPU build is
 # installed as the distribution `vllm-cpu`, and its `vllm` script looks up the version of `vllm`).
 VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
@@ -46,12 +52,13 @@ class KernelNeed:
     weight_bits: int | None = None   # weight-only GEMM: the width vLLM's kernel selection must accept
 
 
-# The schemes that need a kernel of their own on a CPU. FP8_DYNAMIC is not among them: without AMX-FP8, vLLM takes
-# torch's generic FP8 matmul, which every build has (about a hundred times slower than bf16 on 2 cores).
+# The schemes that need a kernel of their own on a CPU. Without AMX-FP8, vLLM runs FP8 layers with torch's FP8
+# matmul (oneDNN's), about a hundred times slower than bf16 on 2 cores, where oneDNN has one for the CPU.
 SCHEME_KERNELS = {
     "W4A16": KernelNeed("cpu_gemm_wna16", "the 4-bit weight-only GEMM", 4),
     "W8A16": KernelNeed("cpu_gemm_wna16", "the weight-only GEMM", 8),
     "W8A8": KernelNeed("onednn_scaled_mm", "the int8 GEMM (oneDNN)"),
+    "FP8_DYNAMIC": KernelNeed("torch_fp8_scaled_mm", "torch's FP8 matmul (oneDNN), which vLLM takes for FP8 layers"),
 }
 
 
@@ -80,9 +87,9 @@ class VllmCpuCapabilities:
         if need.kernel not in self.kernels:
             holders = [name for name in LIBRARY_FOR_ISA.values()
                        if (self.other_libraries.get(name) or frozenset()) & {need.kernel}]
-            held = (f"; it is built only into {', '.join(holders)}, the first of which vLLM loads on a CPU with "
-                    f"{LIBRARY_NEEDS[holders[0]]}" if holders else "; none of its libraries that load here has it")
-            return f"{scheme} needs {need.kernel}, {need.what}, which {where} does not have{held}{todo}"
+            held = (f"; it runs only with {', '.join(holders)}, the first of which vLLM loads on a CPU with "
+                    f"{LIBRARY_NEEDS[holders[0]]}" if holders else "; none of its libraries that load here runs it")
+            return f"{scheme} needs {need.kernel}, {need.what}, which {where} cannot run{held}{todo}"
         if need.weight_bits and self.weight_only_bits is not None and need.weight_bits not in self.weight_only_bits:
             widths = "/".join(map(str, self.weight_only_bits))
             return (f"{scheme} needs {need.what} for {need.weight_bits}-bit weights, and {need.kernel} in vLLM "
@@ -159,37 +166,38 @@ def _installed_version(python: Path) -> str:
     return ",".join(found) or f"unknown ({python})"
 
 
-def _run_probe(python: Path, library: str | None) -> dict | None:
+def _run_probe(python: Path, isa: str | None) -> dict | None:
+    """The probe's answer for this CPU (`isa` None) or as on a CPU with `isa`; None where that does not load here."""
     try:
-        done = subprocess.run([str(python), str(PROBE_SCRIPT), *([library] if library else [])],
+        done = subprocess.run([str(python), str(PROBE_SCRIPT), *([isa] if isa else [])],
                               capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
-                              env={**os.environ, "VLLM_LOGGING_LEVEL": "ERROR"})
+                              env={**os.environ, "VLLM_LOGGING_LEVEL": "ERROR", **ISA_LIMITS.get(isa or "", {})})
     except (OSError, subprocess.TimeoutExpired):
         return None
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        if library is None:
-            tail = "\n".join((done.stderr or done.stdout).splitlines()[-8:])
-            raise ProbeError(f"probing vLLM with {python} failed (exit code {done.returncode}):\n{tail}")
-        return None   # a library built for instructions this CPU lacks may refuse to load
-    return json.loads(lines[-1])
+    if isa is None and (done.returncode != 0 or not lines):
+        tail = "\n".join((done.stderr or done.stdout).splitlines()[-8:])
+        raise ProbeError(f"probing vLLM with {python} failed (exit code {done.returncode}):\n{tail}")
+    # Another set's library may not load here, or die running code for instructions this CPU lacks (after it said
+    # which kernels it holds): what it said before is its answer.
+    return json.loads(lines[-1]) if lines else None
 
 
 def _probe(python: Path, forced: str | None) -> VllmCpuCapabilities:
-    chosen = LIBRARY_FOR_ISA[forced] if forced else None
-    libraries = [None, *LIBRARY_FOR_ISA.values()]
+    isas = [None, *LIBRARY_FOR_ISA]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        answers = dict(zip(libraries, pool.map(lambda library: _run_probe(python, library), libraries), strict=True))
+        answers = dict(zip(isas, pool.map(lambda isa: _run_probe(python, isa), isas), strict=True))
     host = answers[None]
-    serving = answers[chosen] if chosen else host
-    if serving is None:
-        raise ProbeError(f"vLLM's library {chosen} ({FORCE_ISA_ENV}={forced}) does not load on this CPU")
-    library = serving["library"] or "unknown"
+    serving = answers[forced] if forced else host
+    if serving is None or serving.get("library") is None:
+        raise ProbeError(f"vLLM's library for {forced or 'this CPU'} does not load here ({FORCE_ISA_ENV}={forced})")
+    library = serving["library"]
+    others = {name: answers[isa] if answers[isa] and answers[isa].get("library") == name else None
+              for isa, name in LIBRARY_FOR_ISA.items() if name != library}
     return VllmCpuCapabilities(
         vllm_version=str(host.get("vllm_version")), library=library, kernels=frozenset(serving["kernels"]),
-        other_libraries={name: (frozenset(answer["kernels"]) if answer else None)
-                         for name, answer in answers.items() if name and name != library},
-        weight_only_bits=tuple(host["weight_only_bits"]) if host.get("weight_only_bits") else None,
+        other_libraries={name: (frozenset(answer["kernels"]) if answer else None) for name, answer in others.items()},
+        weight_only_bits=tuple(serving["weight_only_bits"]) if serving.get("weight_only_bits") else None,
         cpu=cpu_signature(), forced=forced)
 
 
