@@ -9,7 +9,7 @@ load, below this layer; `matrix_path` is re-exported here so the wiring reads it
 | YARDSTICK_LAKE_DATA | where a DuckLake warehouse keeps its Parquet files (folder or object storage) | none |
 | YARDSTICK_MATRIX | the evaluation matrix | pipelines/matrix.yaml |
 | YARDSTICK_BENCHMARK_MIRROR | offline benchmark folder | the matrix's benchmark_mirror, else the hub |
-| YARDSTICK_VLLM_COMMAND | how to start vLLM | without a GPU, .venv-vllm's server module; else `vllm` |
+| YARDSTICK_VLLM_COMMAND | how to start vLLM | for `device: cpu`, .venv-vllm's server module; else `vllm` |
 | YARDSTICK_VLLM_CPU_ISA | probe vLLM's CPU library for avx2, avx512 or avx512_bf16 instead of this CPU's | this CPU |
 | YARDSTICK_DEVICES | the GPUs engines may claim, comma-separated | CUDA_VISIBLE_DEVICES, else every GPU NVML sees |
 """
@@ -58,11 +58,16 @@ def benchmark_mirror() -> str | None:
     return os.environ.get("YARDSTICK_BENCHMARK_MIRROR") or None
 
 
-def vllm_command() -> str:
-    """How the vLLM engine starts (YARDSTICK_VLLM_COMMAND, else .venv-vllm's server module without a GPU, else
-    `vllm`): read below this layer, where the matrix asks vLLM what it can run on this host."""
-    return default_vllm_command()
+def vllm_command(cpu: bool = True) -> str:
+    """How a vLLM engine starts (YARDSTICK_VLLM_COMMAND; else, on a CPU, .venv-vllm's server module; else `vllm`):
+    read below this layer, where the matrix asks vLLM what it can run on this host."""
+    return default_vllm_command(cpu)
+
+
+def configured_vllm_command() -> str:
+    """YARDSTICK_VLLM_COMMAND, or empty: then each engine's device chooses (see `vllm_command`)."""
+    return os.environ.get("YARDSTICK_VLLM_COMMAND") or ""
 
 
 __all__ = ["VLLM_CPU_PYTHON", "benchmark_mirror", "claims_dir", "devices", "home", "lake_data", "logs_dir",
-           "matrix_path", "models_dir", "vllm_command", "warehouse_path"]
+           "matrix_path", "models_dir", "vllm_command", "configured_vllm_command", "warehouse_path"]

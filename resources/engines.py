@@ -38,7 +38,7 @@ import dagster as dg
 import httpx
 
 from assets.matrix import EngineSpec, on_cpu
-from assets.matrix.host import VLLM_SERVER_MODULE, ProbeError, vllm_cpu_capabilities
+from assets.matrix.host import VLLM_SERVER_MODULE, ProbeError, default_vllm_command, vllm_cpu_capabilities
 from assets.models.checkpoint import checkpoint_scheme
 from assets.secrets import redact_url
 from assets.versions import installed_version
@@ -401,15 +401,16 @@ def vllm_launch(engine: EngineResource, spec: EngineSpec, model_path: str, serve
     here, before anything starts; the KV cache gets `cpu_kvcache_space_gib` (VLLM_CPU_KVCACHE_SPACE); vLLM binds its
     threads to the cores itself."""
     env = {"HF_HUB_OFFLINE": "1"}
+    command = engine.vllm_command or default_vllm_command(cpu=on_cpu(spec.options))
     if on_cpu(spec.options):
-        refuse_unservable_on_cpu(engine.vllm_command, model_path)
+        refuse_unservable_on_cpu(command, model_path)
         env["VLLM_CPU_KVCACHE_SPACE"] = str(spec.options.get("cpu_kvcache_space_gib", 1))
         # The engine core in the server's process: on a few cores, a separate engine-core process that
         # busy-polls its worker starves the server, which then streams whole replies at once (measured on 2 cores:
         # at concurrency 8, 631 tok/s with TPOT p50 0.01 ms apart, 1,724 tok/s streamed in process).
         env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     env.update(engine_env(spec))
-    argv = vllm_argv(engine.vllm_command, model_path, served_name, spec.options, engine.bind_host, port,
+    argv = vllm_argv(command, model_path, served_name, spec.options, engine.bind_host, port,
                      trust_remote_code)
     what = "vLLM (" + " ".join(argv[:argv.index("--host")]) + ")"
     # vLLM shuts its engine core down on TERM; give it the time to, so it releases its memory cleanly.
@@ -477,7 +478,8 @@ class EngineResource(dg.ConfigurableResource):
     bind_host: str = "127.0.0.1"
     log_dir: str   # where each started server logs ($YARDSTICK_HOME/logs)
     transformers_command: str = ""  # empty: the `transformers` command of this Python environment
-    vllm_command: str = "vllm"
+    # Empty: by the engine's device, vLLM's CPU build in .venv-vllm for `device: cpu`, else `vllm` (assets.matrix.host).
+    vllm_command: str = ""
     cpu_threads: int = 1
 
     @contextmanager

@@ -115,3 +115,24 @@ def test_vllm_on_a_cpu_runs_eagerly_in_one_process_with_its_cache_sized_and_the_
     assert "--enforce-eager" not in on_gpu.argv and "VLLM_CPU_KVCACHE_SPACE" not in on_gpu.env
     with pytest.raises(EngineError, match="engine setting 'env' maps variable names to values"):
         vllm_launch(engine, EngineSpec("vllm", {"env": ["A=1"]}), str(tmp_path), "tiny", 8000, False)
+
+
+@pytest.mark.unit
+def test_without_a_configured_command_the_engines_device_chooses_the_vllm_it_starts(tmp_path, monkeypatch):
+    """A CPU engine starts vLLM's CPU build in .venv-vllm, on a host with a GPU too; a GPU engine starts `vllm`;
+    YARDSTICK_VLLM_COMMAND (the resource's `vllm_command`) wins for both."""
+    from assets.matrix import EngineSpec
+    from assets.matrix.host import VLLM_CPU_PYTHON, default_vllm_command
+    from resources.engines import EngineResource, vllm_launch
+
+    monkeypatch.delenv("YARDSTICK_VLLM_COMMAND", raising=False)
+    assert default_vllm_command(cpu=False) == "vllm"
+    assert default_vllm_command(cpu=True) == (f"{VLLM_CPU_PYTHON} -m vllm.entrypoints.openai.api_server"
+                                              if VLLM_CPU_PYTHON.exists() else "vllm")
+    engine = EngineResource(log_dir=str(tmp_path))
+    assert vllm_launch(engine, EngineSpec("vllm", {}), str(tmp_path), "m", 8000, False).argv[:2] == ["vllm", "serve"]
+    monkeypatch.setenv("YARDSTICK_VLLM_COMMAND", "/opt/vllm/bin/vllm")
+    assert default_vllm_command(cpu=True) == default_vllm_command(cpu=False) == "/opt/vllm/bin/vllm"
+    configured = EngineResource(log_dir=str(tmp_path), vllm_command="/opt/vllm/bin/vllm")
+    assert vllm_launch(configured, EngineSpec("vllm", {}), str(tmp_path), "m", 8000, False).argv[0] == \
+        "/opt/vllm/bin/vllm"

