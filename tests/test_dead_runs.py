@@ -255,3 +255,27 @@ def test_a_failed_run_is_recorded_by_the_sensor(tmp_path):
     assert recorded[["run_id", "variant", "status", "run_trigger"]].values.tolist() == [
         [run.run_id, "tiny-test", "failed_run", "schedule nightly_eval"]]
     assert "retry budget is spent" in recorded["evidence"].iloc[0]
+
+
+@pytest.mark.unit
+def test_recovery_records_the_failed_runs_no_sensor_saw_once_each(tmp_path):
+    """A run that failed with no daemon to run the `failed_runs` sensor (a bare `dagster asset materialize`) is
+    recorded by `yardstick recover`, once; a run of no variant is not."""
+    from pipelines.recovery import record_failed_runs
+    from resources.warehouse import WarehouseResource
+
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    warehouse.query("SELECT 1")
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        failed = instance.create_run_for_job(_a_job, status=dg.DagsterRunStatus.STARTED,
+                                             tags={"dagster/partition": "tiny-test"})
+        instance.report_run_failed(failed, "engine_step failed: vllm exited with code 1 before it was ready")
+        other = instance.create_run_for_job(_a_job, status=dg.DagsterRunStatus.STARTED)
+        instance.report_run_failed(other, "not a variant's run")
+        first = record_failed_runs(instance, warehouse)
+        again = record_failed_runs(instance, warehouse)
+    assert [recovery.run_id for recovery in first] == [failed.run_id] and again == []
+    recorded = warehouse.query("SELECT run_id, variant, status, run_trigger, evidence FROM evaluation_runs")
+    assert recorded[["run_id", "variant", "status", "run_trigger"]].values.tolist() == [
+        [failed.run_id, "tiny-test", "failed_run", "manual"]]
+    assert "exited with code 1 before it was ready" in recorded["evidence"].iloc[0]
