@@ -82,6 +82,7 @@ def test_a_variant_vllm_cannot_serve_here_goes_to_its_fallback_and_says_why(tmp_
     assert variant.engine == EngineSpec("transformers", {"device": "cpu", "concurrency": 3, "cb_num_blocks": 64})
     assert variant.requested_engine == "vllm" and variant.not_runnable is None
     assert "served by transformers" in variant.engine_note and "cpu_gemm_wna16" in variant.engine_note
+    assert "declare a fallback" not in variant.engine_note   # it has one
     # Where the build has the kernel, vLLM serves it and the fallback waits unused.
     served = load_matrix(_matrix(tmp_path, FALLBACK), host=lambda: AVX512).variant("v")
     assert served.engine.kind == "vllm" and served.engine.fallback.kind == "transformers"
@@ -94,6 +95,7 @@ def test_a_variant_vllm_cannot_serve_here_goes_to_its_fallback_and_says_why(tmp_
 def test_a_variant_nothing_here_can_serve_is_marked_not_runnable_with_why(tmp_path):
     variant = load_matrix(_matrix(tmp_path, VLLM_CPU), host=lambda: AVX2).variant("v")
     assert variant.engine.kind == "vllm" and "cpu_gemm_wna16" in variant.not_runnable
+    assert "declare a fallback engine for the variant" in variant.not_runnable   # what to do
     # An answer the host cannot give (vLLM in a container, or not installed) leaves it to vLLM itself.
     assert load_matrix(_matrix(tmp_path, VLLM_CPU), host=lambda: None).variant("v").not_runnable is None
 

@@ -77,25 +77,35 @@ class VllmCpuCapabilities:
     def problem(self, scheme: str) -> str | None:
         """Why vLLM's CPU build cannot serve a checkpoint of this scheme here, naming the kernel, the CPU feature
         it needs and what to do; None when it can."""
+        reason = self.why_not(scheme)
+        if reason is None:
+            return None
+        elsewhere = "on a CPU with that feature, or " if self._holders(SCHEME_KERNELS[scheme].kernel) else ""
+        return (f"{reason}; declare a fallback engine for the variant (`engine: {{kind: vllm, fallback: "
+                f"transformers}}`), or run it {elsewhere}with vLLM on a GPU")
+
+    def why_not(self, scheme: str) -> str | None:
+        """What the build lacks to serve this scheme here (the kernel, and the CPU feature it needs); None when it
+        lacks nothing."""
         need = SCHEME_KERNELS.get(scheme)
         if need is None:
             return None
-        where = (f"vLLM {self.vllm_version}'s kernel library {self.library} (the one it loads on a CPU with "
-                 f"{LIBRARY_NEEDS.get(self.library, 'this CPU')}{self._forced_note()})")
-        todo = ("; declare a fallback engine for the variant (`engine: {kind: vllm, fallback: transformers}`), or "
-                "run it on a CPU with that feature, or on a GPU")
         if need.kernel not in self.kernels:
-            holders = [name for name in LIBRARY_FOR_ISA.values()
-                       if (self.other_libraries.get(name) or frozenset()) & {need.kernel}]
+            holders = self._holders(need.kernel)
             held = (f"; it runs only with {', '.join(holders)}, the first of which vLLM loads on a CPU with "
                     f"{LIBRARY_NEEDS[holders[0]]}" if holders else "; none of its libraries that load here runs it")
-            return f"{scheme} needs {need.kernel}, {need.what}, which {where} cannot run{held}{todo}"
+            return (f"{scheme} needs {need.kernel}, {need.what}, which vLLM {self.vllm_version}'s kernel library "
+                    f"{self.library} (the one it loads on a CPU with {LIBRARY_NEEDS.get(self.library, 'this CPU')}"
+                    f"{self._forced_note()}) cannot run{held}")
         if need.weight_bits and self.weight_only_bits is not None and need.weight_bits not in self.weight_only_bits:
             widths = "/".join(map(str, self.weight_only_bits))
             return (f"{scheme} needs {need.what} for {need.weight_bits}-bit weights, and {need.kernel} in vLLM "
-                    f"{self.vllm_version} takes {widths}-bit weights only, on any CPU; declare a fallback engine for "
-                    "the variant (`engine: {kind: vllm, fallback: transformers}`), or run it with vLLM on a GPU")
+                    f"{self.vllm_version} takes {widths}-bit weights only, on any CPU")
         return None
+
+    def _holders(self, kernel: str) -> list[str]:
+        """The build's other libraries that run `kernel`, in the order of the instruction sets they need."""
+        return [name for name in LIBRARY_FOR_ISA.values() if kernel in (self.other_libraries.get(name) or ())]
 
     def _forced_note(self) -> str:
         return f", chosen by {FORCE_ISA_ENV}={self.forced} in place of this CPU's own" if self.forced else ""

@@ -192,14 +192,15 @@ def _routed(variants: dict[str, Variant], host: HostCapabilities) -> dict[str, V
             routed[name] = variant
             continue
         capabilities = host()
-        problem = capabilities.problem(variant.quantization.scheme) if capabilities else None
-        if problem is None:
+        reason = capabilities.why_not(variant.quantization.scheme) if capabilities else None
+        if reason is None:
             routed[name] = variant
         elif engine.fallback is not None:
             routed[name] = dataclasses.replace(
                 variant, engine=engine.fallback, requested_engine=engine.kind,
-                engine_note=f"served by {engine.fallback.kind}, its fallback: vllm cannot run it here: {problem}")
+                engine_note=f"served by {engine.fallback.kind}, its fallback: vllm cannot run it here: {reason}")
         else:
+            problem = capabilities.problem(variant.quantization.scheme)
             routed[name] = dataclasses.replace(variant, not_runnable=f"vllm cannot run it here: {problem}")
     return routed
 
