@@ -17,6 +17,7 @@ import dagster as dg
 
 from assets.engine.devices import DeviceClaimError, DeviceClaims, Host, claimed_env, devices_needed, discover_host
 from assets.matrix import EngineSpec
+from assets.matrix.host import usable_cores
 
 
 class DeviceResource(dg.ConfigurableResource):
@@ -28,7 +29,7 @@ class DeviceResource(dg.ConfigurableResource):
     poll_s: float = 0.5
 
     def host(self) -> Host:
-        return discover_host(self.devices, os.environ.get("CUDA_VISIBLE_DEVICES"), len(os.sched_getaffinity(0)),
+        return discover_host(self.devices, os.environ.get("CUDA_VISIBLE_DEVICES"), usable_cores(),
                              self.cores_per_engine)
 
     def claims(self) -> DeviceClaims:

@@ -252,3 +252,18 @@ def test_the_chain_forced_to_avx2_serves_w4a16_on_the_fallback_and_leaves_a_trac
         in report.stdout, report.stdout
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         assert len(instance.get_runs()) == 2   # no Dagster run for a variant nothing here can serve
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("pinned", "cpu_max", "cores"), [
+    (range(8), "max 100000", 8), (range(8), "200000 100000", 2), (range(8), "50000 100000", 1),
+    (range(2), "800000 100000", 2), (range(4), None, 4)])
+def test_the_cores_a_process_may_use_count_its_pinning_and_its_quota(tmp_path, monkeypatch, pinned, cpu_max, cores):
+    """Grading pools and CPU engine slots are sized by these, not by the whole machine's count."""
+    import assets.matrix.host as host
+
+    monkeypatch.setattr(host.os, "sched_getaffinity", lambda pid: set(pinned))
+    monkeypatch.setattr(host, "CGROUP_CPU_MAX", tmp_path / "cpu.max")
+    if cpu_max is not None:
+        (tmp_path / "cpu.max").write_text(cpu_max + "\n")
+    assert host.usable_cores() == cores

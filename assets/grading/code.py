@@ -13,7 +13,6 @@ with status 0 (sys.exit(0) at import) from counting as a pass.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from assets.grading.sandbox import Limits, Outcome, run_sandboxed
+from assets.matrix.host import usable_cores
 
 CODE_REASONS = ("passed", "failed_tests", "syntax_error", "runtime_error", "timeout", "memory_limit",
                 "output_limit", "no_code", "truncated")
@@ -225,5 +225,5 @@ def grade_code(code: str, gold: str, limits: Limits | None = None) -> CodeGrade:
 def grade_code_many(pairs: Sequence[tuple[str, str]], workers: int | None = None,
                     limits: Limits | None = None) -> list[CodeGrade]:
     """Grade (code, gold) pairs, `workers` sandboxes at a time (default: one per core)."""
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=workers or usable_cores()) as pool:
         return list(pool.map(lambda pair: grade_code(pair[0], pair[1], limits), pairs))

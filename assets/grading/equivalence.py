@@ -8,7 +8,6 @@ runs in a worker process, and a worker that still hangs is killed and replaced (
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -16,6 +15,7 @@ from typing import Self
 
 from assets.grading.extraction import as_number, clock_time, extract_answer, split_reasoning
 from assets.grading.pool import TIMEOUT, BoundedPool, CallFailure
+from assets.matrix.host import usable_cores
 
 DEFAULT_TIMEOUT_S = 5.0
 REASONS = ("correct", "wrong", "no_answer", "truncated", "parse_error", "timeout")
@@ -71,8 +71,8 @@ class Grader:
 
     def __init__(self, workers: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S):
         self.timeout_s = timeout_s
-        self.workers = workers or os.cpu_count() or 1
-        self._pool = BoundedPool(symbolic_equal, workers or os.cpu_count() or 1, timeout_s)
+        self.workers = workers or usable_cores()
+        self._pool = BoundedPool(symbolic_equal, self.workers, timeout_s)
         self._cache: dict[tuple[str, str, str], bool | str | None] = {}
 
     def __enter__(self) -> Self:

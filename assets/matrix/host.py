@@ -115,6 +115,22 @@ class VllmCpuCapabilities:
                 f"{', '.join(sorted(self.kernels)) or 'none'}")
 
 
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")   # cgroup v2: "<quota> <period>" in µs, or "max <period>"
+
+
+def usable_cores() -> int:
+    """The cores this process may use: those it is pinned to (taskset, a cpuset), fewer where a CPU quota (a
+    container's --cpus, cgroup v2 cpu.max) allows less; os.cpu_count() counts the whole machine."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
 class ProbeError(RuntimeError):
     """The vLLM build could not be probed on this host."""
 
