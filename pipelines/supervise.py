@@ -1,6 +1,6 @@
 """`yardstick materialize VARIANT...`: `dagster asset materialize` of every asset for each variant, as many at once
-as the host has engine devices, stopped promptly and cleanly by Ctrl-C or SIGTERM whatever the runs are doing, and
-leaving nothing held.
+as the host has engine devices, stopped promptly and cleanly by Ctrl-C, SIGTERM or a hang-up (SIGHUP) whatever the
+runs are doing, and leaving nothing held.
 
 The `engine` pool's limit is set to the host's device count first (one slot per GPU, or per CPU engine slot), so
 Dagster queues engine steps beyond it; a step inside it claims the devices its variant needs (resources.devices)
@@ -123,6 +123,23 @@ def _stop_stragglers(running: list[_Run], stopping_since: float) -> None:
             run.child.kill()
 
 
+# What stops a run tree: Ctrl-C, SIGTERM, and the terminal closing (SIGHUP), which reaches this process only: each
+# child runs in its own session, so without this it and its engine would go on under init, finish and publish.
+STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _leave_the_terminal() -> None:
+    """After a hang-up, what would be printed to the terminal that is gone goes nowhere, rather than failing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if os.isatty(stream.fileno()):
+                os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            continue
+    os.close(devnull)
+
+
 def route(matrix: Matrix, variants: list[str], warehouse: WarehouseResource) -> list[str]:
     """Say where each variant runs: a variant served by its fallback engine says so and why; one that nothing on this
     host can serve is reported as not run, with why, recorded in evaluation_runs, and left out. Returns the others."""
@@ -160,13 +177,15 @@ def materialize(variants: list[str], warehouse: WarehouseResource, host: Host, s
     received: list[int] = []
 
     def stop(signum: int, _frame) -> None:
+        if signum == signal.SIGHUP:
+            _leave_the_terminal()
         if not received:
             for run in running:
                 if run.child.poll() is None:
                     run.child.send_signal(signal.SIGTERM)
         received.append(signum)
 
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {signum: signal.signal(signum, stop) for signum in STOPPING_SIGNALS}
     try:
         stopping_since = None
         while running or (queued and not received):

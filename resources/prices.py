@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +28,10 @@ DEFAULT_API_PRICES = str(PRICE_DIR / "api.csv")
 INSTANCE_COLUMNS = ("hardware", "usd_per_hour", "price_date", "source")
 OWNERSHIP_COLUMNS = ("hardware", "purchase_usd", "power_kw", "price_date", "source")
 API_COLUMNS = ("model", "input_usd_per_million", "output_usd_per_million", "price_date", "source")
+# The numbers of each catalog: finite and not negative, parsed when it loads (a price of -0.08 $/h or `inf` would
+# price everything nonsensically, `cheap` would fail later as a TypeError). Optional ones may be empty.
+NUMERIC_COLUMNS = ("usd_per_hour", "gpus", "gpu_memory_gb", "purchase_usd", "power_kw", "input_usd_per_million",
+                   "output_usd_per_million", "reasoning_usd_per_million", "cached_input_usd_per_million")
 
 
 class PriceCatalogError(ValueError):
@@ -59,7 +64,38 @@ def read_catalog(path: str, key: str, required: tuple[str, ...]) -> pd.DataFrame
     duplicated = frame[frame[key].duplicated()][key]
     if len(duplicated):
         raise PriceCatalogError(f"price catalog {path}: {key} listed twice: {sorted(set(duplicated))}")
+    return _numbers(frame, key, required, f"price catalog {path}")
+
+
+def _numbers(frame: pd.DataFrame, key: str, required: tuple[str, ...], what: str) -> pd.DataFrame:
+    """The catalog with its numeric columns as floats; a value that is not a finite, non-negative number (or is
+    missing where required) refused, naming the row."""
+    frame = frame.copy()
+    for column in [name for name in NUMERIC_COLUMNS if name in frame.columns]:
+        parsed = []
+        for row, (name, value) in enumerate(zip(frame[key], frame[column], strict=True)):
+            if column not in required and (value is None or (isinstance(value, float) and math.isnan(value))):
+                parsed.append(math.nan)
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = math.nan
+            if not math.isfinite(number) or number < 0:
+                raise PriceCatalogError(f"{what}, row {row + 1} ({key} {name!r}): {column} {value!r} is not a finite, "
+                                        "non-negative number")
+            parsed.append(number)
+        if not pd.api.types.is_numeric_dtype(frame[column]):   # numbers read as text ("1e-3 ") become numbers
+            frame[column] = parsed
     return frame
+
+
+def _per_million(per_token: object) -> object:
+    """A price per token as per million, or as it was when it is not a number (refused with its row by _numbers)."""
+    try:
+        return float(per_token) * MILLION
+    except (TypeError, ValueError):
+        return per_token
 
 
 def read_litellm_prices(path: str) -> pd.DataFrame:
@@ -80,15 +116,15 @@ def read_litellm_prices(path: str) -> pd.DataFrame:
         cached = entry.get("cache_read_input_token_cost")
         rows.append({
             "model": model, "provider": entry.get("litellm_provider"),
-            "input_usd_per_million": float(entry["input_cost_per_token"]) * MILLION,
-            "output_usd_per_million": float(entry["output_cost_per_token"]) * MILLION,
-            "reasoning_usd_per_million": None if reasoning is None else float(reasoning) * MILLION,
-            "cached_input_usd_per_million": None if cached is None else float(cached) * MILLION,
+            "input_usd_per_million": _per_million(entry["input_cost_per_token"]),
+            "output_usd_per_million": _per_million(entry["output_cost_per_token"]),
+            "reasoning_usd_per_million": None if reasoning is None else _per_million(reasoning),
+            "cached_input_usd_per_million": None if cached is None else _per_million(cached),
             "price_date": day, "source": f"LiteLLM model_prices_and_context_window.json ({path})",
         })
     if not rows:
         raise PriceCatalogError(f"{path} has no entry with input_cost_per_token and output_cost_per_token")
-    return pd.DataFrame(rows)
+    return _numbers(pd.DataFrame(rows), "model", API_COLUMNS, f"LiteLLM price file {path}")
 
 
 class PriceCatalogResource(dg.ConfigurableResource):

@@ -106,6 +106,31 @@ def test_an_undated_or_unknown_price_is_refused_with_the_fix(tmp_path):
         PriceCatalogResource().instance("tpu-v9")
 
 
+HEADER = "hardware,usd_per_hour,gpus,price_date,source\n"
+
+
+@pytest.mark.parametrize(("row", "refusal"), [
+    ("box,-0.08,1,2026-06-01,somewhere", "row 2 \\(hardware 'box'\\): usd_per_hour -0.08 is not a finite, non-neg"),
+    ("box,inf,1,2026-06-01,somewhere", "usd_per_hour inf is not a finite"),
+    ("box,cheap,1,2026-06-01,somewhere", "usd_per_hour 'cheap' is not a finite"),
+    ("box,1.0,-2,2026-06-01,somewhere", "gpus -2 is not a finite"),
+    ("box,1.0,many,2026-06-01,somewhere", "gpus 'many' is not a finite"),
+])
+def test_a_price_that_is_not_a_finite_non_negative_number_is_refused_naming_its_row(tmp_path, row, refusal):
+    catalog = tmp_path / "instances.csv"
+    catalog.write_text(HEADER + "ok,1.0,1,2026-06-01,somewhere\n".replace("ok", "fine") + row + "\n")
+    with pytest.raises(PriceCatalogError, match=refusal):
+        PriceCatalogResource(instances_path=str(catalog)).instances()
+
+
+def test_numbers_written_as_text_are_read_as_numbers(tmp_path):
+    catalog = tmp_path / "api.csv"
+    catalog.write_text("model,input_usd_per_million,output_usd_per_million,reasoning_usd_per_million,price_date,"
+                       "source\nm,\" 0.5\",2,,2026-06-01,somewhere\n")
+    price, _ = PriceCatalogResource(api_prices_path=str(catalog)).api_price("m")
+    assert (price.input, price.output, price.reasoning) == (0.5, 2.0, None)
+
+
 def test_litellm_price_table_is_read_when_a_copy_is_on_disk(tmp_path):
     # The shape of LiteLLM's model_prices_and_context_window.json: a sample_spec template, models keyed by
     # name with prices per token, and non-model entries without prices.
@@ -128,6 +153,10 @@ def test_litellm_price_table_is_read_when_a_copy_is_on_disk(tmp_path):
     assert (reasoner.input, reasoner.output, reasoner.reasoning) == pytest.approx((0.55, 2.19, None))
     assert row["price_date"] == "2026-05-28" and "LiteLLM" in row["source"]
     assert prices.api_price("flash-y")[0].reasoning == pytest.approx(3.5)
+    table["broken-z"] = {"input_cost_per_token": -1e-6, "output_cost_per_token": 1e-6, "litellm_provider": "acme"}
+    path.write_text(json.dumps(table))
+    with pytest.raises(PriceCatalogError, match=r"LiteLLM price file .* \(model 'broken-z'\): input_usd_per_mil"):
+        read_litellm_prices(str(path))
 
 
 def test_cached_prompt_tokens_are_read_as_each_api_reports_them():

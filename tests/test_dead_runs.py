@@ -194,6 +194,30 @@ def test_signals_stop_a_run_cleanly_even_one_waiting_for_the_engine(tmp_path, ti
     assert (variant, status) == (VARIANT, "failed") and "stopped by SIGTERM" in failure
 
 
+@pytest.mark.integration
+def test_a_hang_up_stops_the_whole_run_tree_like_ctrl_c(tmp_path, tiny_model):
+    """The terminal closing (SIGHUP to `yardstick materialize`) stops the run it supervises, whose child runs in a
+    session of its own: the engine stopped, the deployment and the run failed with the reason, no slot held."""
+    env = _environment(tmp_path, items=200)
+    warehouse = tmp_path / "warehouse.duckdb"
+    others = set(engine_processes(str(STATE)))
+    log = tmp_path / "run.log"
+    supervisor = _supervised(env, VARIANT, log)
+    _wait_for(lambda: _generated(warehouse) >= 2, supervisor, log, "generating")
+    supervisor.send_signal(signal.SIGHUP)
+    assert supervisor.wait(timeout=120) == 128 + signal.SIGHUP, log.read_text()[-3000:]
+    assert "stopped by SIGHUP; rerun to resume" in log.read_text()
+    assert not set(engine_processes(str(STATE))) - others
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        (run,) = instance.get_runs()
+        assert run.status == dg.DagsterRunStatus.FAILURE
+        assert not instance.event_log_storage.get_concurrency_run_ids()
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        (status, failure), = connection.execute("SELECT status, failure FROM engine_deployments").fetchall()
+        (recorded,) = connection.execute("SELECT status FROM evaluation_runs WHERE run_id = ?", [run.run_id]).fetchone()
+    assert status == "failed" and "stopped by SIGTERM" in failure and recorded == "failed_run"
+
+
 @dg.op
 def _nothing() -> None:
     pass

@@ -64,6 +64,15 @@ def test_matrix_refuses_inconsistent_variants_with_the_fix(tmp_path, body, messa
         load_matrix(matrix)
 
 
+@pytest.mark.parametrize("name", ["../../../../tmp/x", "$(id)", "a/b", "", ".hidden", "x" * 64, "tab\tname"])
+def test_a_variant_name_that_could_leave_its_folder_is_refused(tmp_path, name):
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(json.dumps({"variants": {name: {"model": {"path": "/x"}, "engine": {"kind": "transformers"},
+                                                      "hardware": "cpu-2vcpu", "benchmarks": ["gsm8k"]}}}))
+    with pytest.raises(MatrixError, match="is not a name yardstick can use: it becomes a folder"):
+        load_matrix(matrix)
+
+
 def test_settings_hash_changes_with_what_changes_samples_only():
     base = load_matrix().variant("tiny-test")
     assert base.settings_hash == load_matrix().variant("tiny-test").settings_hash

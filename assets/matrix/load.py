@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -205,11 +206,20 @@ def _routed(variants: dict[str, Variant], host: HostCapabilities) -> dict[str, V
     return routed
 
 
+# A variant's name becomes a partition key, a folder and file name, a run tag and a Kubernetes label: letters,
+# digits, '.', '_' and '-', starting with a letter or digit, at most 63 characters (a label's limit).
+VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
 VARIANT_KEYS = ("model", "quantization", "engine", "protocol", "benchmarks", "serving", "hardware", "api_price",
                 "baseline", "resample")
 
 
-def _parse_variant(name: str, body: dict, path: Path) -> Variant:
+def _parse_variant(name: object, body: dict, path: Path) -> Variant:
+    if not isinstance(name, str) or not VARIANT_NAME.fullmatch(name):
+        raise MatrixError(f"variant name {name!r} in {path} is not a name yardstick can use: it becomes a folder, a "
+                          "file name and a label, so it takes letters, digits, '.', '_' and '-', starts with a letter "
+                          "or digit and has at most 63 characters (for example r1-qwen-7b-w4a16)")
     where = f"variant '{name}' in {path}"
     unknown = sorted(str(key) for key in body if key not in VARIANT_KEYS and not str(key).startswith("x-"))
     if unknown:
