@@ -179,8 +179,9 @@ def _grade(args: argparse.Namespace) -> int:
     """Grade model outputs made anywhere, with the same code the pipeline grades with."""
     from assets.benchmarks.catalog import benchmark_spec
     from assets.grading.equivalence import Grader
-    from assets.grading.files import read_grade_inputs, write_graded
+    from assets.grading.files import check_output_path, read_grade_inputs, write_graded
 
+    check_output_path(args.output)   # before the grading, which may take a while
     rows, inputs = read_grade_inputs(args.input, benchmark_spec(args.benchmark),
                                      reasoning_prefilled=args.think_prefill,
                                      mirror_dir=os.environ.get("YARDSTICK_BENCHMARK_MIRROR"))
@@ -192,7 +193,7 @@ def _grade(args: argparse.Namespace) -> int:
         raise InputError(f"cannot write {args.output} ({error.strerror or error}); it was left as it was") from None
     correct = sum(grade.correct for grade in grades)
     print(f"graded {len(grades)} responses: {correct} correct ({correct / max(len(grades), 1):.1%}); "
-          f"wrote {args.output}", file=sys.stderr)
+          f"wrote {'standard output' if args.output == '-' else args.output}", file=sys.stderr)
     return 0
 
 
@@ -424,7 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS),
                        help="the benchmark the outputs answer; it fixes the answer format")
     grade.add_argument("--input", required=True, help="JSONL: gold, response, optional reasoning_content")
-    grade.add_argument("--output", required=True, help="JSONL: the input fields plus extracted, correct, reason")
+    grade.add_argument("--output", required=True,
+                       help="JSONL: the input fields plus extracted, correct, reason (- for standard output); a "
+                            "link, FIFO or device is refused, never replaced")
     grade.add_argument("--workers", type=int, default=None, help="grading processes (default: one per core)")
     grade.add_argument("--timeout", type=float, default=5.0, help="seconds allowed per equivalence check")
     grade.add_argument("--think-prefill", action="store_true",

@@ -184,3 +184,44 @@ def test_reference_solutions_are_graded_correct_without_flags(tmp_path, capsys, 
     correct = sum(row["correct"] for row in graded)
     assert len(graded) == len(rows) and correct >= 0.995 * len(rows), [
         (row["gold"], row["extracted"], row["reason"]) for row in graded if not row["correct"]][:10]
+
+
+def _special(tmp_path, kind):
+    """An output path that is not a regular file, and a way to tell it is still what it was."""
+    import os
+
+    path = tmp_path / "out.jsonl"
+    if kind == "symlink":
+        target = tmp_path / "target.jsonl"
+        target.write_text("kept\n")
+        path.symlink_to(target)
+        return path, lambda: path.is_symlink() and target.read_text() == "kept\n"
+    if kind == "fifo":
+        os.mkfifo(path)
+        return path, lambda: path.is_fifo()
+    if kind == "folder":
+        path.mkdir()
+        return path, lambda: path.is_dir()
+    return "/dev/null", lambda: os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+
+
+@pytest.mark.parametrize(("kind", "named"), [("symlink", "a symbolic link"), ("fifo", "a FIFO"),
+                                             ("folder", "a folder"), ("device", "a device")])
+def test_an_output_that_is_not_a_regular_file_is_refused_before_grading_and_left_as_it_was(tmp_path, capsys, kind,
+                                                                                           named):
+    source = tmp_path / "in.jsonl"
+    _write(source, [{"gold": "1", "response": "</think>\\boxed{1}"}])
+    output, unchanged = _special(tmp_path, kind)
+    assert yardstick(["grade", "--benchmark", "gsm8k", "--input", str(source), "--output", str(output)]) == 2
+    assert f"output {output} is {named}; it would be replaced, not written through" in capsys.readouterr().err
+    assert unchanged()
+
+
+def test_dash_writes_the_verdicts_to_standard_output(tmp_path, capsys):
+    source = tmp_path / "in.jsonl"
+    _write(source, [{"gold": "1", "response": "</think>\\boxed{1}"}, {"gold": "2", "response": "</think>3"}])
+    assert yardstick(["grade", "--benchmark", "gsm8k", "--input", str(source), "--output", "-"]) == 0
+    captured = capsys.readouterr()
+    assert [json.loads(line)["reason"] for line in captured.out.splitlines()] == ["correct", "wrong"]
+    assert "wrote standard output" in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
+import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,22 +115,51 @@ def read_grade_inputs(path: str | Path, spec: BenchmarkSpec, reasoning_prefilled
     return rows, inputs
 
 
+def check_output_path(path: str | Path) -> None:
+    """Raise GradeInputError unless `path` is `-` (standard output), absent, or a regular file: the output is moved
+    into place, which would replace a symbolic link, a FIFO, a device or a folder rather than write through it."""
+    if str(path) == "-":
+        return
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(mode):
+        return
+    kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+            else "a folder" if stat.S_ISDIR(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file")
+    raise GradeInputError(f"output {path} is {kind}; it would be replaced, not written through: name a regular file "
+                          "(new or to overwrite), or - for standard output")
+
+
+def _graded_lines(rows: Sequence[dict], grades: Sequence[Grade]) -> Iterator[str]:
+    for row, grade in zip(rows, grades, strict=True):
+        verdict = {"extracted": grade.extracted, "correct": grade.correct, "reason": grade.reason}
+        if grade.detail is not None:
+            verdict["detail"] = grade.detail
+        yield json.dumps({**row, **verdict}, ensure_ascii=True, allow_nan=False) + "\n"
+
+
 def write_graded(path: str | Path, rows: Sequence[dict], grades: Sequence[Grade]) -> None:
-    """Each input line with `extracted`, `correct` and `reason` added, one strict JSON object per line.
+    """Each input line with `extracted`, `correct` and `reason` added, one strict JSON object per line, to `path`
+    (`-`: standard output).
 
     The lines go to a temporary file beside `path`, moved into place only once complete: a failure part way
-    leaves no partial output and an existing file as it was."""
+    leaves no partial output and an existing file as it was. A path that is not a regular file is refused."""
+    if str(path) == "-":
+        sys.stdout.writelines(_graded_lines(rows, grades))
+        sys.stdout.flush()
+        return
+    check_output_path(path)
     target = Path(path)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         with open(temporary, "x", encoding="ascii") as out:
-            for row, grade in zip(rows, grades, strict=True):
-                verdict = {"extracted": grade.extracted, "correct": grade.correct, "reason": grade.reason}
-                if grade.detail is not None:
-                    verdict["detail"] = grade.detail
-                out.write(json.dumps({**row, **verdict}, ensure_ascii=True, allow_nan=False) + "\n")
+            out.writelines(_graded_lines(rows, grades))
             out.flush()
             os.fsync(out.fileno())
+        check_output_path(path)   # as it is now, after the grading took its time
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
