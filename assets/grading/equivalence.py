@@ -15,6 +15,7 @@ from typing import Self
 
 from assets.grading.extraction import as_number, clock_time, extract_answer, split_reasoning
 from assets.grading.pool import TIMEOUT, BoundedPool, CallFailure
+from assets.grading.shown import guard_library_logs
 from assets.matrix.host import usable_cores
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -40,9 +41,11 @@ class Grade:
 
 
 def symbolic_equal(gold: str, prediction: str, timeout_s: float) -> bool | None:
-    """math-verify on (gold, prediction); None when either side cannot be parsed. Runs in a worker."""
+    """math-verify on (gold, prediction); None when either side cannot be parsed. Runs in a worker, whose
+    math-verify logs (the whole answer it timed out on) are bounded and escaped."""
     from math_verify import parse, verify
 
+    guard_library_logs()
     timeout = max(1, math.ceil(timeout_s))
     gold_parsed = parse(f"${gold}$", parsing_timeout=timeout)
     predicted = parse(f"$\\boxed{{{prediction}}}$", parsing_timeout=timeout)
