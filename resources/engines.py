@@ -40,7 +40,7 @@ import httpx
 from assets.matrix import EngineSpec, on_cpu
 from assets.matrix.host import VLLM_SERVER_MODULE, ProbeError, default_vllm_command, vllm_cpu_capabilities
 from assets.models.checkpoint import checkpoint_scheme
-from assets.secrets import redact_url
+from assets.secrets import redact_url, url_has_credentials
 from assets.versions import installed_version
 from resources.disk import ENGINE_MIN_FREE_BYTES, disk_full_hint, require_free_space
 from resources.ports import describe_processes, foreign_listeners, port_holder
@@ -541,6 +541,10 @@ class EngineResource(dg.ConfigurableResource):
     def _external(spec: EngineSpec, served_name: str) -> Deployment:
         base_url = external_base_url(spec)
         key_variable = spec.options.get("api_key_env")
+        if key_variable and url_has_credentials(base_url):
+            raise EngineError(f"the endpoint {redact_url(base_url)} carries credentials in its URL and the engine "
+                              f"settings name a key too (api_key_env: {key_variable}); the client would send the "
+                              "URL's and drop the key: keep one, the URL without user:password@, or no api_key_env")
         api_key = "not-needed"
         if key_variable:
             api_key = dg.EnvVar(key_variable).get_value() or ""

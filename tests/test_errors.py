@@ -110,6 +110,20 @@ def test_benchmark_file_missing_a_field(tmp_path):
         load_items("gsm8k", tmp_path, None)
 
 
+@needs_shared
+def test_every_row_of_a_mirror_file_is_checked_whatever_the_item_limit(tmp_path):
+    rows = [json.loads(line) for line in (SHARED_BENCHMARKS / "aime24.jsonl").open()][:6]
+    del rows[4]["answer"]   # beyond the 2 items asked for
+    (tmp_path / "aime24.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(BenchmarkDataError, match=r"aime24.jsonl row 5 lacks field\(s\) \['answer'\]"):
+        load_items("aime24", tmp_path, 2)
+    rows[4]["answer"] = rows[3]["answer"]
+    rows[5]["id"] = rows[1]["id"]   # a duplicate id, which the warehouse's key would refuse without a word of where
+    (tmp_path / "aime24.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(BenchmarkDataError, match=rf"aime24.jsonl row 6: item id '{rows[1]['id']}' is also row 2"):
+        load_items("aime24", tmp_path, 2)
+
+
 def test_benchmark_missing_from_the_mirror_and_unknown_benchmark(tmp_path):
     with pytest.raises(BenchmarkDataError, match="expects math500.jsonl in the mirror folder"):
         load_items("math500", tmp_path, 3)
@@ -147,6 +161,19 @@ def test_external_engine_needs_its_key(monkeypatch, tmp_path):
     with pytest.raises(EngineError, match="YARDSTICK_TEST_KEY"):
         with EngineResource(log_dir=str(tmp_path)).deploy(spec, "", "x", "x"):
             pass
+
+
+def test_an_endpoint_with_credentials_in_its_url_and_a_key_is_refused_naming_both(monkeypatch, tmp_path):
+    """The OpenAI client sends the URL's credentials and drops the key: one of them would silently not reach the
+    endpoint, so the combination is refused before any request, with the password hidden."""
+    monkeypatch.setenv("YARDSTICK_TEST_URL", "https://user:hunter2@api.example/v1")
+    monkeypatch.setenv("YARDSTICK_TEST_KEY", "sk-test")
+    spec = EngineSpec(kind="external", options={"base_url_env": "YARDSTICK_TEST_URL", "model": "m",
+                                                "api_key_env": "YARDSTICK_TEST_KEY"})
+    with pytest.raises(EngineError, match="carries credentials in its URL and the engine settings name a key too") as \
+            refused, EngineResource(log_dir=str(tmp_path)).deploy(spec, "", "x", "x"):
+        pass
+    assert "hunter2" not in str(refused.value) and "api_key_env: YARDSTICK_TEST_KEY" in str(refused.value)
 
 
 def test_cli_reports_a_missing_warehouse(tmp_path, capsys):

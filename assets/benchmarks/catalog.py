@@ -222,26 +222,32 @@ def benchmark_spec(name: str) -> BenchmarkSpec:
 
 
 def normalise_rows(spec: BenchmarkSpec, rows: Iterable[dict], source: str, limit: int | None) -> list[dict]:
-    """Turn raw dataset rows into items; a row lacking a field is an error naming the row and the field."""
+    """Turn raw dataset rows into items, the first `limit` kept. Every row is checked, those past the limit too: a
+    row lacking a field, a bad gold answer or an item id seen before is an error naming the source and the row."""
     needed = list(spec.needed_fields) + ([spec.id_field] if spec.id_field else [])
-    items = []
+    items, seen = [], {}
     for position, row in enumerate(rows):
-        if limit is not None and position >= limit:
-            break
         missing = [name for name in needed if row.get(name) is None]
         if missing:
             raise BenchmarkDataError(
                 f"{source} row {position + 1} lacks field(s) {missing} needed by benchmark '{spec.name}'; "
                 f"fields present: {sorted(row)}"
             )
+        item_id = str(row[spec.id_field]) if spec.id_field else str(position)
+        if item_id in seen:
+            raise BenchmarkDataError(f"{source} row {position + 1}: item id {item_id!r} is also row {seen[item_id]}; "
+                                     f"each item of benchmark '{spec.name}' needs an id of its own")
+        seen[item_id] = position + 1
         problem, raw_gold = spec.read_row(row, position)
         try:
             gold = spec.normalise_gold(raw_gold)
         except ValueError as error:
             raise BenchmarkDataError(f"{source} row {position + 1}: bad gold answer: {error}") from error
+        if limit is not None and position >= limit:
+            continue
         items.append({
             "benchmark": spec.name,
-            "item_id": str(row[spec.id_field]) if spec.id_field else str(position),
+            "item_id": item_id,
             "position": position,
             "problem": problem,
             "gold": gold,
