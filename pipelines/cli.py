@@ -185,6 +185,8 @@ def _grade(args: argparse.Namespace) -> int:
     rows, inputs = read_grade_inputs(args.input, benchmark_spec(args.benchmark),
                                      reasoning_prefilled=args.think_prefill,
                                      mirror_dir=os.environ.get("YARDSTICK_BENCHMARK_MIRROR"))
+    if not rows:
+        raise InputError(f"{args.input} has no lines to grade; nothing was written")
     with Grader(workers=args.workers, timeout_s=args.timeout) as grader:
         grades = grader.grade_many(inputs)
     try:

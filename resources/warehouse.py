@@ -91,9 +91,12 @@ class WarehouseResource(dg.ConfigurableResource):
             connection = _open_lake(self.path, self.lake_data, read_only)
         else:
             path = self.resolved_path
-            if read_only and not path.exists():
-                raise FileNotFoundError(f"warehouse {path} does not exist yet; run `make run` to create it")
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                if read_only and not path.exists():
+                    raise FileNotFoundError(f"warehouse {path} does not exist yet; run `make run` to create it")
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except PermissionError as error:   # a folder on the way this user may not enter
+                raise WarehouseUnavailableError(_why_unusable(path, f"Permission denied: {error}", read_only)) from None
             if not read_only:
                 require_free_space(path.parent, WAREHOUSE_MIN_FREE_BYTES, f"writing to the warehouse {path}")
             connection = _open_when_free(path, read_only, self.lock_timeout_s)
@@ -223,10 +226,32 @@ def _open_when_free(path: Path, read_only: bool, timeout_s: float) -> duckdb.Duc
             with _OPENING:
                 return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as error:
-            if "lock" not in str(error).lower() or time.monotonic() > deadline:
+            if "lock" not in str(error).lower():
+                raise WarehouseUnavailableError(_why_unusable(path, str(error), read_only)) from None
+            if time.monotonic() > deadline:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+class WarehouseUnavailableError(ConnectionError):
+    """The warehouse file cannot be opened: damaged, not a DuckDB file, or not readable or writable here."""
+
+
+_DAMAGED = ("not a valid DuckDB database file", "Could not read enough bytes", "Corrupt", "checksum")
+_NOT_ALLOWED = ("Permission denied", "Read-only file system", "read-only")
+
+
+def _why_unusable(path: Path, message: str, read_only: bool) -> str:
+    """What is wrong with a warehouse file DuckDB would not open, and what to do, from DuckDB's own words."""
+    if any(marker in message for marker in _DAMAGED):
+        return (f"the warehouse {path} is damaged or not a DuckDB file ({message}); move it aside (the next run "
+                "starts a new one) or restore a copy")
+    if any(marker in message for marker in _NOT_ALLOWED):
+        doing = "read" if read_only else "written (a run, or a reader bringing an older file up to this yardstick)"
+        return (f"the warehouse {path} cannot be {doing} here ({message}); fix its permissions, or read a copy "
+                "with --warehouse")
+    return f"cannot open the warehouse {path}: {message}"
 
 
 def _insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, verb: str = "INSERT",

@@ -78,3 +78,77 @@ def test_a_price_dated_in_the_future_is_refused_naming_the_row(tmp_path):
 def test_a_price_dated_today_is_accepted(tmp_path):
     today = datetime.now(UTC).date().isoformat()
     assert list(_instances(tmp_path, f"box-a,1.0,{today},list price").instances()["hardware"]) == ["box-a"]
+
+
+# What an operator gives the commands: each wrong thing refused with what, where and what to do, exit status 2, and
+# nothing written.
+def test_a_matrix_that_is_not_utf8_is_named_with_the_byte(tmp_path, capsys):
+    from pipelines.cli import main as yardstick
+
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_bytes(b"variants:\n  caf\xe9: {}\n")
+    assert yardstick(["variants", "--matrix", str(matrix)]) == 2
+    assert f"matrix file {matrix} is not UTF-8 text (invalid continuation byte at byte 16" in capsys.readouterr().err
+    assert yardstick(["variants", "--matrix", str(tmp_path)]) == 2
+    assert "cannot be read (Is a directory); name a YAML file" in capsys.readouterr().err
+
+
+def _warehouse_file(tmp_path):
+    from resources.warehouse import WarehouseResource
+
+    path = tmp_path / "warehouse.duckdb"
+    WarehouseResource(path=str(path)).query("SELECT 1")
+    return path
+
+
+def test_a_damaged_warehouse_is_named_with_what_to_do(tmp_path, capsys):
+    from pipelines.cli import main as yardstick
+
+    path = _warehouse_file(tmp_path)
+    path.write_bytes(path.read_bytes()[:5000])   # cut short, as a full disk or a copy that stopped leaves it
+    assert yardstick(["leaderboard", "--warehouse", str(path)]) == 2
+    message = capsys.readouterr().err
+    assert f"the warehouse {path} is damaged or not a DuckDB file" in message and "move it aside" in message
+    path.write_bytes(b"not a database\n" * 100)
+    assert yardstick(["report", "--warehouse", str(path)]) == 2
+    assert "is damaged or not a DuckDB file" in capsys.readouterr().err
+
+
+def test_a_warehouse_this_user_may_not_read_is_named_with_what_to_do():
+    """As another user than its owner (as root: the unprivileged `nobody`, through setpriv)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="yardstick-unreadable-"))   # pytest's own folders admit only their owner
+    try:
+        folder.chmod(0o755)
+        path = _warehouse_file(folder)
+        path.chmod(0o600)
+        command = [str(Path(sys.executable).parent / "yardstick"), "leaderboard", "--warehouse", str(path)]
+        if os.geteuid() == 0:
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        else:
+            path.chmod(0o000)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=folder,
+                              env={**os.environ, "HOME": str(folder), "YARDSTICK_HOME": str(folder / "home")})
+    finally:
+        shutil.rmtree(folder)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"the warehouse {path} cannot be read here" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_grading_a_folder_or_an_empty_file_says_so_and_writes_nothing(tmp_path, capsys):
+    from pipelines.cli import main as yardstick
+
+    output = tmp_path / "out.jsonl"
+    assert yardstick(["grade", "--benchmark", "gsm8k", "--input", str(tmp_path), "--output", str(output)]) == 2
+    assert f"{tmp_path} cannot be read (Is a directory); name a JSONL file" in capsys.readouterr().err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    assert yardstick(["grade", "--benchmark", "gsm8k", "--input", str(empty), "--output", str(output)]) == 2
+    assert f"{empty} has no lines to grade; nothing was written" in capsys.readouterr().err
+    assert not output.exists()

@@ -30,7 +30,13 @@ class BenchmarkDataError(ValueError):
 def utf8_lines(path: str | Path, error: type[Exception]) -> Iterator[tuple[int, str]]:
     """Each line of a text file with its number (from 1), decoded as UTF-8 one line at a time, so that an invalid
     byte raises `error` naming the file and the line; a byte-order mark opening the file is dropped."""
-    with open(path, "rb") as handle:
+    try:
+        handle = open(path, "rb")   # noqa: SIM115 - closed below; an error opening it is named
+    except FileNotFoundError:
+        raise
+    except OSError as opening:
+        raise error(f"{path} cannot be read ({opening.strerror}); name a JSONL file") from None
+    with handle:
         for number, raw in enumerate(handle, start=1):
             try:
                 yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")

@@ -52,7 +52,14 @@ def load_matrix(path: str | Path | None = None, host: HostCapabilities | None = 
     if not path.exists():
         raise MatrixError(f"matrix file {path} does not exist; set YARDSTICK_MATRIX or pass --matrix")
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise MatrixError(f"matrix file {path} is not UTF-8 text ({error.reason} at byte {error.start + 1}: "
+                          f"{error.object[error.start:error.end]!r}); save it as UTF-8") from None
+    except OSError as error:
+        raise MatrixError(f"matrix file {path} cannot be read ({error.strerror}); name a YAML file") from None
+    try:
+        document = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
         raise MatrixError(f"matrix file {path} is not valid YAML: {error}") from error
     if not isinstance(document, dict):
