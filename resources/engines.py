@@ -152,6 +152,7 @@ def gpu_memory_bytes(group: int) -> int | None:
 
 
 GROUP_EXIT_WAIT_S = 10.0
+UNREADY_STOP_GRACE_S = 3.0
 
 
 def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None:
@@ -258,11 +259,15 @@ def server_process(
             )
         except FileNotFoundError as error:
             raise EngineError(f"cannot start {what}: command {argv[0]!r} not found ({error})") from error
+    ready = False
     try:
         startup = wait_until_ready(process, ready_urls, timeout_s, log_path, what)
+        ready = True
         yield process, startup
     finally:
-        stop_process_group(process, stop_grace_s)
+        # An engine stopped before it was ready has nothing to wind down, and one still loading may not look at
+        # TERM at all (vLLM took 35 s, its whole grace, when stopped while it loaded): a short grace, then KILL.
+        stop_process_group(process, stop_grace_s if ready else min(stop_grace_s, UNREADY_STOP_GRACE_S))
 
 
 def _sibling_command(name: str) -> str:

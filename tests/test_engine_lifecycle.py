@@ -10,13 +10,20 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from assets.matrix import EngineSpec
-from resources.engines import EngineError, EngineResource, confirm_served_model, refuse_busy_port
+from resources.engines import (
+    UNREADY_STOP_GRACE_S,
+    EngineError,
+    EngineResource,
+    confirm_served_model,
+    refuse_busy_port,
+)
 from resources.ports import foreign_listeners, port_listeners
 from tests.conftest import engine_processes, live_processes
 from tests.instruments.vllm_standin import STANDIN_VERSION
@@ -119,6 +126,23 @@ def test_vllm_launcher_lifecycle_against_a_real_server_process(tmp_path, monkeyp
     log = (tmp_path / "logs" / "standin.log").read_text()
     assert "--tensor-parallel-size 2" in log and "--max-model-len 4096" in log
     assert live_processes(group=group) == []   # nothing of the group is left running, the child included
+
+
+@pytest.mark.timing   # judged against the launcher's own bound: the grace it gives, plus the start-up allowed
+def test_an_engine_stopped_while_it_loads_is_gone_within_a_short_grace(tmp_path, monkeypatch):
+    """Not ready in time (or interrupted) while it loads, deaf to TERM: it is killed after a short grace, not the
+    30 s a ready vLLM gets to shut down cleanly, and nothing of it is left."""
+    monkeypatch.setenv("STANDIN_LOAD_S", "120")
+    model = tmp_path / "model"
+    model.mkdir()
+    engine = EngineResource(log_dir=str(tmp_path / "logs"), vllm_command=VLLM_STANDIN)
+    spec = EngineSpec("vllm", {**VLLM_SPEC.options, "startup_timeout_s": 2})
+    started = time.monotonic()
+    with pytest.raises(EngineError, match="was not ready .* after 2 s"), \
+            engine.deploy(spec, str(model), served_name="v", log_name="loading"):
+        pass
+    assert time.monotonic() - started < 2 + UNREADY_STOP_GRACE_S + 8
+    assert not live_processes("tests.instruments.vllm_standin", str(model))
 
 
 @pytest.mark.integration

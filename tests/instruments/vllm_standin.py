@@ -6,12 +6,14 @@ teardown), not an engine; the GPU path itself is checked whenever a GPU is lent.
 
 STANDIN_FAIL=oom makes it print what vLLM prints when the KV cache does not fit, and exit 1.
 STANDIN_CHILD=1 makes it start a child process first, as vLLM starts its engine core and workers.
+STANDIN_LOAD_S=N makes it load for N seconds first, deaf to SIGTERM meanwhile, as vLLM can be while it loads.
 Like vLLM it reports its version at /version: STANDIN_VERSION.
 """
 
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,6 +36,10 @@ def main() -> None:
     print(f"vllm stand-in: serve {args.model} as {args.served_model_name} with {' '.join(vllm_flags)}", flush=True)
     if os.environ.get("STANDIN_CHILD"):
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    if os.environ.get("STANDIN_LOAD_S"):
+        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        time.sleep(float(os.environ["STANDIN_LOAD_S"]))
+        signal.signal(signal.SIGTERM, previous)
     if os.environ.get("STANDIN_FAIL") == "oom":
         time.sleep(0.5)
         print("ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` "
