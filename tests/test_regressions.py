@@ -92,6 +92,27 @@ def test_what_changed_between_runs():
     assert what_changed(before, {**before, "model_sha": "b2"}) == ["model_sha: a1 → b2"]
 
 
+def test_a_run_records_the_engine_note_of_its_latest_deployment_even_when_there_is_none(tmp_path):
+    """A variant served by its fallback, then (on a host whose vLLM has the kernel) by vLLM: the second run's
+    evaluation has no engine note, and says what changed; a deployment that failed to start is not what served."""
+    from assets.leaderboard.history import evaluated
+    from resources.warehouse import WarehouseResource
+
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    insert = ("INSERT INTO engine_deployments (variant, run_id, engine, base_url, served_model, started_at, status, "
+              "engine_note) VALUES ('v', ?, ?, '', 'v', ?, ?, ?)")
+    note = "served by transformers, its fallback"
+    warehouse.query(insert, ["r1", "transformers", "2026-12-01 10:00", "stopped", note])
+    with warehouse.connect() as connection:
+        first = evaluated(connection, "v", "h")
+    warehouse.query(insert, ["r2", "vllm", "2026-12-02 10:00", "stopped", None])
+    warehouse.query(insert, ["r3", "transformers", "2026-12-03 10:00", "failed", note])
+    with warehouse.connect() as connection:
+        second = evaluated(connection, "v", "h")
+    assert first["engine_note"] == note and second["engine_note"] is None
+    assert f"engine_note: {note} → None" in what_changed(first, second)
+
+
 def test_the_cross_variant_dependencies_are_in_the_asset_graph():
     """The leaderboard shows every variant, so it is one unpartitioned asset over every variant's published
     evaluation; a quantized variant's loss depends on its baseline's scores partition as well as its own."""

@@ -20,8 +20,8 @@ SELECT
        FROM quantized_models WHERE variant = $1) AS quantization,
     (SELECT arg_max(engine, started_at) FROM engine_deployments WHERE variant = $1) AS engine,
     (SELECT arg_max(engine_version, started_at) FROM engine_deployments WHERE variant = $1) AS engine_version,
-    (SELECT arg_max(engine_note, started_at) FILTER (WHERE status <> 'failed') FROM engine_deployments
-       WHERE variant = $1) AS engine_note,
+    (SELECT engine_note FROM engine_deployments WHERE variant = $1 AND status <> 'failed'
+       ORDER BY started_at DESC LIMIT 1) AS engine_note,   -- the latest's, NULL included (arg_max skips NULLs)
     (SELECT string_agg(DISTINCT grader_version, '; ') FROM graded_answers
        WHERE variant = $1 AND config_hash = $2) AS grader_version,
     (SELECT bool_and(seed IS NOT NULL) FROM benchmark_generations WHERE variant = $1 AND config_hash = $2) AS seeded,
