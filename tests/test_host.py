@@ -3,6 +3,7 @@ a variant it cannot serve to its fallback engine or reporting it not run, and th
 starts, what the build cannot run. Both branches run on every host: the AVX2 answer is forced by probing the library
 vLLM loads on an AVX2 CPU (YARDSTICK_VLLM_CPU_ISA=avx2), and the routing is checked on answers built here."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -40,8 +41,10 @@ AVX512 = VllmCpuCapabilities(
     vllm_version="0.32.0", library="_C_AVX512", kernels=frozenset({"cpu_gemm_wna16", "onednn_scaled_mm"}),
     other_libraries={"_C_AVX2": frozenset({"onednn_scaled_mm"})}, weight_only_bits=(4,), cpu="avx2, avx512f")
 NOT_THERE_ANYWHERE = VllmCpuCapabilities(
-    vllm_version="0.32.0", library="_C_AVX2", kernels=frozenset(), other_libraries={"_C_AVX512": None},
+    vllm_version="0.32.0", library="_C_AVX2", kernels=frozenset(), other_libraries={"_C_AVX512": frozenset()},
     weight_only_bits=(4,), cpu="an AVX2 CPU (avx2)")
+# On an AVX2 CPU vLLM's AVX-512 libraries may not even load to be asked.
+AVX2_UNASKED = dataclasses.replace(AVX2, other_libraries={"_C_AVX512": None, "_C": None})
 
 
 @pytest.mark.unit
@@ -53,7 +56,9 @@ NOT_THERE_ANYWHERE = VllmCpuCapabilities(
     (AVX2, "none", None),
     (AVX512, "W4A16", None),
     (AVX512, "W8A16", ["8-bit weights", "takes 4-bit weights only, on any CPU"]),
-    (NOT_THERE_ANYWHERE, "W8A8", ["onednn_scaled_mm", "none of its libraries that load here runs it"]),
+    (NOT_THERE_ANYWHERE, "W8A8", ["onednn_scaled_mm", "none of its libraries runs it", "or run it with vLLM on a GPU"]),
+    (AVX2_UNASKED, "W4A16", ["cpu_gemm_wna16", "_C_AVX512, _C may have it, but would not load on this CPU",
+                             "a CPU with AVX-512 (avx512f)", "run it on a CPU with that feature"]),
     (NOT_THERE_ANYWHERE, "FP8_DYNAMIC", ["FP8_DYNAMIC needs torch_fp8_scaled_mm", "torch's FP8 matmul"]),
 ])
 def test_what_a_build_cannot_run_is_named_with_its_kernel_and_cpu_feature(capabilities, scheme, named):

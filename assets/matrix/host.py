@@ -80,7 +80,8 @@ class VllmCpuCapabilities:
         reason = self.why_not(scheme)
         if reason is None:
             return None
-        elsewhere = "on a CPU with that feature, or " if self._holders(SCHEME_KERNELS[scheme].kernel) else ""
+        another_cpu = self._holders(SCHEME_KERNELS[scheme].kernel) or self._unasked()
+        elsewhere = "on a CPU with that feature, or " if another_cpu else ""
         return (f"{reason}; declare a fallback engine for the variant (`engine: {{kind: vllm, fallback: "
                 f"transformers}}`), or run it {elsewhere}with vLLM on a GPU")
 
@@ -91,9 +92,15 @@ class VllmCpuCapabilities:
         if need is None:
             return None
         if need.kernel not in self.kernels:
-            holders = self._holders(need.kernel)
-            held = (f"; it runs only with {', '.join(holders)}, the first of which vLLM loads on a CPU with "
-                    f"{LIBRARY_NEEDS[holders[0]]}" if holders else "; none of its libraries that load here runs it")
+            holders, unasked = self._holders(need.kernel), self._unasked()
+            if holders:
+                held = (f"; it runs only with {', '.join(holders)}, the first of which vLLM loads on a CPU with "
+                        f"{LIBRARY_NEEDS[holders[0]]}")
+            elif unasked:
+                held = (f"; vLLM's {', '.join(unasked)} may have it, but would not load on this CPU to be asked: the "
+                        f"first is what vLLM loads on a CPU with {LIBRARY_NEEDS[unasked[0]]}")
+            else:
+                held = "; none of its libraries runs it"
             return (f"{scheme} needs {need.kernel}, {need.what}, which vLLM {self.vllm_version}'s kernel library "
                     f"{self.library} (the one it loads on a CPU with {LIBRARY_NEEDS.get(self.library, 'this CPU')}"
                     f"{self._forced_note()}) cannot run{held}")
@@ -106,6 +113,11 @@ class VllmCpuCapabilities:
     def _holders(self, kernel: str) -> list[str]:
         """The build's other libraries that run `kernel`, in the order of the instruction sets they need."""
         return [name for name in LIBRARY_FOR_ISA.values() if kernel in (self.other_libraries.get(name) or ())]
+
+    def _unasked(self) -> list[str]:
+        """The build's other libraries that would not load on this CPU (built for instructions it lacks)."""
+        return [name for name in LIBRARY_FOR_ISA.values()
+                if name in self.other_libraries and self.other_libraries[name] is None]
 
     def _forced_note(self) -> str:
         return f", chosen by {FORCE_ISA_ENV}={self.forced} in place of this CPU's own" if self.forced else ""
