@@ -20,7 +20,7 @@ calls before it materializes anything.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -67,15 +67,18 @@ def record_failed_runs(instance: dg.DagsterInstance, warehouse: WarehouseResourc
     the daemon whose `failed_runs` sensor records them as they fail."""
     records = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], created_after=since),
                                        limit=FAILED_RUNS_SWEPT)
-    failed = [record.dagster_run for record in records if record.dagster_run.tags.get("dagster/partition")]
+    failed = [record for record in records if record.dagster_run.tags.get("dagster/partition")]
     if not failed or not warehouse.exists():
         return []
     done = []
     with warehouse.connect() as connection:
-        for run in failed:
-            variant = run.tags["dagster/partition"]
+        for record in failed:
+            run, variant = record.dagster_run, record.dagster_run.tags["dagster/partition"]
             message = _failure_message(instance, run.run_id) or "the run failed"
-            if record_failed_run(connection, run.run_id, variant, run_trigger(run.tags), utc_now(), message):
+            # When it failed, not when it is recorded: a run published since stays the later one.
+            ended = (datetime.fromtimestamp(record.end_time, UTC).replace(tzinfo=None) if record.end_time
+                     else utc_now())
+            if record_failed_run(connection, run.run_id, variant, run_trigger(run.tags), ended, message):
                 done.append(Recovery(run.run_id, f"failed run {run.run_id} of {variant} recorded: {message}"))
     return done
 

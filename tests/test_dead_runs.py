@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pandas as pd
 import pytest
 import yaml
 
@@ -296,10 +297,15 @@ def test_recovery_records_the_failed_runs_no_sensor_saw_once_each(tmp_path):
         instance.report_run_failed(failed, "engine_step failed: vllm exited with code 1 before it was ready")
         other = instance.create_run_for_job(_a_job, status=dg.DagsterRunStatus.STARTED)
         instance.report_run_failed(other, "not a variant's run")
+        (ended,) = [record.end_time for record in instance.get_run_records(dg.RunsFilter(run_ids=[failed.run_id]))]
+        time.sleep(1.5)
         first = record_failed_runs(instance, warehouse)
         again = record_failed_runs(instance, warehouse)
     assert [recovery.run_id for recovery in first] == [failed.run_id] and again == []
-    recorded = warehouse.query("SELECT run_id, variant, status, run_trigger, evidence FROM evaluation_runs")
+    recorded = warehouse.query("SELECT run_id, variant, status, run_trigger, evidence, evaluated_at "
+                               "FROM evaluation_runs")
     assert recorded[["run_id", "variant", "status", "run_trigger"]].values.tolist() == [
         [failed.run_id, "tiny-test", "failed_run", "manual"]]
     assert "exited with code 1 before it was ready" in recorded["evidence"].iloc[0]
+    # Dated when it failed, not when it was recorded: a run published in between stays the later one.
+    assert abs((recorded["evaluated_at"].iloc[0] - pd.Timestamp(ended, unit="s")).total_seconds()) < 1
