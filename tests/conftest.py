@@ -54,9 +54,10 @@ def tiny_model() -> Path:
     return ensure_tiny_model(STATE / "models" / TINY_MODEL_NAME)
 
 
-def live_processes(*command_fragments: str, group: int | None = None) -> list[int]:
+def live_processes(*command_fragments: str, group: int | None = None, uid_from: int | None = None) -> list[int]:
     """PIDs of processes that are alive (a zombie is dead, waiting to be reaped) whose command line contains
-    every fragment and, when `group` is given, that belong to that process group."""
+    every fragment and, when `group` is given, that belong to that process group; when `uid_from` is given, that
+    run as a user id from it up."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -64,9 +65,12 @@ def live_processes(*command_fragments: str, group: int | None = None) -> list[in
         try:
             state, _parent, process_group = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:3]
             command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            uid = proc.stat().st_uid if uid_from is not None else None
         except (OSError, ValueError):
             continue
         if state in ("Z", "X") or (group is not None and int(process_group) != group):
+            continue
+        if uid_from is not None and uid < uid_from:
             continue
         if all(fragment in command for fragment in command_fragments):
             found.append(int(proc.name))

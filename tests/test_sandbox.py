@@ -18,6 +18,7 @@ from assets.grading import sandbox
 from assets.grading.code import RUNNABLE_REASONS, classify, extract_code, grade_code, grade_code_many
 from assets.grading.equivalence import GradeInput, Grader
 from assets.grading.sandbox import SANDBOX_UID_BASE, Limits, SandboxUnavailableError, check_sandbox, run_sandboxed
+from tests.conftest import live_processes
 
 pytestmark = pytest.mark.integration
 
@@ -34,21 +35,9 @@ def bubblewrap():
     check_sandbox()
 
 
-def sandbox_processes() -> list[str]:
-    """Live (not zombie) processes of the sandboxes' user ids, as `pid uid command`, read from /proc."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            status = dict(line.split(":", 1) for line in (proc / "status").read_text().splitlines() if ":" in line)
-            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        uid = int(status["Uid"].split()[0])
-        if uid >= SANDBOX_UID_BASE and not status["State"].strip().startswith(("Z", "X")):
-            found.append(f"{proc.name} {uid} {command}")
-    return found
+def sandbox_processes() -> list[int]:
+    """Live (not zombie) processes of the sandboxes' user ids."""
+    return live_processes(uid_from=SANDBOX_UID_BASE)
 
 
 def test_a_plain_program_runs_and_sees_nothing_of_the_host():
