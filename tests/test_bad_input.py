@@ -114,31 +114,54 @@ def test_a_damaged_warehouse_is_named_with_what_to_do(tmp_path, capsys):
     assert "is damaged or not a DuckDB file" in capsys.readouterr().err
 
 
-def test_a_warehouse_this_user_may_not_read_is_named_with_what_to_do():
-    """As another user than its owner (as root: the unprivileged `nobody`, through setpriv)."""
+def _leaderboard_as_another_user(path) -> tuple[int, str]:
+    """`yardstick leaderboard --warehouse PATH`'s exit status and stderr, run by a user other than the file's owner:
+    as root, a forked child turned into the unprivileged `nobody` (forked, not started afresh, so that it needs
+    nothing of the checkout, which `nobody` may not be allowed to read); else this user, the file made unreadable."""
+    import contextlib
+    import io
     import os
-    import shutil
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
 
-    folder = Path(tempfile.mkdtemp(prefix="yardstick-unreadable-"))   # pytest's own folders admit only their owner
-    try:
-        folder.chmod(0o755)
-        path = _warehouse_file(folder)
-        path.chmod(0o600)
-        command = [str(Path(sys.executable).parent / "yardstick"), "leaderboard", "--warehouse", str(path)]
-        if os.geteuid() == 0:
-            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-        else:
-            path.chmod(0o000)
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=folder,
-                              env={**os.environ, "HOME": str(folder), "YARDSTICK_HOME": str(folder / "home")})
-    finally:
-        shutil.rmtree(folder)
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert f"the warehouse {path} cannot be read here" in done.stderr and "Traceback" not in done.stderr
+    import assets.leaderboard.printing  # noqa: F401 - imported before the fork: `nobody` may not read the checkout
+    from pipelines.cli import main as yardstick
+
+    def run() -> str:
+        stderr = io.StringIO()
+        with contextlib.redirect_stderr(stderr):
+            status = yardstick(["leaderboard", "--warehouse", str(path)])
+        return f"{status}\n{stderr.getvalue()}"
+
+    if os.geteuid() != 0:
+        path.chmod(0o000)
+        status, _, stderr = run().partition("\n")
+        return int(status), stderr
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:   # pragma: no cover - the child reports through the pipe
+        try:
+            os.close(reader)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            answer = run()
+        except BaseException as error:   # noqa: BLE001 - whatever it is, the parent reports it
+            answer = f"99\n{type(error).__name__}: {error}"
+        os.write(writer, answer.encode())
+        os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as pipe:
+        answer = pipe.read()
+    os.waitpid(child, 0)
+    status, _, stderr = answer.partition("\n")
+    return int(status), stderr
+
+
+def test_a_warehouse_this_user_may_not_read_is_named_with_what_to_do(tmp_path, capsys):
+    path = _warehouse_file(tmp_path)
+    path.chmod(0o600)
+    status, stderr = _leaderboard_as_another_user(path)
+    assert status == 2, stderr[-2000:]
+    assert f"the warehouse {path} cannot be read here" in stderr and "Traceback" not in stderr
 
 
 def test_grading_a_folder_or_an_empty_file_says_so_and_writes_nothing(tmp_path, capsys):
