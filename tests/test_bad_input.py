@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from assets.benchmarks.catalog import BenchmarkDataError, load_items
+from assets.benchmarks.items import load_items
+from assets.benchmarks.sources import BenchmarkDataError
 from resources.prices import PriceCatalogError, PriceCatalogResource
 
 pytestmark = pytest.mark.unit

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from assets.benchmarks.catalog import gsm8k_gold
-from assets.grading.extraction import as_number, extract_answer, last_boxed, split_reasoning
+from assets.benchmarks.gsm8k import gsm8k_gold
+from assets.grading.extraction import as_number, last_boxed, split_reasoning
+from assets.grading.formats import extract_answer
 from tests.conftest import SHARED_BENCHMARKS, needs_shared
 
 pytestmark = pytest.mark.unit

@@ -173,7 +173,7 @@ def test_a_non_finite_gold_is_refused_with_its_line(tmp_path, capsys, benchmark,
 def test_reference_solutions_are_graded_correct_without_flags(tmp_path, capsys, benchmark, mirror_file, solution):
     """Plain outputs made elsewhere (no think tags): the datasets' own reference solutions, graded with the
     command's defaults against their own answers. At least 99.5% must come back correct (here: all)."""
-    from assets.benchmarks.catalog import read_jsonl
+    from assets.benchmarks.sources import read_jsonl
     from tests.conftest import SHARED_BENCHMARKS
 
     rows = read_jsonl(SHARED_BENCHMARKS / mirror_file)

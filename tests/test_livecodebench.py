@@ -11,8 +11,9 @@ from datetime import date
 
 import pytest
 
-from assets.benchmarks.catalog import BenchmarkDataError, load_items
+from assets.benchmarks.items import load_items
 from assets.benchmarks.livecodebench import decode_tests
+from assets.benchmarks.sources import BenchmarkDataError
 from assets.grading.code import grade_code
 from assets.matrix import MatrixError, load_matrix
 

@@ -4,7 +4,7 @@
 import dagster as dg
 import pandas as pd
 
-from assets.benchmarks.catalog import load_items
+from assets.benchmarks.items import load_items
 from assets.partitions import variant_partitions
 from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource

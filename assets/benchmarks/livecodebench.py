@@ -16,8 +16,13 @@ import io
 import json
 import pickle
 import zlib
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
+
+from assets.benchmarks.benchmark import Benchmark
+from assets.benchmarks.sources import HubFiles
+from assets.grading.formats import CODE
 
 HUB_ID = "livecodebench/code_generation_lite"
 RELEASES = {f"release_v{n}": [("test.jsonl" if k == 1 else f"test{k}.jsonl") for k in range(1, n + 1)]
@@ -110,10 +115,11 @@ def gold(raw: Any) -> str:
     return json.dumps({"tests": tests, "func_name": raw.get("func_name")}, sort_keys=True)
 
 
-def hub_rows(release: str) -> tuple[list[dict], str]:
-    """The rows of a release from the hub, at a commit sha recorded in the source."""
+def hub_rows(options: dict) -> tuple[list[dict], str]:
+    """The rows of the options' release from the hub, at a commit sha recorded in the source."""
     from huggingface_hub import HfApi, hf_hub_download
 
+    release = check_options(options)["release"]
     sha = HfApi().dataset_info(HUB_ID, revision="main").sha
     rows = []
     for name in RELEASES[release]:
@@ -121,3 +127,23 @@ def hub_rows(release: str) -> tuple[list[dict], str]:
         with open(path, encoding="utf-8") as handle:
             rows += [json.loads(line) for line in handle if line.strip()]
     return rows, f"hf://{HUB_ID}@{sha} {release}"
+
+
+@dataclass(frozen=True)
+class LiveCodeBench(Benchmark):
+    """Takes options (the release and a contest-date window) and keeps the rows dated inside the window."""
+
+    def item(self, row: dict, position: int) -> tuple[str, Any]:
+        return reader(row, position)
+
+    def checked_options(self, options: dict | None) -> dict:
+        check_options(options or {})
+        return dict(options or {})
+
+    def keeps(self, row: dict, options: dict) -> bool:
+        return in_window(row, options)
+
+
+LIVECODEBENCH = LiveCodeBench("livecodebench", HubFiles(HUB_ID, "livecodebench.jsonl", hub_rows), CODE, gold,
+                              fields=("question_content", "public_test_cases", "contest_date"),
+                              id_field="question_id")

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Self
 
-from assets.grading.extraction import as_number, clock_time, extract_answer, split_reasoning
+from assets.grading.extraction import split_reasoning
+from assets.grading.formats import answer_format, direct_equal, extract_answer
 from assets.grading.pool import TIMEOUT, BoundedPool, CallFailure
 from assets.grading.shown import guard_library_logs
 from assets.matrix.host import usable_cores
@@ -54,21 +55,6 @@ def symbolic_equal(gold: str, prediction: str, timeout_s: float) -> bool | None:
     return bool(verify(gold_parsed, predicted, timeout_seconds=timeout))
 
 
-def direct_equal(gold: str, prediction: str, answer_format: str) -> bool | None:
-    """Formats that need no algebra: choice letters, clock times and plain numbers. None: ask math-verify."""
-    if answer_format == "choice":
-        return gold.strip().upper() == prediction.strip().upper()
-    gold_time, predicted_time = clock_time(gold), clock_time(prediction)
-    if gold_time and predicted_time:
-        # "4:30" answers "4:30 p.m."; "4:30 a.m." does not.
-        same_half = None in (gold_time[2], predicted_time[2]) or gold_time[2] == predicted_time[2]
-        return gold_time[:2] == predicted_time[:2] and same_half
-    gold_value, predicted_value = as_number(gold), as_number(prediction)
-    if gold_value is None or predicted_value is None:
-        return None
-    return math.isclose(gold_value, predicted_value, rel_tol=1e-9, abs_tol=1e-9)
-
-
 class Grader:
     """Grades batches of responses; reuse one instance (the cache and the workers live in it) and close it."""
 
@@ -89,13 +75,13 @@ class Grader:
 
     def equal_many(self, pairs: Sequence[tuple[str, str, str]]) -> list[bool | str | None]:
         """Verdict per (gold, prediction, format): True, False, None (unparseable) or 'timeout'."""
-        keys = [(gold.strip(), prediction.strip(), answer_format) for gold, prediction, answer_format in pairs]
+        keys = [(gold.strip(), prediction.strip(), name) for gold, prediction, name in pairs]
         symbolic: list[tuple[str, str, str]] = []
         for key in dict.fromkeys(keys):
             if key in self._cache:
                 continue
             direct = direct_equal(*key)
-            if direct is not None or key[2] in ("choice", "integer"):
+            if direct is not None or not answer_format(key[2]).symbolic:
                 self._cache[key] = bool(direct)
             else:
                 symbolic.append(key)
@@ -110,7 +96,7 @@ class Grader:
     def grade_many(self, inputs: Sequence[GradeInput]) -> list[Grade]:
         """A grade per input: math answers checked for equivalence with the gold, code run against its tests in
         the sandbox (assets.grading.code)."""
-        is_code = [item.answer_format == "code" for item in inputs]
+        is_code = [answer_format(item.answer_format).runs_tests for item in inputs]
         math = iter(self._grade_math([item for item, code in zip(inputs, is_code, strict=True) if not code]))
         code = iter(self._grade_code([item for item, code in zip(inputs, is_code, strict=True) if code]))
         return [next(code) if code_item else next(math) for code_item in is_code]
@@ -118,7 +104,7 @@ class Grader:
     def _grade_code(self, inputs: Sequence[GradeInput]) -> list[Grade]:
         if not inputs:
             return []
-        from assets.grading.code import EXTRACTED_CHARS, extract_code, grade_code_many
+        from assets.grading.code import EXTRACTED_CHARS, grade_code_many
         from assets.grading.sandbox import check_sandbox
 
         check_sandbox()   # nothing runs unsandboxed: without bubblewrap this says how to install it
@@ -126,7 +112,7 @@ class Grader:
         for item in inputs:
             split = split_reasoning(item.response, item.reasoning_content, item.reasoning_prefilled,
                                     item.finish_reason)
-            code = extract_code(split.answer) if split.terminated else None
+            code = extract_answer(split.answer, item.answer_format) if split.terminated else None
             found.append(code if code is not None else Grade(None, False,
                                                              "truncated" if not split.terminated else "no_code"))
         to_run = [(code, item.gold) for code, item in zip(found, inputs, strict=True) if isinstance(code, str)]
@@ -167,15 +153,15 @@ class Grader:
         return grades
 
 
-def answer_equivalence(grader: Grader, answer_groups: Iterable[Sequence[str]], answer_format: str
+def answer_equivalence(grader: Grader, answer_groups: Iterable[Sequence[str]], format_name: str
                        ) -> Callable[[str, str], bool]:
     """A `same(a, b)` for answers that appear together in a group (one item's samples), decided by the
     grader once per distinct pair, so majority votes count "\\frac{1}{2}" and "0.5" as one answer. Code answers
     are the same only when identical (their behaviour is not compared)."""
-    if answer_format == "code":
+    if answer_format(format_name).runs_tests:
         return lambda first, second: first == second
     pairs = sorted({pair for group in answer_groups for pair in combinations(sorted(set(group)), 2)})
-    verdicts = dict(zip(pairs, grader.equal_many([(a, b, answer_format) for a, b in pairs]), strict=True))
+    verdicts = dict(zip(pairs, grader.equal_many([(a, b, format_name) for a, b in pairs]), strict=True))
 
     def same(first: str, second: str) -> bool:
         return first == second or verdicts.get((first, second)) is True or verdicts.get((second, first)) is True

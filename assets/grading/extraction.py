@@ -1,4 +1,5 @@
-"""From a model's whole output to its final answer: reasoning split off, answer extracted per format."""
+"""From a model's whole output to its final answer: reasoning split off, and the text rules the answer formats
+(assets.grading.formats) are made of."""
 
 from __future__ import annotations
 
@@ -79,32 +80,6 @@ def choice_letter(text: str) -> str | None:
     cleaned = re.sub(r"\\text(?:bf)?\{([^{}]*)\}", r"\1", text).strip().strip("$").strip()
     match = CHOICE_PATTERN.match(cleaned)
     return match.group(1).upper() if match else None
-
-
-def extract_answer(answer_text: str, answer_format: str) -> str | None:
-    """The final answer in the answer part of a response, per the benchmark's gold format."""
-    boxed = last_boxed(answer_text)
-    if answer_format == "latex":
-        return boxed
-    if answer_format == "choice":
-        if boxed is not None:
-            return choice_letter(boxed)
-        stated = ANSWER_IS_CHOICE_PATTERN.findall(answer_text)
-        if stated:
-            return stated[-1]
-        bracketed = set(PARENTHESIZED_CHOICE_PATTERN.findall(answer_text))
-        if len(bracketed) == 1:
-            return bracketed.pop()
-        return choice_letter(answer_text) if len(answer_text.strip()) <= 4 else None
-    if boxed is not None:
-        return boxed
-    if answer_format == "number":
-        marked = GSM8K_MARKER_PATTERN.findall(answer_text)
-        if marked:
-            return marked[-1]
-        numbers = NUMBER_PATTERN.findall(answer_text)
-        return numbers[-1] if numbers else None
-    return None
 
 
 def clock_time(text: str) -> tuple[int, int, str | None] | None:

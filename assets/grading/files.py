@@ -18,7 +18,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from assets.benchmarks.catalog import BenchmarkSpec, utf8_lines
+from assets.benchmarks.benchmark import Benchmark
+from assets.benchmarks.sources import utf8_lines
 from assets.grading.equivalence import Grade, GradeInput
 
 
@@ -51,12 +52,12 @@ def _strict_json(line: str, where: str) -> Any:
         raise GradeInputError(f"{where} is not valid JSON: {error}") from None
 
 
-def _grade_input(row: Any, where: str, spec: BenchmarkSpec, reasoning_prefilled: bool,
+def _grade_input(row: Any, where: str, benchmark: Benchmark, reasoning_prefilled: bool,
                  code_golds: dict[str, str] | None = None) -> GradeInput:
     if not isinstance(row, dict):
         raise GradeInputError(f"{where} is not a JSON object")
     if code_golds is not None:   # a code benchmark: the tests come from the benchmark's data, by item
-        return _code_input(row, where, spec, reasoning_prefilled, code_golds)
+        return _code_input(row, where, benchmark, reasoning_prefilled, code_golds)
     missing = [name for name in ("gold", "response") if row.get(name) is None]
     if missing:
         raise GradeInputError(f"{where} lacks {missing}; each line needs 'gold' and 'response'")
@@ -64,10 +65,10 @@ def _grade_input(row: Any, where: str, spec: BenchmarkSpec, reasoning_prefilled:
     if isinstance(row["gold"], bool) or not isinstance(row["gold"], str | int | float):
         raise GradeInputError(f"{where}: 'gold' must be a string or a number")
     try:
-        gold = spec.normalise_gold(row["gold"])
+        gold = benchmark.normalise_gold(row["gold"])
     except ValueError as error:
-        raise GradeInputError(f"{where}: gold answer not valid for {spec.name}: {error}") from None
-    return GradeInput(gold, spec.answer_format, row["response"], row.get("reasoning_content"),
+        raise GradeInputError(f"{where}: gold answer not valid for {benchmark.name}: {error}") from None
+    return GradeInput(gold, benchmark.answer_format.name, row["response"], row.get("reasoning_content"),
                       row.get("finish_reason"), reasoning_prefilled=reasoning_prefilled)
 
 
@@ -79,38 +80,38 @@ def _check_response(row: dict, where: str) -> None:
             raise GradeInputError(f"{where}: '{name}' must be a string or null")
 
 
-def _code_input(row: dict, where: str, spec: BenchmarkSpec, reasoning_prefilled: bool,
+def _code_input(row: dict, where: str, benchmark: Benchmark, reasoning_prefilled: bool,
                 golds: dict[str, str]) -> GradeInput:
     missing = [name for name in ("item_id", "response") if row.get(name) is None]
     if missing:
-        raise GradeInputError(f"{where} lacks {missing}; each line of a {spec.name} file needs 'item_id' (e.g. "
+        raise GradeInputError(f"{where} lacks {missing}; each line of a {benchmark.name} file needs 'item_id' (e.g. "
                               f"{next(iter(golds))}) and 'response'; the tests come from the benchmark")
     _check_response(row, where)
     item = str(row["item_id"])
     if item not in golds:
-        raise GradeInputError(f"{where}: item_id {item!r} is not an item of {spec.name} (its items are "
+        raise GradeInputError(f"{where}: item_id {item!r} is not an item of {benchmark.name} (its items are "
                               f"{next(iter(golds))} ... {list(golds)[-1]})")
-    return GradeInput(golds[item], spec.answer_format, row["response"], row.get("reasoning_content"),
+    return GradeInput(golds[item], benchmark.answer_format.name, row["response"], row.get("reasoning_content"),
                       row.get("finish_reason"), reasoning_prefilled=reasoning_prefilled)
 
 
-def read_grade_inputs(path: str | Path, spec: BenchmarkSpec, reasoning_prefilled: bool,
+def read_grade_inputs(path: str | Path, benchmark: Benchmark, reasoning_prefilled: bool,
                       mirror_dir: str | None = None) -> tuple[list[dict], list[GradeInput]]:
     """Every non-blank line of `path` as it was, and what the grader needs of it. Each line is decoded on its
     own, so a byte that is not UTF-8 is reported with its line number like any other malformed line. For a code
     benchmark a line names its `item_id`, and the tests are the benchmark's (loaded as the pipeline loads them)."""
     golds = None
-    if spec.answer_format == "code":
-        from assets.benchmarks.catalog import load_items
+    if benchmark.answer_format.runs_tests:
+        from assets.benchmarks.items import load_items
 
-        golds = {item["item_id"]: item["gold"] for item in load_items(spec.name, mirror_dir, None)}
+        golds = {item["item_id"]: item["gold"] for item in load_items(benchmark.name, mirror_dir, None)}
     rows, inputs = [], []
     for number, line in utf8_lines(path, GradeInputError):
         if not line.strip():
             continue
         where = f"{path} line {number}"
         row = _strict_json(line, where)
-        inputs.append(_grade_input(row, where, spec, reasoning_prefilled, golds))
+        inputs.append(_grade_input(row, where, benchmark, reasoning_prefilled, golds))
         rows.append(row)
     return rows, inputs
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from assets.benchmarks.catalog import BENCHMARKS
+from assets.benchmarks.registry import BENCHMARKS
+from assets.benchmarks.sources import hub_test_split
 
 _HUB_SOURCE = re.compile(r"^hf:(?P<dataset>[^:@]+)(?::(?P<config>[^@]+))?@(?P<split>.+)$")
 
@@ -45,7 +46,7 @@ def parse_source(name: str) -> CalibrationSource:
                                "(for example hf:HuggingFaceH4/ultrachat_200k@train_sft)")
     source = CalibrationSource(name, match["dataset"], match["config"], match["split"])
     for benchmark in BENCHMARKS.values():
-        if benchmark.hub_id == source.dataset and benchmark.split == source.split:
+        if hub_test_split(benchmark.source) == (source.dataset, source.split):
             raise CalibrationError(
                 f"calibration source '{name}' is the split the '{benchmark.name}' benchmark tests on; calibrating "
                 "on test items would flatter the quantized model. Use another split or dataset")
