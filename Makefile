@@ -86,9 +86,12 @@ UI_PORT ?= 3000
 ui: $(BIN)/yardstick $(VLLM_READY) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -m pipelines.definitions -h 127.0.0.1 -p $(UI_PORT)
 
+# Style, the layers contracts, and the house's sizes (tests/test_house.py: no module over 400 lines, no function
+# over 80, no function of an asset definition over 50).
 lint: $(BIN)/yardstick
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_house.py
 
 clean:
 	rm -rf $(YARDSTICK_HOME)

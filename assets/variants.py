@@ -1,5 +1,6 @@
-"""The identity of a variant's samples (its matrix settings and the exact weights they ran on) and which of them
-count now (those of the items the variant names, up to its k per benchmark)."""
+"""The identity of a variant's samples (its matrix settings and the exact weights they ran on), the keys older
+yardsticks gave the same samples, and which of them count now (those of the items the variant names, up to its k
+per benchmark)."""
 
 from __future__ import annotations
 
@@ -27,30 +28,33 @@ WHERE variant = ? AND config_hash = ?
 """
 
 
-def config_hash(warehouse: object, variant: Variant) -> str:
+def sample_key(variant: Variant, fingerprint: str, recorded_at: pd.Timestamp) -> str:
     """What makes two samples comparable: the variant's settings (not its k, nor its items) and the exact weights
-    they ran on.
+    they ran on, the snapshot's `fingerprint`. Worked out once, when the snapshot is recorded (`recorded_at`), and
+    stored with it: every later step reads it from there.
 
     A variant with `resample: daily` keys its samples by the UTC day its model snapshot was taken on as well: each
     night's run draws its own, and a rerun the same day reuses them.
-
-    Samples stored under the hash of an older yardstick, which covered k, are re-keyed to this one the first time
-    it is asked for, when the matrix still has the k they were drawn with: they are the same samples, and
-    drawing them again would cost a whole generation.
     """
-    snapshot = warehouse.query("SELECT fingerprint, recorded_at FROM model_snapshots WHERE variant = ?",
-                               [variant.name])
-    if snapshot.empty:
-        raise LookupError(f"no model_snapshot for variant '{variant.name}'; materialize model_snapshot first")
-    fingerprint = snapshot.iloc[0]["fingerprint"]
     if variant.resample == "daily":
-        # The day the snapshot was taken, which every asset of one run reads alike, even past midnight.
-        return drawn_on(variant, fingerprint, pd.Timestamp(snapshot.iloc[0]["recorded_at"]).strftime("%Y-%m-%d"))
-    current = _digest(variant.settings_hash, fingerprint)
-    with_k = _digest(variant.settings_hash_with_k, fingerprint)
-    for table in SAMPLE_TABLES:
-        warehouse.query(_ADOPT_SQL.format(table=table), [current, variant.name, with_k, current, current])
-    return current
+        return drawn_on(variant, fingerprint, pd.Timestamp(recorded_at).strftime("%Y-%m-%d"))
+    return _digest(variant.settings_hash, fingerprint)
+
+
+def former_sample_keys(variant: Variant, fingerprint: str) -> tuple[str, ...]:
+    """The keys older yardsticks stored the same samples under (`Variant.former_settings_hashes`): adopted when the
+    snapshot is recorded, since drawing them again would cost a whole generation. None for a variant drawn daily:
+    a day's samples are that day's."""
+    if variant.resample == "daily":
+        return ()
+    return tuple(_digest(former, fingerprint) for former in variant.former_settings_hashes)
+
+
+def adoption_statements(variant: str, former_keys: tuple[str, ...], current: str) -> list[tuple[str, list]]:
+    """The statements that re-key a variant's samples stored under `former_keys` to `current`, grades first, each
+    sample only where `current` does not have it yet (see _ADOPT_SQL)."""
+    return [(_ADOPT_SQL.format(table=table), [current, variant, former, current, current])
+            for former in former_keys for table in SAMPLE_TABLES]
 
 
 def drawn_on(variant: Variant, fingerprint: str, day: str) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from assets.matrix import Matrix, Variant, load_matrix, on_cpu
+from assets.matrix import LocalEngineSettings, Matrix, Variant, load_matrix
 from resources.prices import PriceCatalogResource
 
 EXECUTORS = ("in_process", "k8s")
@@ -76,11 +76,10 @@ class Hardware:
 
 def engine_gpus(variant: Variant) -> int:
     """The GPUs a variant's engine uses on each node: none for an external endpoint or an engine on the CPU."""
-    options = variant.engine.options
-    if variant.engine.kind == "external" or on_cpu(options):
+    settings = variant.engine.settings
+    if not isinstance(settings, LocalEngineSettings) or settings.on_cpu:
         return 0
-    nodes = int(options.get("nodes", 1))
-    spanned = int(options.get("tensor_parallel_size", 1)) * int(options.get("pipeline_parallel_size", 1))
+    nodes, spanned = settings.node_count, settings.devices_spanned
     if nodes < 1 or spanned % nodes:
         raise KubernetesConfigError(
             f"variant '{variant.name}': tensor_parallel_size × pipeline_parallel_size = {spanned} GPUs cannot be "
@@ -95,7 +94,7 @@ def _secret_env(variable: str, secret: str, optional: bool) -> dict:
 def _engine_secrets(variant: Variant, names: ClusterNames) -> list[dict]:
     """The variables an external engine reads its key (and a URL with credentials) from, each from the secret's key
     of the same name; required, so a missing key stops the pod from starting rather than the run midway."""
-    variables = [variant.engine.options.get(key) for key in ("api_key_env", "base_url_env")]
+    variables = [getattr(variant.engine.settings, key, None) for key in ("api_key_env", "base_url_env")]
     return [_secret_env(variable, names.keys_secret, optional=False) for variable in variables if variable]
 
 
@@ -126,7 +125,7 @@ def _on_gpus(variant: Variant, hardware: Hardware | None, gpus: int) -> dict:
 def _engine_step(variant: Variant, hardware: Hardware | None, names: ClusterNames) -> dict:
     """The engine step's pod: its GPUs on a node of its GPU, /dev/shm for vLLM, its keys, and Ray across nodes."""
     env = _engine_secrets(variant, names)
-    if int(variant.engine.options.get("nodes", 1)) > 1:
+    if variant.engine.settings.node_count > 1:
         # This pod is one of the engine's nodes: it joins the Ray cluster (whose workers are the other nodes) with
         # its GPUs, and vLLM, started here, places its ranks over all of them.
         env += [{"name": "RAY_ADDRESS", "value": names.ray_address},

@@ -39,9 +39,9 @@ class DeviceResource(dg.ConfigurableResource):
     def claim(self, spec: EngineSpec, holder: str, report: Callable[[str], None]) -> Iterator[dict[str, str]]:
         """Hold the devices an engine of `spec` needs for the block, waiting while they are taken, and yield the
         environment that gives the engine exactly those (CUDA_VISIBLE_DEVICES on GPUs)."""
-        count = devices_needed(spec.kind, spec.options)
+        count = devices_needed(spec.settings)
         claims = self.claims()
-        if count and claims.host.gpus and "CUDA_VISIBLE_DEVICES" in (spec.options.get("env") or {}):
+        if count and claims.host.gpus and "CUDA_VISIBLE_DEVICES" in getattr(spec.settings, "env", {}):
             raise DeviceClaimError(
                 f"{holder}: the engine's `env` sets CUDA_VISIBLE_DEVICES, but yardstick sets it to the GPUs it "
                 "claims for the engine, so that engines never share one; remove it from the variant's engine "
@@ -49,4 +49,4 @@ class DeviceResource(dg.ConfigurableResource):
         with claims.claim(count, holder, report) as devices:
             if devices:
                 report(f"claimed {claims.host.unit}(s) {', '.join(devices)} of {claims.host.describe()}")
-            yield claimed_env(claims.host, spec.kind, spec.options, devices)
+            yield claimed_env(claims.host, spec.settings, devices)

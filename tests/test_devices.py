@@ -60,7 +60,7 @@ def test_a_device_listed_twice_is_refused():
 
 
 @pytest.mark.parametrize(("kind", "options", "needed"), [
-    ("external", {"tensor_parallel_size": 8}, 0),     # an API's devices are not ours
+    ("external", {"model": "deepseek-reasoner"}, 0),     # an API's devices are not ours
     ("transformers", {"device": "cpu"}, 1),
     ("vllm", {"device": "cpu", "tensor_parallel_size": 2}, 1),
     ("vllm", {}, 1),
@@ -69,15 +69,15 @@ def test_a_device_listed_twice_is_refused():
     ("vllm", {"tensor_parallel_size": 8, "pipeline_parallel_size": 2, "nodes": 2}, 8),   # this host's share
 ])
 def test_devices_an_engine_needs(kind, options, needed):
-    assert devices_needed(kind, options) == needed
+    assert devices_needed(EngineSpec(kind, options).settings) == needed
 
 
 def test_only_an_engine_on_gpus_is_told_its_devices():
-    assert claimed_env(EIGHT_GPUS, "vllm", {}, ("3", "5")) == {"CUDA_VISIBLE_DEVICES": "3,5"}
-    assert claimed_env(EIGHT_GPUS, "transformers", {"device": "cpu"}, ("3",)) == {}
-    assert claimed_env(EIGHT_GPUS, "external", {}, ()) == {}
+    assert claimed_env(EIGHT_GPUS, EngineSpec("vllm").settings, ("3", "5")) == {"CUDA_VISIBLE_DEVICES": "3,5"}
+    assert claimed_env(EIGHT_GPUS, EngineSpec("transformers", {"device": "cpu"}).settings, ("3",)) == {}
+    assert claimed_env(EIGHT_GPUS, EngineSpec("external", {"model": "m"}).settings, ()) == {}
     cpu_host = Host(("cpu0",), gpus=False, source="no GPU")
-    assert claimed_env(cpu_host, "vllm", {"device": "cpu"}, ("cpu0",)) == {}
+    assert claimed_env(cpu_host, EngineSpec("vllm", {"device": "cpu"}).settings, ("cpu0",)) == {}
 
 
 def _claim_repeatedly(folder: str, seed: int, rounds: int, out: str | None = None) -> list[tuple[str, float, float]]:

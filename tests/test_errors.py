@@ -5,8 +5,9 @@ from dataclasses import replace
 
 import pytest
 
-from assets.benchmarks.catalog import BenchmarkDataError, load_items
-from assets.matrix import EngineSpec, MatrixError, ModelSpec, load_matrix
+from assets.benchmarks.items import load_items
+from assets.benchmarks.sources import BenchmarkDataError
+from assets.matrix import EngineSpec, MatrixError, ModelSpec, VllmSettings, load_matrix
 from assets.models.checkpoint import CheckpointError
 from pipelines.cli import main as yardstick
 from resources.engines import EngineError, EngineResource
@@ -89,7 +90,8 @@ def test_settings_hash_changes_with_what_changes_samples_only():
         "temperature": replace(base, protocol=replace(base.protocol, temperature=0.0)),
         "system prompt": replace(base, protocol=replace(base.protocol, system_prompt="Be brief.")),
         "engine option": replace(base, engine=replace(base.engine, options={**options, "cb_block_size": 64})),
-        "engine kind": replace(base, engine=replace(base.engine, kind="vllm")),
+        "engine kind": replace(base, engine=replace(base.engine, kind="vllm", options={
+            key: value for key, value in options.items() if key in VllmSettings.known()})),
     }
     assert [name for name, variant in same_samples.items() if variant.settings_hash != base.settings_hash] == []
     assert [name for name, variant in other_samples.items() if variant.settings_hash == base.settings_hash] == []
@@ -156,8 +158,8 @@ def test_engine_with_missing_model_path(tmp_path):
 
 def test_external_engine_needs_its_key(monkeypatch, tmp_path):
     monkeypatch.delenv("YARDSTICK_TEST_KEY", raising=False)
-    spec = EngineSpec(kind="external",
-                      options={"base_url": "http://127.0.0.1:9/v1", "api_key_env": "YARDSTICK_TEST_KEY"})
+    spec = EngineSpec(kind="external", options={"base_url": "http://127.0.0.1:9/v1", "model": "m",
+                                                "api_key_env": "YARDSTICK_TEST_KEY"})
     with pytest.raises(EngineError, match="YARDSTICK_TEST_KEY"):
         with EngineResource(log_dir=str(tmp_path)).deploy(spec, "", "x", "x"):
             pass

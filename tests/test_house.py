@@ -1,6 +1,7 @@
 """The house's shape: layers that point one way (the import-linter contracts in pyproject.toml, which `make lint`
 runs) and no module that imports itself round a cycle."""
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,48 @@ def test_only_pipelines_mentions_pipelines():
                  for number, line in enumerate(path.read_text().splitlines(), start=1)
                  if "pipelines" in line.split("#")[0] and ("import" in line or "pipelines." in line)]
     assert offenders == []
+
+
+# Sizes a newcomer can hold in their head: a module, a function, and an asset definition, which should read like a
+# recipe (read → compute → write) with the computing done by plain functions elsewhere. `make lint` checks them.
+MODULE_LINES = 400
+FUNCTION_LINES = 80
+DEFINITION_FUNCTION_LINES = 50
+
+
+def oversized(root: Path) -> list[str]:
+    """Every module over MODULE_LINES lines and every function over its limit (DEFINITION_FUNCTION_LINES in an
+    `assets/*/defs.py`, FUNCTION_LINES elsewhere), with its size."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            text = path.read_text()
+            name = path.relative_to(root)
+            if (lines := len(text.splitlines())) > MODULE_LINES:
+                found.append(f"{name}: {lines} lines (at most {MODULE_LINES})")
+            in_definitions = name.parts[0] == "assets" and path.name == "defs.py"
+            limit = DEFINITION_FUNCTION_LINES if in_definitions else FUNCTION_LINES
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    size = node.end_lineno - node.lineno + 1
+                    if size > limit:
+                        found.append(f"{name}:{node.lineno} {node.name}: {size} lines (at most {limit})")
+    return found
+
+
+def test_no_module_or_function_outgrows_its_limit():
+    assert oversized(ROOT) == []
+
+
+def test_the_size_check_finds_what_outgrows_it(tmp_path):
+    defs = tmp_path / "assets" / "x" / "defs.py"
+    defs.parent.mkdir(parents=True)
+    body = "\n".join(f"    a{n} = {n}" for n in range(DEFINITION_FUNCTION_LINES))
+    defs.write_text(f"def asset():\n{body}\n")
+    long_module = tmp_path / "resources" / "long.py"
+    long_module.parent.mkdir()
+    long_module.write_text("x = 1\n" * (MODULE_LINES + 1))
+    for package in ("pipelines", "warehouse"):
+        (tmp_path / package).mkdir()
+    assert oversized(tmp_path) == [f"assets/x/defs.py:1 asset: {DEFINITION_FUNCTION_LINES + 1} lines (at most 50)",
+                                   f"resources/long.py: {MODULE_LINES + 1} lines (at most {MODULE_LINES})"]

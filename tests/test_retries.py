@@ -78,15 +78,15 @@ def test_budget_counts_retries_by_kind_and_runs_out():
 
 
 def test_retry_settings_are_validated():
-    assert RetryPolicy.from_options({}) == RetryPolicy()
-    policy = RetryPolicy.from_options({"retry": {"max_attempts": 3, "budget": 5, "request_deadline_s": 2}})
+    assert RetryPolicy.parse(None) == RetryPolicy()
+    policy = RetryPolicy.parse({"max_attempts": 3, "budget": 5, "request_deadline_s": 2})
     assert (policy.max_attempts, policy.budget, policy.request_deadline_s) == (3, 5, 2.0)
     with pytest.raises(RetrySettingsError, match="unknown retry settings"):
-        RetryPolicy.from_options({"retry": {"attempts": 3}})
+        RetryPolicy.parse({"attempts": 3})
     with pytest.raises(RetrySettingsError, match="must be numbers"):
-        RetryPolicy.from_options({"retry": {"budget": "lots"}})
+        RetryPolicy.parse({"budget": "lots"})
     with pytest.raises(RetrySettingsError, match="at least 1"):
-        RetryPolicy.from_options({"retry": {"max_attempts": 0}})
+        RetryPolicy.parse({"max_attempts": 0})
 
 
 def test_errors_are_described_with_the_url():

@@ -4,7 +4,8 @@ reader (grading, scores, the baseline comparison, costs) counts only the first k
 variant names now."""
 
 import hashlib
-from dataclasses import replace
+import json
+from dataclasses import asdict, replace
 
 import pandas as pd
 import pytest
@@ -14,9 +15,10 @@ from assets.engine.requests import pending_requests
 from assets.grading.defs import UNGRADED_SQL
 from assets.grading.version import GRADER_VERSION
 from assets.matrix import ModelSpec, load_matrix
+from assets.models.defs import record_snapshot, sample_key_of
 from assets.scoring.defs import GRADES_SQL, PER_ITEM_SQL
 from assets.scoring.metrics import score_benchmark
-from assets.variants import config_hash, counted_samples
+from assets.variants import counted_samples
 from pipelines.definitions import defs
 from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
@@ -51,7 +53,8 @@ def test_settings_hash_leaves_out_how_many_samples_and_which_items():
     assert [name for name, v in same_samples.items() if v.settings_hash != BASE.settings_hash] == []
     assert [name for name, v in other_samples.items() if v.settings_hash == BASE.settings_hash] == []
     # the hash an older yardstick stored samples under covered k: it is the one that tells a change of k
-    assert with_protocol(k=5).settings_hash_with_k != BASE.settings_hash_with_k != BASE.settings_hash
+    assert with_protocol(k=5).former_settings_hashes != BASE.former_settings_hashes
+    assert BASE.settings_hash not in BASE.former_settings_hashes
 
 
 ITEMS = pd.DataFrame([{"benchmark": "arith", "item_id": f"a{n}", "problem": f"What is {n} + 1?"} for n in range(3)]
@@ -157,12 +160,19 @@ def test_grading_takes_only_samples_that_count_now(tmp_path):
 def hash_with_k(variant) -> str:
     """The config hash an older yardstick stored the variant's samples under (on weights "weights-1"), written out
     as it made it: that history is fixed, whatever the current hash becomes."""
-    return hashlib.sha256(f"{variant.settings_hash_with_k}:weights-1".encode()).hexdigest()[:16]
+    runtime_only = {"concurrency", "startup_timeout_s", "port", "cpu_kvcache_space_gib", "retry"}
+    identity = {"model": asdict(variant.model), "quantization": variant.quantization.identity(),
+                "engine": {"kind": variant.engine.kind,
+                           "options": {k: v for k, v in variant.engine.options.items() if k not in runtime_only}},
+                "protocol": asdict(variant.protocol)}
+    settings = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{settings}:weights-1".encode()).hexdigest()[:16]
 
 
-def _snapshot(warehouse: WarehouseResource, variant: str) -> None:
-    warehouse.insert_new("model_snapshots", pd.DataFrame([{
-        "variant": variant, "source": "local", "fingerprint": "weights-1", "recorded_at": pd.Timestamp("2026-01-01")}]))
+def _snapshot(warehouse: WarehouseResource, variant) -> str:
+    """The variant's snapshot recorded as model_snapshot records it; the key of its samples."""
+    record_snapshot(warehouse, variant, {"variant": variant.name, "source": "local", "fingerprint": "weights-1"})
+    return sample_key_of(warehouse, variant.name)
 
 
 @unit
@@ -170,7 +180,6 @@ def test_samples_an_older_yardstick_keyed_with_k_are_adopted_not_drawn_again(tmp
     """An older yardstick keyed samples by a hash that covered k; under the same k, they are the current hash's."""
     warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
     variant = replace(BASE, name="v")
-    _snapshot(warehouse, "v")
     with_k = hash_with_k(variant)
     keys = [("a0", 0), ("a0", 1), ("a1", 0)]
     warehouse.insert_new("benchmark_generations", pd.DataFrame([_generation(*key, with_k) for key in keys]))
@@ -178,8 +187,8 @@ def test_samples_an_older_yardstick_keyed_with_k_are_adopted_not_drawn_again(tmp
     other_k = pd.DataFrame([_generation("a0", 0, "drawn-under-another-k")])   # not this matrix's: left alone
     warehouse.insert_new("benchmark_generations", other_k)
 
-    current = config_hash(warehouse, variant)
-    assert current != with_k and config_hash(warehouse, variant) == current   # the same on every call
+    current = _snapshot(warehouse, variant)
+    assert current != with_k and _snapshot(warehouse, variant) == current   # the same on every snapshot
     for table in ("benchmark_generations", "graded_answers"):
         rows = warehouse.query(f"SELECT config_hash, item_id, sample_index FROM {table} ORDER BY ALL")
         expected = [[current, *key] for key in keys]
@@ -193,13 +202,12 @@ def test_an_adopted_grade_always_comes_with_its_generation(tmp_path):
     """Where the current hash already has a sample, the older one stays where it is, grade included."""
     warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
     variant = replace(BASE, name="v")
-    _snapshot(warehouse, "v")
-    current = config_hash(warehouse, variant)
+    current = _snapshot(warehouse, variant)
     with_k = hash_with_k(variant)
     warehouse.insert_new("benchmark_generations", pd.DataFrame([_generation("a0", 0, current),
                                                                 _generation("a0", 0, with_k)]))
     warehouse.insert_new("graded_answers", pd.DataFrame([_grade("a0", 0, with_k)]))   # current's is ungraded
-    config_hash(warehouse, variant)
+    _snapshot(warehouse, variant)
     assert warehouse.query("SELECT config_hash FROM graded_answers")["config_hash"].tolist() == [with_k]
     assert sorted(warehouse.query("SELECT config_hash FROM benchmark_generations")["config_hash"]) == sorted(
         [current, with_k])

@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS model_snapshots (
     head_dim           INTEGER,
     max_position_embeddings INTEGER,
     vocab_size         INTEGER,
-    recorded_at        TIMESTAMP NOT NULL
+    recorded_at        TIMESTAMP NOT NULL,
+    config_hash        VARCHAR             -- the key of the samples drawn on these weights (assets.variants.sample_key)
 );
 
 CREATE TABLE IF NOT EXISTS quantized_models (

@@ -9,37 +9,28 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import dagster as dg
 import openai
 import pandas as pd
 
 from assets.benchmarks.defs import benchmark_items
-from assets.engine.engine_metrics import ENGINE_METRIC_COLUMNS, NOT_REPORTED, EngineMetricsWatch, metrics_url
+from assets.engine.engine_metrics import ENGINE_METRIC_COLUMNS
 from assets.engine.generation import GenerationReport, SampleRequest, generate, with_token_split
-from assets.engine.gpu_telemetry import GpuWatch, engine_gpus
 from assets.engine.liveness import WORKER_TAG, this_worker
-from assets.engine.loadtest import Endpoint, describe_load, run_level, watching
+from assets.engine.loadtest import Endpoint
 from assets.engine.memory_plan import plan_record
-from assets.engine.requests import (
-    ServingConfigError,
-    expected_samples,
-    generation_sampling,
-    level_row,
-    pending_requests,
-    request_rows,
-    serving_loads,
-    serving_prompts,
-    shared_sampling,
-)
+from assets.engine.requests import ServingConfigError, generation_sampling, shared_sampling
 from assets.engine.retry import RetryPolicy, RetrySettingsError
+from assets.engine.serving import serving_rows
+from assets.engine.step_plan import StepPlan, plan_step
 from assets.engine.stopping import run_until_stopped
 from assets.matrix import Variant
-from assets.models.defs import quantized_model
+from assets.models.defs import quantized_model, sample_key_of
 from assets.models.memory import PlanError, gpu_named, plan_variant
 from assets.partitions import variant_partitions
 from assets.plots import throughput_latency_chart
-from assets.variants import config_hash
 from resources.devices import DeviceResource
 from resources.engines import Deployment, EngineResource
 from resources.matrix import MatrixResource
@@ -157,20 +148,7 @@ def _by_error(counts: dict[str, int]) -> str:
 def _load_test(context: dg.AssetExecutionContext, deployment: Deployment, variant: Variant,
                prompts: tuple[str, ...], device_env: dict[str, str]) -> tuple[list[dict], list[dict]]:
     endpoint = Endpoint(deployment.base_url, deployment.served_model, deployment.api_key)
-    levels, requests = [], []
-    loads = serving_loads(variant, shared_sampling(variant), prompts)
-    for number, load in enumerate(loads, start=1):
-        context.log.info(f"load level {number}/{len(loads)}: {describe_load(load)}, {load.num_requests} requests")
-        watch = EngineMetricsWatch(metrics_url(deployment.base_url))
-        gpus = GpuWatch(engine_gpus(variant.engine.kind, variant.engine.options, {**os.environ, **device_env}))
-        timings, duration = run_until_stopped(run_level(endpoint, load, watching(watch, gpus)))
-        if number == 1 and watch.summary == NOT_REPORTED:
-            context.log.info(f"no engine metrics at {watch.url}: the levels' engine_ columns stay empty")
-        if number == 1:
-            context.log.info(f"GPU telemetry: {gpus.summary.gpu_telemetry}")
-        levels.append(level_row(variant, load, timings, duration, watch.summary, gpus.summary))
-        requests += request_rows(load, timings)
-    return levels, requests
+    return serving_rows(endpoint, variant, prompts, {**os.environ, **device_env}, context.log.info)
 
 
 @dg.multi_asset(
@@ -201,6 +179,27 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
         raise dg.Failure(f"variant '{variant.name}' not run: {variant.not_runnable}")
     if variant.engine_note:
         context.log.warning(f"variant '{variant.name}' is {variant.engine_note}")
+    plan = _read_plan(context, warehouse, variant)
+    # Who runs this step: should this process die without a word, recovery can tell and free what it holds.
+    context.instance.add_run_tags(context.run.run_id, {WORKER_TAG: this_worker().tag()})
+    count_tokens = _token_counter(plan.checkpoint, variant.engine.kind)
+    recounted = _recount_reasoning(warehouse, variant, plan.sample_key, count_tokens)
+    if recounted:
+        context.log.info(f"counted the reasoning tokens of {recounted} stored samples the engine had reported as 0")
+    memory_plan = _planned_memory(context, variant, plan.checkpoint, prices.gpu_label(variant.hardware))
+    served = _serve(context, plan, warehouse, engine, devices, memory_plan, count_tokens)
+    now = utc_now()
+    warehouse.replace_partition("serving_load_levels", variant.name,
+                                pd.DataFrame(served.levels).assign(variant=variant.name, measured_at=now))
+    warehouse.replace_partition("serving_request_timings", variant.name,
+                                pd.DataFrame(served.timings).assign(variant=variant.name))
+    yield _deployment_result(served.deployment, memory_plan)
+    yield _generations_result(warehouse, plan, served.generation)
+    yield _serving_result(variant, served.levels)
+
+
+def _read_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResource, variant: Variant) -> StepPlan:
+    """What the step will do, from what the warehouse holds: the checkpoint, the items, the samples stored."""
     model = warehouse.query("SELECT local_path FROM quantized_models WHERE variant = ?", [variant.name])
     if model.empty:
         raise dg.Failure(f"no quantized_model for variant '{variant.name}'; materialize quantized_model first")
@@ -208,40 +207,43 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
         "SELECT benchmark, item_id, problem, answer_format FROM benchmark_items WHERE variant = ? "
         "ORDER BY benchmark, position",
         [variant.name])
-    sample_config = config_hash(warehouse, variant)
+    sample_key = sample_key_of(warehouse, variant.name)
     finished = warehouse.query(
         "SELECT benchmark, item_id, sample_index FROM benchmark_generations WHERE variant = ? AND config_hash = ?",
-        [variant.name, sample_config])
-    requests = pending_requests(variant, items, finished)
-    expected = expected_samples(variant, items["benchmark"])
-    context.log.info(f"{expected} samples in all, {expected - len(requests)} already stored, {len(requests)} to go")
+        [variant.name, sample_key])
     try:
-        prompts = serving_prompts(variant, items)
-        policy = RetryPolicy.from_options(variant.engine.options)
+        plan = plan_step(variant, model.iloc[0]["local_path"], sample_key, items, finished)
     except (ServingConfigError, RetrySettingsError) as error:
         raise dg.Failure(f"variant '{variant.name}': {error}") from None
+    context.log.info(f"{plan.expected} samples in all, {plan.reused} already stored, {len(plan.requests)} to go")
+    return plan
 
-    run_id = context.run.run_id
-    # Who runs this step: should this process die without a word, recovery can tell and free what it holds.
-    context.instance.add_run_tags(run_id, {WORKER_TAG: this_worker().tag()})
-    checkpoint = model.iloc[0]["local_path"]
-    count_tokens = _token_counter(checkpoint, variant.engine.kind)
 
-    recounted = _recount_reasoning(warehouse, variant, sample_config, count_tokens)
-    if recounted:
-        context.log.info(f"counted the reasoning tokens of {recounted} stored samples the engine had reported as 0")
+@dataclass
+class _Served:
+    """What the engine's life produced."""
+
+    deployment: Deployment
+    generation: GenerationReport
+    levels: list[dict]
+    timings: list[dict]
+
+
+def _serve(context: dg.AssetExecutionContext, plan: StepPlan, warehouse: WarehouseResource, engine: EngineResource,
+           devices: DeviceResource, memory_plan: dict | None, count_tokens: Callable[[str], int] | None) -> _Served:
+    """Start the engine on the devices claimed for it (waiting while others hold them), generate, load-test, stop
+    it; its engine_deployments row says how it went, whatever happens."""
+    variant, run_id = plan.variant, context.run.run_id
+    record = _deployment_record(variant, run_id, memory_plan)
 
     def write_rows(rows: list[dict]) -> None:
         rows = [with_token_split(row, count_tokens, variant.protocol.reasoning_prefilled) for row in rows]
-        frame = pd.DataFrame(rows).assign(variant=variant.name, config_hash=sample_config, run_id=run_id)
+        frame = pd.DataFrame(rows).assign(variant=variant.name, config_hash=plan.sample_key, run_id=run_id)
         warehouse.insert_new("benchmark_generations", frame)
 
-    memory_plan = _planned_memory(context, variant, checkpoint, prices.gpu_label(variant.hardware))
-    record = _deployment_record(variant, run_id, memory_plan)
-    # The devices are claimed (waiting while others hold them) before the engine starts and freed after it stops.
     with devices.claim(variant.engine, f"variant {variant.name} (run {run_id[:8]})", context.log.info) as device_env, \
             _recorded_start(warehouse, record), \
-            engine.deploy(variant.engine, checkpoint, served_name=variant.name,
+            engine.deploy(variant.engine, plan.checkpoint, served_name=variant.name,
                           log_name=f"{variant.name}-{run_id[:8]}", trust_remote_code=variant.model.trust_remote_code,
                           warmup_sampling=shared_sampling(variant), device_env=device_env) as deployment:
         context.log.info(f"{deployment.engine} ready at {deployment.public_url} after "
@@ -251,56 +253,66 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
                       served_model=deployment.served_model, startup_seconds=deployment.startup_seconds,
                       status="running")
         warehouse.upsert("engine_deployments", pd.DataFrame([record]))
-        try:
-            generation = _generate(context, deployment, variant, requests, write_rows, policy)
+        with _recorded_life(warehouse, record, deployment):
+            generation = _generate(context, deployment, variant, plan.requests, write_rows, plan.policy)
             if generation.retries:
                 context.log.warning(f"{generation.retries} retries absorbed over {generation.retried_samples} "
                                     f"samples ({_by_error(generation.retries_by_error)})")
-            levels, timings = _load_test(context, deployment, variant, prompts, device_env)
-            record["status"] = "stopped"
-        except BaseException as error:
-            record["status"] = "failed"
-            record["failure"] = f"{type(error).__name__}: {error or 'interrupted'}"[:2000]
-            raise
-        finally:
-            record["stopped_at"] = utc_now()
-            deployment.measure_memory()   # before the block ends and the server with it
-            record["peak_rss_bytes"] = deployment.peak_rss_bytes
-            record["gpu_memory_bytes"] = deployment.gpu_memory_bytes
-            warehouse.upsert("engine_deployments", pd.DataFrame([record]))
+            levels, timings = _load_test(context, deployment, variant, plan.prompts, device_env)
+    return _Served(deployment, generation, levels, timings)
 
-    now = utc_now()
-    warehouse.replace_partition("serving_load_levels", variant.name,
-                                pd.DataFrame(levels).assign(variant=variant.name, measured_at=now))
-    warehouse.replace_partition("serving_request_timings", variant.name,
-                                pd.DataFrame(timings).assign(variant=variant.name))
-    stored = warehouse.query(
-        "SELECT count(*) AS n FROM benchmark_generations WHERE variant = ? AND config_hash = ?",
-        [variant.name, sample_config]).iloc[0]["n"]
 
-    yield dg.MaterializeResult(asset_key="engine_deployment", metadata={
+@contextmanager
+def _recorded_life(warehouse: WarehouseResource, record: dict, deployment: Deployment) -> Iterator[None]:
+    """Around the running engine's work: its row ends stopped, or failed with why, with the memory it used."""
+    try:
+        yield
+        record["status"] = "stopped"
+    except BaseException as error:
+        record["status"] = "failed"
+        record["failure"] = f"{type(error).__name__}: {error or 'interrupted'}"[:2000]
+        raise
+    finally:
+        record["stopped_at"] = utc_now()
+        deployment.measure_memory()   # before the block ends and the server with it
+        record["peak_rss_bytes"] = deployment.peak_rss_bytes
+        record["gpu_memory_bytes"] = deployment.gpu_memory_bytes
+        warehouse.upsert("engine_deployments", pd.DataFrame([record]))
+
+
+def _deployment_result(deployment: Deployment, memory_plan: dict | None) -> dg.MaterializeResult:
+    return dg.MaterializeResult(asset_key="engine_deployment", metadata={
         "dagster/row_count": 1, "engine": deployment.engine, "engine_version": deployment.engine_version or "",
         "argv": " ".join(deployment.argv), "startup_seconds": round(deployment.startup_seconds, 2),
         "peak_rss_bytes": deployment.peak_rss_bytes or 0,
         "gpu_memory_bytes": deployment.gpu_memory_bytes or 0,
         "memory_plan": dg.MetadataValue.json(memory_plan or {}),
     })
-    yield dg.MaterializeResult(asset_key="benchmark_generations", metadata={
+
+
+def _generations_result(warehouse: WarehouseResource, plan: StepPlan,
+                        generation: GenerationReport) -> dg.MaterializeResult:
+    stored = warehouse.query(
+        "SELECT count(*) AS n FROM benchmark_generations WHERE variant = ? AND config_hash = ?",
+        [plan.variant.name, plan.sample_key]).iloc[0]["n"]
+    return dg.MaterializeResult(asset_key="benchmark_generations", metadata={
         "dagster/row_count": int(stored), "generated_this_run": generation.finished,
-        "reused": expected - len(requests), "config_hash": sample_config,
+        "reused": plan.reused, "config_hash": plan.sample_key,
         "retries": generation.retries, "retried_samples": generation.retried_samples,
         "retries_by_error": dg.MetadataValue.json(generation.retries_by_error),
     })
+
+
+def _serving_result(variant: Variant, levels: list[dict]) -> dg.MaterializeResult:
     if not levels:
-        yield dg.MaterializeResult(asset_key="serving_benchmark", metadata={
+        return dg.MaterializeResult(asset_key="serving_benchmark", metadata={
             "dagster/row_count": 0, "skipped": "the variant's serving concurrency and request_rates are empty"})
-        return
     measured = pd.DataFrame(levels)
     reported = [column for column in ENGINE_METRIC_COLUMNS if measured[column].notna().any()]
     shown = measured[["profile", "load", "completed", "failed", "request_throughput", "output_throughput",
                       "goodput", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p99", "itl_ms_p99", "e2el_ms_p99",
                       *reported]]
-    yield dg.MaterializeResult(asset_key="serving_benchmark", metadata={
+    return dg.MaterializeResult(asset_key="serving_benchmark", metadata={
         "dagster/row_count": len(levels),
         "prompts": variant.serving.prompts,
         "levels": dg.MetadataValue.md(shown.round(2).to_markdown(index=False)),

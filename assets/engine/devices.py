@@ -17,13 +17,13 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from assets.matrix import on_cpu
+from assets.matrix import EngineSettings, LocalEngineSettings
 
 DEVICES_VARIABLE = "YARDSTICK_DEVICES"
 QUEUE_FILE = "queue.lock"
@@ -90,27 +90,26 @@ def discover_host(listed: str, cuda_visible: str | None, cores: int, cores_per_e
                 source=f"no GPU: {cores} cores, {per_engine} per engine")
 
 
-def gpus_per_host(options: Mapping) -> int:
+def gpus_per_host(settings: EngineSettings) -> int:
     """The GPUs an engine with these settings uses on this host: tensor × pipeline parallel size, shared over
     its `nodes`; at least one."""
-    wanted = int(options.get("tensor_parallel_size", 1)) * int(options.get("pipeline_parallel_size", 1))
-    return max(1, wanted // max(1, int(options.get("nodes", 1))))
+    return max(1, settings.devices_spanned // settings.node_count)
 
 
-def devices_needed(kind: str, options: Mapping) -> int:
+def devices_needed(settings: EngineSettings) -> int:
     """How many of the host's devices an engine claims: none for an external endpoint (its devices are not
     ours), one slot for an engine on the CPU, else its GPUs on this host."""
-    if kind == "external":
+    if not isinstance(settings, LocalEngineSettings):
         return 0
-    if on_cpu(dict(options)):
+    if settings.on_cpu:
         return 1
-    return gpus_per_host(options)
+    return gpus_per_host(settings)
 
 
-def claimed_env(host: Host, kind: str, options: Mapping, devices: tuple[str, ...]) -> dict[str, str]:
+def claimed_env(host: Host, settings: EngineSettings, devices: tuple[str, ...]) -> dict[str, str]:
     """What tells an engine the devices it was given: CUDA_VISIBLE_DEVICES, exactly the claim, for an engine on
     GPUs; nothing otherwise."""
-    if not devices or not host.gpus or kind == "external" or on_cpu(dict(options)):
+    if not devices or not host.gpus or not isinstance(settings, LocalEngineSettings) or settings.on_cpu:
         return {}
     return {"CUDA_VISIBLE_DEVICES": ",".join(devices)}
 

@@ -136,6 +136,55 @@ def _sample_name(request: SampleRequest) -> str:
     return f"{request.benchmark}/{request.item_id} sample {request.sample_index}"
 
 
+@dataclass
+class _Asker:
+    """Asks for one sample with retries under the step's policy and budget; once the budget is spent (`stopping`)
+    no request is sent any more."""
+
+    client: openai.AsyncOpenAI
+    model: str
+    sampling: dict
+    policy: RetryPolicy
+    budget: RetryBudget
+    semaphore: asyncio.Semaphore
+    url: str
+    rng: random.Random
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def ask(self, request: SampleRequest) -> dict:
+        attempts, last_error = 0, None
+        while True:
+            attempts += 1
+            try:
+                async with self.semaphore:
+                    if self.stopping.is_set():
+                        raise _AbandonedError
+                    row = await within_deadline(_one(self.client, self.model, request, self.sampling),
+                                                self.policy.request_deadline_s)
+                return {**row, "attempts": attempts, "last_error": last_error}
+            except (openai.APIError, StalledRequestError) as error:
+                last_error = describe(error, self.url)
+                await self._after_failure(request, error, attempts, last_error)
+
+    async def _after_failure(self, request: SampleRequest, error: Exception, attempts: int, last_error: str) -> None:
+        """Give up on the sample (raise) or back off before its next attempt."""
+        if not retryable(error):
+            raise _SampleFailedError(request, attempts, f"{last_error} (not retried: a retry cannot fix it)") \
+                from error
+        if attempts >= self.policy.max_attempts:
+            raise _SampleFailedError(request, attempts, f"failed {attempts} times; last: {last_error}") from error
+        if not self.budget.spend(error):
+            self.stopping.set()
+            raise _BudgetSpentError(
+                f"the retry budget of {self.budget.total} retries is spent (last error: {last_error}); raise "
+                "the engine setting retry.budget if the endpoint is only slow to recover") from error
+        try:   # back off, but not past the moment the budget is spent
+            await asyncio.wait_for(self.stopping.wait(),
+                                   self.policy.delay_s(attempts, retry_after_s(error), self.rng))
+        except TimeoutError:
+            pass
+
+
 async def generate(
     client: openai.AsyncOpenAI,
     model: str,
@@ -158,13 +207,12 @@ async def generate(
     is written first and GenerationError says what failed, so a rerun resumes from there.
     """
     policy = policy or RetryPolicy()
-    rng = rng or random.Random()
     budget = RetryBudget(policy.budget_for(len(requests)))
-    semaphore = asyncio.Semaphore(concurrency)
+    asker = _Asker(client, model, sampling, policy, budget, asyncio.Semaphore(concurrency), url,
+                   rng or random.Random())
     report = GenerationReport()
     pending_rows: list[dict] = []
     failed: list[_SampleFailedError] = []
-    stopping = asyncio.Event()   # set once the budget is spent: no request is sent after it
     spent: list[_BudgetSpentError] = []
 
     def flush() -> None:
@@ -172,35 +220,7 @@ async def generate(
             write_batch(list(pending_rows))
             pending_rows.clear()
 
-    async def with_retries(request: SampleRequest) -> dict:
-        attempts, last_error = 0, None
-        while True:
-            attempts += 1
-            try:
-                async with semaphore:
-                    if stopping.is_set():
-                        raise _AbandonedError
-                    row = await within_deadline(_one(client, model, request, sampling), policy.request_deadline_s)
-                return {**row, "attempts": attempts, "last_error": last_error}
-            except (openai.APIError, StalledRequestError) as error:
-                last_error = describe(error, url)
-                if not retryable(error):
-                    raise _SampleFailedError(request, attempts, f"{last_error} (not retried: a retry cannot fix it)") \
-                        from error
-                if attempts >= policy.max_attempts:
-                    raise _SampleFailedError(request, attempts,
-                                             f"failed {attempts} times; last: {last_error}") from error
-                if not budget.spend(error):
-                    stopping.set()
-                    raise _BudgetSpentError(
-                        f"the retry budget of {budget.total} retries is spent (last error: {last_error}); raise "
-                        "the engine setting retry.budget if the endpoint is only slow to recover") from error
-                try:   # back off, but not past the moment the budget is spent
-                    await asyncio.wait_for(stopping.wait(), policy.delay_s(attempts, retry_after_s(error), rng))
-                except TimeoutError:
-                    pass
-
-    tasks = [asyncio.create_task(with_retries(request)) for request in requests]
+    tasks = [asyncio.create_task(asker.ask(request)) for request in requests]
     try:
         for next_done in asyncio.as_completed(tasks):
             try:
@@ -226,14 +246,20 @@ async def generate(
         await asyncio.gather(*tasks, return_exceptions=True)
         flush()
         report.retries, report.retries_by_error = budget.spent, dict(budget.by_error)
+    _raise_for_missing(report, len(requests), spent, failed)
+    return report
+
+
+def _raise_for_missing(report: GenerationReport, total: int, spent: list[_BudgetSpentError],
+                       failed: list[_SampleFailedError]) -> None:
+    """GenerationError, saying why, when a sample is missing: the budget was spent, or some failed for good."""
     if spent:
         raise GenerationError(
-            f"generation stopped after {report.finished} of {len(requests)} samples: {spent[0]}; finished "
+            f"generation stopped after {report.finished} of {total} samples: {spent[0]}; finished "
             "samples are saved and a rerun resumes from them") from spent[0]
     if failed:
         first = failed[0]
         raise GenerationError(
-            f"generation finished {report.finished} of {len(requests)} samples; {len(failed)} failed, the first "
+            f"generation finished {report.finished} of {total} samples; {len(failed)} failed, the first "
             f"({_sample_name(first.request)}) after {first.attempts} attempt(s): {first.reason}; finished samples "
             "are saved and a rerun retries only the missing ones")
-    return report

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from types import ModuleType
 
 from assets.engine.devices import gpus_per_host
-from assets.matrix import on_cpu
+from assets.matrix import EngineSettings, LocalEngineSettings
 
 SAMPLE_INTERVAL_S = 0.1
 MEASURED = "measured"
@@ -87,17 +87,17 @@ def kwh_per_million_tokens(energy_j: float | None, output_tokens: int) -> float 
     return energy_j / 3.6e6 / output_tokens * 1e6
 
 
-def engine_gpus(kind: str, options: Mapping, environ: Mapping[str, str]) -> list[int] | str:
+def engine_gpus(settings: EngineSettings, environ: Mapping[str, str]) -> list[int] | str:
     """The NVML indices of the GPUs an engine of this kind and these settings runs on, or why none of ours are
     to be watched. vLLM takes the first tensor × pipeline parallel GPUs of those CUDA_VISIBLE_DEVICES (the engine's
     `env`, else this process's) shows; on a multi-node deployment only this host's are read. CUDA orders devices
     as NVML does when CUDA_DEVICE_ORDER=PCI_BUS_ID."""
-    if kind == "external":
+    if not isinstance(settings, LocalEngineSettings):
         return "an external endpoint: its GPUs are not ours to read"
-    if on_cpu(dict(options)):
+    if settings.on_cpu:
         return "the engine runs on the CPU"
-    wanted = gpus_per_host(options)
-    visible = (options.get("env") or {}).get("CUDA_VISIBLE_DEVICES", environ.get("CUDA_VISIBLE_DEVICES"))
+    wanted = gpus_per_host(settings)
+    visible = settings.env.get("CUDA_VISIBLE_DEVICES", environ.get("CUDA_VISIBLE_DEVICES"))
     if visible is None:
         return list(range(wanted))
     try:

@@ -16,8 +16,8 @@ def plan_record(planned: VariantPlan, gpu: Gpu | None) -> dict:
               "pipeline_parallel": planned.pipeline_parallel, "overhead_per_gpu": plan.overhead_per_gpu}
     if gpu:
         fit = planned.rows([gpu])[0]
-        record.update(gpu=gpu.name, needed_gib_per_gpu=round(fit["needed_gib"], 3),
-                      usable_gib_per_gpu=round(fit["usable_gib"], 3), fits=fit["fits"],
+        record.update(gpu=gpu.name, needed_gib_per_gpu=round(fit["needed_gib_per_gpu"], 3),
+                      usable_gib_per_gpu=round(fit["usable_gib_per_gpu"], 3), fits=fit["fits"],
                       full_length_sequences=fit["full_length_sequences"], smallest_tp=fit["smallest_tp"],
                       tp_to_start=fit["tp_to_start"])
     return record

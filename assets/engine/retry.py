@@ -37,9 +37,10 @@ class RetryPolicy:
     request_deadline_s: float = 1800.0   # one attempt's wall-clock limit: past it the request counts as stalled
 
     @classmethod
-    def from_options(cls, options: dict) -> RetryPolicy:
-        """The policy in a variant's engine settings (`retry:`), defaults for what it leaves out."""
-        given = options.get("retry") or {}
+    def parse(cls, given: dict | None) -> RetryPolicy:
+        """The policy a variant's engine settings give (`retry:`, here `settings.retry`), defaults for what it
+        leaves out."""
+        given = given or {}
         if not isinstance(given, dict):
             raise RetrySettingsError(f"engine setting 'retry' maps names to numbers, got {given!r}")
         known = {field.name for field in fields(cls)}

@@ -5,8 +5,9 @@ import dagster as dg
 
 from assets.grading.equivalence import GradeInput, Grader
 from assets.grading.version import GRADER_VERSION
+from assets.models.defs import sample_key_of
 from assets.partitions import variant_partitions
-from assets.variants import config_hash, counted_samples
+from assets.variants import counted_samples
 from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
@@ -38,7 +39,7 @@ def graded_answers(context: dg.AssetExecutionContext, matrix: MatrixResource,
     not graded again; those graded by another are, once, from their stored generation. The matrix's k per
     benchmark is recorded (benchmark_k), and only the first k samples of each item count."""
     variant = matrix.variant(context.partition_key)
-    sample_config = config_hash(warehouse, variant)
+    sample_config = sample_key_of(warehouse, variant.name)
     warehouse.replace_partition("benchmark_k", variant.name, counted_samples(variant))
     todo = warehouse.query(UNGRADED_SQL, [variant.name, sample_config, GRADER_VERSION])
     regraded = todo[todo["regrade"]] if len(todo) else todo

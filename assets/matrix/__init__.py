@@ -4,6 +4,15 @@
 and command reads.
 """
 
+from assets.matrix.engines import (
+    ENGINE_SETTINGS,
+    EngineSettings,
+    EngineSettingsError,
+    ExternalSettings,
+    LocalEngineSettings,
+    TransformersSettings,
+    VllmSettings,
+)
 from assets.matrix.load import DEFAULT_MATRIX, load_matrix, matrix_path
 from assets.matrix.spec import (
     CALIBRATED_METHODS,
@@ -18,9 +27,9 @@ from assets.matrix.spec import (
     QuantizationSpec,
     ServingSpec,
     Variant,
-    on_cpu,
 )
 
-__all__ = ["CALIBRATED_METHODS", "DEFAULT_MATRIX", "ENGINE_KINDS", "PROTOCOL_PRESETS", "QUANTIZATION_METHODS",
-           "EngineSpec", "Matrix", "MatrixError", "ModelSpec", "Protocol", "QuantizationSpec", "ServingSpec",
-           "Variant", "load_matrix", "matrix_path", "on_cpu"]
+__all__ = ["CALIBRATED_METHODS", "DEFAULT_MATRIX", "ENGINE_KINDS", "ENGINE_SETTINGS", "PROTOCOL_PRESETS",
+           "QUANTIZATION_METHODS", "EngineSettings", "EngineSettingsError", "EngineSpec", "ExternalSettings",
+           "LocalEngineSettings", "Matrix", "MatrixError", "ModelSpec", "Protocol", "QuantizationSpec", "ServingSpec",
+           "TransformersSettings", "Variant", "VllmSettings", "load_matrix", "matrix_path"]

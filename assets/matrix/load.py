@@ -12,9 +12,9 @@ from pathlib import Path
 
 import yaml
 
+from assets.matrix.engines import ENGINE_KINDS, ENGINE_SETTINGS, EngineSettingsError, ExternalSettings
 from assets.matrix.host import SCHEME_KERNELS, ProbeError, VllmCpuCapabilities, vllm_cpu_capabilities
 from assets.matrix.spec import (
-    ENGINE_KINDS,
     PROTOCOL_PRESETS,
     QUANTIZATION_METHODS,
     RESAMPLE,
@@ -26,7 +26,6 @@ from assets.matrix.spec import (
     QuantizationSpec,
     ServingSpec,
     Variant,
-    on_cpu,
 )
 from assets.models.calibration import CalibrationError, parse_source
 from assets.secrets import redact_url, url_has_credentials
@@ -73,7 +72,10 @@ def load_matrix(path: str | Path | None = None, host: HostCapabilities | None = 
         raise MatrixError(f"matrix file {path} has no 'variants' mapping")
     defaults = document.get("defaults") or {}
     variants = {
-        name: _parse_variant(name, _with_defaults(defaults, body or {}), path) for name, body in raw_variants.items()
+        name: _with_former_options(
+            _parse_variant(name, _with_defaults(defaults, body or {}, f"variant '{name}' in {path}"), path),
+            _merge(defaults, body or {}).get("engine"))
+        for name, body in raw_variants.items()
     }
     variants = _routed(variants, host or _probed_host)
     return Matrix(path=path, variants=variants, benchmark_mirror=document.get("benchmark_mirror"),
@@ -81,7 +83,8 @@ def load_matrix(path: str | Path | None = None, host: HostCapabilities | None = 
 
 
 def _benchmark_options(raw: object, path: Path) -> dict[str, dict]:
-    from assets.benchmarks.catalog import BenchmarkDataError, benchmark_options, benchmark_spec
+    from assets.benchmarks.registry import benchmark_named
+    from assets.benchmarks.sources import BenchmarkDataError
 
     if raw is None:
         return {}
@@ -91,19 +94,56 @@ def _benchmark_options(raw: object, path: Path) -> dict[str, dict]:
     checked = {}
     for name, options in raw.items():
         try:
-            checked[str(name)] = benchmark_options(benchmark_spec(str(name)), options)
+            checked[str(name)] = benchmark_named(str(name)).checked_options(options)
         except (BenchmarkDataError, ValueError) as error:
             raise MatrixError(f"matrix file {path}: benchmark_options: {error}") from None
     return checked
 
 
-def _with_defaults(defaults: dict, body: dict) -> dict:
+def _with_defaults(defaults: dict, body: dict, where: str) -> dict:
     """The defaults merged under a variant, but for its `benchmarks`, which name all it runs: a variant that
-    gives its own (say a small nightly subset) runs those only."""
-    merged = _merge(defaults, body)
+    gives its own (say a small nightly subset) runs those only; and for the engine settings of another kind than
+    the variant's, which do not apply to it (the defaults' `cpu_kvcache_space_gib` of vLLM says nothing to a
+    variant served by transformers)."""
+    merged = _merge({key: value for key, value in defaults.items() if key != "engine"}, body)
     if isinstance(body.get("benchmarks"), dict | list):
         merged["benchmarks"] = copy.deepcopy(body["benchmarks"])
+    default_engine, engine = _engine_mapping(defaults.get("engine")), _engine_mapping(body.get("engine"))
+    if default_engine is None or (engine is None and "engine" in body):
+        return merged
+    kind = (engine or {}).get("kind", default_engine.get("kind"))
+    if kind != default_engine.get("kind") and kind in ENGINE_SETTINGS:
+        _refuse_unknown_anywhere(default_engine, f"{where}: the defaults' engine")
+        applies = ENGINE_SETTINGS[kind].known()
+        default_engine = {key: value for key, value in default_engine.items() if key in applies}
+    merged["engine"] = _merge(default_engine, engine or {})
     return merged
+
+
+def _with_former_options(variant: Variant, merged_engine: object) -> Variant:
+    """The variant, with the engine settings an older yardstick merged for it (every setting of the defaults',
+    whatever their kind) where they differ from its own: its samples were keyed by them."""
+    former = _engine_mapping(merged_engine)
+    if former is None:
+        return variant
+    former = {key: value for key, value in former.items() if key not in ("kind", "fallback")}
+    return variant if former == variant.engine.options else dataclasses.replace(variant, former_engine_options=former)
+
+
+def _engine_mapping(raw: object) -> dict | None:
+    """An engine as a mapping (`engine: vllm` is `engine: {kind: vllm}`); what is neither is left to the parser."""
+    if isinstance(raw, str):
+        return {"kind": raw}
+    return dict(raw) if isinstance(raw, dict) else None
+
+
+def _refuse_unknown_anywhere(engine_body: dict, where: str) -> None:
+    """A setting no engine kind knows is a typo wherever it is written, even where it would not apply."""
+    every = {name for settings in ENGINE_SETTINGS.values() for name in settings.known()} | {"kind", "fallback"}
+    unknown = sorted(str(key) for key in engine_body if key not in every)
+    if unknown:
+        raise MatrixError(f"{where}: engine settings {', '.join(unknown)} unknown to every engine kind "
+                          f"({', '.join(ENGINE_KINDS)}); see assets/matrix/engines.py for each kind's settings")
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -169,6 +209,10 @@ def _parse_engine(raw: object, where: str, fallback_of: str | None = None) -> En
         raise MatrixError(f"{where}: {what} kind '{kind}' unknown; known: {', '.join(ENGINE_KINDS)}")
     _refuse_inline_secrets(engine_body, where)
     fallback = engine_body.pop("fallback", None)
+    try:
+        ENGINE_SETTINGS[kind].parse(engine_body, f"{where}: {what}")
+    except EngineSettingsError as error:
+        raise MatrixError(str(error)) from None
     if fallback is not None:
         if fallback_of:
             raise MatrixError(f"{where}: a fallback engine has no fallback of its own")
@@ -196,7 +240,7 @@ def _routed(variants: dict[str, Variant], host: HostCapabilities) -> dict[str, V
     routed = {}
     for name, variant in variants.items():
         engine = variant.engine
-        if engine.kind != "vllm" or not on_cpu(engine.options) or variant.quantization.scheme not in SCHEME_KERNELS:
+        if engine.kind != "vllm" or not engine.on_cpu or variant.quantization.scheme not in SCHEME_KERNELS:
             routed[name] = variant
             continue
         capabilities = host()
@@ -205,7 +249,7 @@ def _routed(variants: dict[str, Variant], host: HostCapabilities) -> dict[str, V
             routed[name] = variant
         elif engine.fallback is not None:
             routed[name] = dataclasses.replace(
-                variant, engine=engine.fallback, requested_engine=engine.kind,
+                variant, engine=engine.fallback, requested_engine=engine.kind, former_engine_options=None,
                 engine_note=f"served by {engine.fallback.kind}, its fallback: vllm cannot run it here: {reason}")
         else:
             problem = capabilities.problem(variant.quantization.scheme)
@@ -234,7 +278,35 @@ def _parse_variant(name: object, body: dict, path: Path) -> Variant:
     for required in ("engine", "benchmarks"):
         if required not in body:
             raise MatrixError(f"{where} has no '{required}'")
-    external = isinstance(body["engine"], dict) and body["engine"].get("kind") == "external"
+    engine = _parse_engine(body["engine"], where)
+    external = engine.kind == "external"
+    _check_pricing(body, external, where)
+    if external:
+        _check_endpoint(engine.settings, where)
+    quantization_body = body.get("quantization", "none")
+    if isinstance(quantization_body, str):
+        quantization_body = {"scheme": quantization_body}
+    benchmarks = _parse_benchmarks(body["benchmarks"], where)
+    resample = str(body.get("resample") or "never")
+    if resample not in RESAMPLE:
+        raise MatrixError(f"{where}: resample '{resample}' unknown; known: {', '.join(RESAMPLE)} (daily draws the "
+                          "samples afresh each UTC day, for an API baseline's drift)")
+    return Variant(
+        name=name,
+        model=_parse_model(body.get("model") or {}, external, where),
+        quantization=_parse_quantization(quantization_body, where),
+        engine=engine,
+        protocol=_parse_protocol(dict(body.get("protocol") or {}), where),
+        benchmarks=benchmarks,
+        serving=_parse_serving(dict(body.get("serving") or {}), benchmarks, where),
+        hardware=str(body["hardware"]) if body.get("hardware") else None,
+        api_price=str(body["api_price"]) if body.get("api_price") else None,
+        baseline=str(body["baseline"]) if body.get("baseline") else None,
+        resample=resample,
+    )
+
+
+def _check_pricing(body: dict, external: bool, where: str) -> None:
     if not (body.get("hardware") or body.get("api_price")):
         raise MatrixError(f"{where} has neither 'hardware' (a row of the instance price catalog) nor "
                           "'api_price' (a row of the API price catalog); its costs cannot be priced")
@@ -245,7 +317,17 @@ def _parse_variant(name: object, body: dict, path: Path) -> Variant:
         raise MatrixError(f"{where}: priced both by 'hardware' and by 'api_price'; an API is billed by the "
                           "token, so set 'hardware: null' (the defaults give every variant one)")
 
-    model_body = body.get("model") or {}
+
+def _check_endpoint(settings: ExternalSettings, where: str) -> None:
+    if settings.token_limit_param not in ("max_tokens", "max_completion_tokens"):
+        raise MatrixError(f"{where}: token_limit_param is max_tokens or max_completion_tokens, not "
+                          f"'{settings.token_limit_param}'")
+    if bool(settings.base_url) == bool(settings.base_url_env):
+        raise MatrixError(f"{where}: an external engine needs exactly one of 'base_url' (ending in /v1) or "
+                          "'base_url_env' (an environment variable holding it)")
+
+
+def _parse_model(model_body: dict, external: bool, where: str) -> ModelSpec:
     if external and model_body:
         raise MatrixError(f"{where}: an external endpoint serves its own weights, so 'model' does not apply; "
                           "set 'model: null' (the defaults give every variant one)")
@@ -258,27 +340,10 @@ def _parse_variant(name: object, body: dict, path: Path) -> Variant:
         raise MatrixError(f"{where}: model 'repo' needs a pinned 'revision' (a commit sha or tag)")
     if "allow_patterns" in model_body:
         model_body = {**model_body, "allow_patterns": tuple(model_body["allow_patterns"])}
-    model = ModelSpec(**model_body)
+    return ModelSpec(**model_body)
 
-    quantization_body = body.get("quantization", "none")
-    if isinstance(quantization_body, str):
-        quantization_body = {"scheme": quantization_body}
-    quantization = _parse_quantization(quantization_body, where)
 
-    engine = _parse_engine(body["engine"], where)
-    engine_body, kind = engine.options, engine.kind
-    if kind == "external":
-        if not engine_body.get("model"):
-            raise MatrixError(f"{where}: an external engine needs 'model', the model name the endpoint serves "
-                              "(for example deepseek-reasoner)")
-        if engine_body.get("token_limit_param", "max_tokens") not in ("max_tokens", "max_completion_tokens"):
-            raise MatrixError(f"{where}: token_limit_param is max_tokens or max_completion_tokens, not "
-                              f"'{engine_body['token_limit_param']}'")
-        if bool(engine_body.get("base_url")) == bool(engine_body.get("base_url_env")):
-            raise MatrixError(f"{where}: an external engine needs exactly one of 'base_url' (ending in /v1) or "
-                              "'base_url_env' (an environment variable holding it)")
-
-    protocol_body = dict(body.get("protocol") or {})
+def _parse_protocol(protocol_body: dict, where: str) -> Protocol:
     preset_name = protocol_body.pop("preset", "deepseek-r1")
     if preset_name not in PROTOCOL_PRESETS:
         raise MatrixError(f"{where}: protocol preset '{preset_name}' unknown; known: {', '.join(PROTOCOL_PRESETS)}")
@@ -288,14 +353,18 @@ def _parse_variant(name: object, body: dict, path: Path) -> Variant:
     protocol = Protocol(name=preset_name, **{**PROTOCOL_PRESETS[preset_name], **protocol_body})
     if min([protocol.k, *protocol.k_by_benchmark.values()]) < 1:
         raise MatrixError(f"{where}: protocol k must be at least 1, got {protocol.k} / {protocol.k_by_benchmark}")
+    return protocol
 
-    benchmarks = body["benchmarks"]
+
+def _parse_benchmarks(benchmarks: object, where: str) -> dict[str, int | None]:
     if isinstance(benchmarks, list):
         benchmarks = {benchmark: None for benchmark in benchmarks}
     if not isinstance(benchmarks, dict) or not benchmarks:
         raise MatrixError(f"{where}: 'benchmarks' must map benchmark names to item counts (or null for all)")
+    return {str(k): (int(v) if v is not None else None) for k, v in benchmarks.items()}
 
-    serving_body = dict(body.get("serving") or {})
+
+def _parse_serving(serving_body: dict, benchmarks: dict, where: str) -> ServingSpec:
     if "concurrency" in serving_body:
         serving_body["concurrency"] = tuple(int(c) for c in serving_body["concurrency"])
     if "request_rates" in serving_body:
@@ -310,22 +379,4 @@ def _parse_variant(name: object, body: dict, path: Path) -> Variant:
     if serving.prompts != "synthetic" and serving.prompts not in benchmarks:
         raise MatrixError(f"{where}: serving prompts '{serving.prompts}' must be 'synthetic' or one of the "
                           f"variant's benchmarks ({', '.join(benchmarks)})")
-
-    resample = str(body.get("resample") or "never")
-    if resample not in RESAMPLE:
-        raise MatrixError(f"{where}: resample '{resample}' unknown; known: {', '.join(RESAMPLE)} (daily draws the "
-                          "samples afresh each UTC day, for an API baseline's drift)")
-
-    return Variant(
-        name=name,
-        model=model,
-        quantization=quantization,
-        engine=engine,
-        protocol=protocol,
-        benchmarks={str(k): (int(v) if v is not None else None) for k, v in benchmarks.items()},
-        serving=serving,
-        hardware=str(body["hardware"]) if body.get("hardware") else None,
-        api_price=str(body["api_price"]) if body.get("api_price") else None,
-        baseline=str(body["baseline"]) if body.get("baseline") else None,
-        resample=resample,
-    )
+    return serving

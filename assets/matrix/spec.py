@@ -13,6 +13,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assets.matrix.engines import (
+    ENGINE_KINDS,
+    ENGINE_SETTINGS,
+    RUNTIME_ONLY_SETTINGS,
+    EngineSettings,
+    EngineSettingsError,
+)
+
 # DeepSeek-R1's recommended instruction for math, after the problem.
 R1_PROMPT_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 
@@ -39,9 +47,6 @@ PROTOCOL_PRESETS: dict[str, dict[str, Any]] = {
         "reasoning_prefilled": True,
     },
 }
-ENGINE_KINDS = ("transformers", "vllm", "external")
-# Engine options that change how fast samples come back but never what they are.
-_RUNTIME_ONLY_ENGINE_OPTIONS = {"concurrency", "startup_timeout_s", "port", "cpu_kvcache_space_gib", "retry"}
 
 
 class MatrixError(ValueError):
@@ -69,11 +74,6 @@ QUANTIZATION_METHODS = {
 }
 CALIBRATED_METHODS = ("gptq", "smoothquant-gptq")
 # What an engine can run on this host is asked of it there: see `assets.matrix.host`.
-
-
-def on_cpu(engine_options: dict) -> bool:
-    """Whether an engine's settings put it on a CPU (`device: cpu`); engines default to a GPU."""
-    return str(engine_options.get("device", "cuda")).startswith("cpu")
 
 
 @dataclass(frozen=True)
@@ -109,18 +109,31 @@ class QuantizationSpec:
 
 @dataclass(frozen=True)
 class EngineSpec:
+    """An engine as the matrix gives it: its kind, the settings written for it (`options`, what a sample's identity
+    covers) and, typed with every default filled in, `settings`, which is what the rest of the house reads."""
+
     kind: str
     options: dict[str, Any] = field(default_factory=dict)
     # The engine that serves the variant where this one cannot run its checkpoint on the host (`fallback:`).
     fallback: EngineSpec | None = None
+    settings: EngineSettings = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENGINE_SETTINGS:
+            raise EngineSettingsError(f"engine kind '{self.kind}' unknown; known: {', '.join(ENGINE_KINDS)}")
+        object.__setattr__(self, "settings", ENGINE_SETTINGS[self.kind].parse(self.options, "the engine"))
 
     @property
     def concurrency(self) -> int:
-        return int(self.options.get("concurrency", 8))
+        return self.settings.concurrency
 
     @property
     def startup_timeout_s(self) -> float:
-        return float(self.options.get("startup_timeout_s", 600))
+        return self.settings.startup_timeout_s
+
+    @property
+    def on_cpu(self) -> bool:
+        return self.settings.on_cpu
 
 
 @dataclass(frozen=True)
@@ -189,6 +202,9 @@ class Variant:
     requested_engine: str | None = None   # the engine the matrix asked for, when its fallback serves instead
     engine_note: str | None = None        # why the fallback serves
     not_runnable: str | None = None       # why nothing can serve it here: it is reported as not run
+    # The engine settings as yardsticks before typed settings merged them (see former_settings_hashes), where
+    # they differ from `engine.options`.
+    former_engine_options: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def settings_hash(self) -> str:
@@ -198,20 +214,27 @@ class Variant:
 
         The weights themselves are identified by the snapshot's fingerprint; see `assets.variants.config_hash`.
         """
-        return self._settings_digest(self.protocol.sample_identity())
+        return self._settings_digest(self.engine.options, self.protocol.sample_identity())
 
     @property
-    def settings_hash_with_k(self) -> str:
-        """The settings hash as it was before samples were keyed without k (it covered the whole protocol): how
-        the samples of a warehouse made then are found, so they are adopted rather than drawn again."""
-        return self._settings_digest(asdict(self.protocol))
+    def former_settings_hashes(self) -> tuple[str, ...]:
+        """The settings hashes older yardsticks keyed this variant's samples with, so they are adopted rather than
+        drawn again: the hash covered the whole protocol, k included, before samples were keyed without it; and
+        engine settings of another kind than the variant's were merged in from the defaults before they were
+        typed per kind (an API variant took vLLM's `max_model_len`)."""
+        engine_options = [self.engine.options]
+        if self.former_engine_options is not None:
+            engine_options.append(self.former_engine_options)
+        hashes = {self._settings_digest(options, protocol) for options in engine_options
+                  for protocol in (self.protocol.sample_identity(), asdict(self.protocol))}
+        return tuple(sorted(hashes - {self.settings_hash}))
 
-    def _settings_digest(self, protocol: dict) -> str:
-        engine_options = {k: v for k, v in self.engine.options.items() if k not in _RUNTIME_ONLY_ENGINE_OPTIONS}
+    def _settings_digest(self, engine_options: dict, protocol: dict) -> str:
         identity = {
             "model": asdict(self.model),
             "quantization": self.quantization.identity(),
-            "engine": {"kind": self.engine.kind, "options": engine_options},
+            "engine": {"kind": self.engine.kind,
+                       "options": {k: v for k, v in engine_options.items() if k not in RUNTIME_ONLY_SETTINGS}},
             "protocol": protocol,
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]

@@ -120,7 +120,7 @@ def external_snapshot(variant: Variant, endpoint: str) -> dict:
     """An external endpoint's weights are its own: recorded as the served model name at the endpoint, and
     fingerprinted by both (the URL without credentials), so samples from another endpoint or model never mix
     with these."""
-    served = str(variant.engine.options["model"])
+    served = variant.engine.settings.model
     endpoint = redact_url(str(endpoint))   # credentials in the URL are the caller's, not the endpoint's
     fingerprint = hashlib.sha256(f"external:{endpoint}:{served}".encode()).hexdigest()[:16]
     return {"variant": variant.name, "source": "external", "repo": served, "revision": endpoint,

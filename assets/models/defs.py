@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from assets.matrix import Variant
 from assets.models.checkpoint import describe_checkpoint, external_snapshot
 from assets.models.quantize import (
     earlier_quantization,
@@ -15,12 +16,35 @@ from assets.models.quantize import (
     source_identity,
 )
 from assets.partitions import variant_partitions
+from assets.variants import adoption_statements, former_sample_keys, sample_key
 from resources.disk import DiskSpaceError, require_free_space
-from resources.engines import external_base_url
 from resources.hub import ModelHubResource
+from resources.launchers import external_base_url
 from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
+
+
+def record_snapshot(warehouse: WarehouseResource, variant: Variant, snapshot: dict) -> dict:
+    """The snapshot's row, with the key of the samples drawn on it (worked out here, once); the samples an older
+    yardstick stored under another key for the same settings and weights are re-keyed to it."""
+    recorded_at = utc_now()
+    key = sample_key(variant, snapshot["fingerprint"], recorded_at)
+    row = {**snapshot, "recorded_at": recorded_at, "config_hash": key}
+    warehouse.replace_partition("model_snapshots", variant.name, pd.DataFrame([row]))
+    for statement, parameters in adoption_statements(variant.name, former_sample_keys(variant, row["fingerprint"]),
+                                                     key):
+        warehouse.query(statement, parameters)
+    return row
+
+
+def sample_key_of(warehouse: WarehouseResource, variant: str) -> str:
+    """The key of the variant's samples, as its model snapshot recorded it."""
+    found = warehouse.query("SELECT config_hash FROM model_snapshots WHERE variant = ?", [variant])
+    if found.empty or pd.isna(found.iloc[0]["config_hash"]):
+        raise LookupError(f"no model_snapshot for variant '{variant}' (or one recorded by an older yardstick); "
+                          "materialize model_snapshot first")
+    return str(found.iloc[0]["config_hash"])
 
 
 @dg.asset(partitions_def=variant_partitions, group_name="models", kinds={"huggingface", "duckdb"})
@@ -31,17 +55,17 @@ def model_snapshot(
     needs), a local folder, or the generated offline model; with size, parameter count and architecture."""
     variant = matrix.variant(context.partition_key)
     if variant.engine.kind == "external":
-        row = {**external_snapshot(variant, external_base_url(variant.engine)), "recorded_at": utc_now()}
-        warehouse.replace_partition("model_snapshots", variant.name, pd.DataFrame([row]))
+        row = record_snapshot(warehouse, variant, external_snapshot(variant, external_base_url(variant.engine)))
         context.log.info(f"external endpoint: {row['repo']} at {row['revision']}; no weights to fetch")
         return dg.MaterializeResult(metadata={"dagster/row_count": 1, "source": "external",
-                                              "served_model": row["repo"], "endpoint": row["revision"]})
+                                              "served_model": row["repo"], "endpoint": row["revision"],
+                                              "config_hash": row["config_hash"]})
     fetched = hub.fetch(variant.model)
     facts = describe_checkpoint(fetched["local_path"])
-    row = {"variant": variant.name, **fetched, **facts, "recorded_at": utc_now()}
-    warehouse.replace_partition("model_snapshots", variant.name, pd.DataFrame([row]))
+    row = record_snapshot(warehouse, variant, {"variant": variant.name, **fetched, **facts})
     return dg.MaterializeResult(metadata={
         "dagster/row_count": 1,
+        "config_hash": row["config_hash"],
         "path": dg.MetadataValue.path(fetched["local_path"]),
         "commit_sha": fetched["commit_sha"] or "",
         "bytes": facts["bytes"],

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from assets.matrix import Variant
+from assets.matrix import Variant, VllmSettings
 from assets.models.model_config import ModelConfig, PlanError, variant_config
 
 GIB = 1024**3
@@ -310,7 +310,7 @@ class VariantPlan:
             rows.append({
                 "gpu": gpu.name, "tp": self.tensor_parallel, "pp": self.pipeline_parallel,
                 "weights_gib": own.weights_per_gpu / GIB, "kv_cache_gib": own.kv_cache_per_gpu / GIB,
-                "needed_gib": own.needed_per_gpu / GIB, "usable_gib": own.usable_per_gpu / GIB,
+                "needed_gib_per_gpu": own.needed_per_gpu / GIB, "usable_gib_per_gpu": own.usable_per_gpu / GIB,
                 "fits": own.fits, "full_length_sequences": self.plan.full_length_sequences(own),
                 "smallest_tp": every.tensor_parallel if every else None,
                 "tp_to_start": one.tensor_parallel if one else None,
@@ -329,17 +329,20 @@ def plan_variant(variant: Variant, checkpoint: str | Path | None = None) -> Vari
 def plan_from_config(variant: Variant, model: ModelConfig) -> VariantPlan:
     """A variant's engine settings (context length, sequences, parallelism, KV-cache dtype) applied to the
     architecture its config.json describes; the checkpoint's own weight bytes win when known."""
-    options = variant.engine.options
+    settings = variant.engine.settings
+    # vLLM's knobs; an engine without them (transformers) is planned as vLLM's defaults would have it.
+    defaults = VllmSettings()
     architecture = Architecture.from_config(model.config)
-    max_model_len = int(options.get("max_model_len") or architecture.max_position_embeddings or 0)
-    concurrency = int(options.get("max_num_seqs")
-                      or max([variant.engine.concurrency, *variant.serving.concurrency]))
+    max_model_len = int(getattr(settings, "max_model_len", None) or architecture.max_position_embeddings or 0)
+    concurrency = int(getattr(settings, "max_num_seqs", None)
+                      or max([settings.concurrency, *variant.serving.concurrency]))
     plan = plan_memory(architecture, max_model_len, concurrency, variant.quantization.scheme,
-                       gpu_memory_utilization=float(options.get("gpu_memory_utilization", 0.9)),
+                       gpu_memory_utilization=getattr(settings, "gpu_memory_utilization",
+                                                      defaults.gpu_memory_utilization),
                        checkpoint_bytes=model.checkpoint_bytes,
-                       kv_cache_dtype=_kv_dtype(options.get("kv_cache_dtype")))
-    return VariantPlan(variant.name, model.source, plan, int(options.get("tensor_parallel_size", 1)),
-                       int(options.get("pipeline_parallel_size", 1)), architecture.num_attention_heads)
+                       kv_cache_dtype=_kv_dtype(getattr(settings, "kv_cache_dtype", None)))
+    return VariantPlan(variant.name, model.source, plan, getattr(settings, "tensor_parallel_size", 1),
+                       getattr(settings, "pipeline_parallel_size", 1), architecture.num_attention_heads)
 
 
 def _kv_dtype(setting: str | None) -> str | None:

@@ -5,11 +5,12 @@ import pandas as pd
 
 from assets.grading.code import RUNNABLE_REASONS
 from assets.grading.equivalence import Grader, answer_equivalence
+from assets.grading.formats import answer_format
 from assets.leaderboard.history import record_failed_check, run_trigger
+from assets.models.defs import sample_key_of
 from assets.partitions import variant_partitions, with_baselines
 from assets.scoring.metrics import quantization_loss_rows, score_benchmark
 from assets.scoring.quality import validate_scores
-from assets.variants import config_hash
 from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
@@ -42,7 +43,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, matrix: MatrixResource,
     pass@k for the k's the samples allow, cons@k (majority vote over equivalence classes of answers) and a
     per-item difficulty table, tagged with the protocol and k they were produced under."""
     variant = matrix.variant(context.partition_key)
-    sample_config = config_hash(warehouse, variant)
+    sample_config = sample_key_of(warehouse, variant.name)
     grades = warehouse.query(GRADES_SQL, [variant.name, sample_config])
     if grades.empty:
         raise dg.Failure(f"no graded answers for variant '{variant.name}'; materialize graded_answers first")
@@ -54,7 +55,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, matrix: MatrixResource,
             wrong_answers_by_item = [list(answers) for _, answers in wrong.groupby("item_id")["extracted"]]
             same = answer_equivalence(grader, wrong_answers_by_item, group["answer_format"].iloc[0])
             score, by_k, items = score_benchmark(group, same)
-            code = group["answer_format"].iloc[0] == "code"
+            code = answer_format(group["answer_format"].iloc[0]).runs_tests
             rows.append({**keys, "benchmark": benchmark, "protocol": variant.protocol.name,
                          "k": variant.protocol.samples_for(benchmark), **score.__dict__,
                          "runnable_rate": float(group["reason"].isin(RUNNABLE_REASONS).mean()) if code else None,
@@ -126,7 +127,7 @@ def quantization_loss(context: dg.AssetExecutionContext, matrix: MatrixResource,
         warehouse.replace_partition("quantization_loss", variant.name, pd.DataFrame())
         return dg.MaterializeResult(metadata={"dagster/row_count": 0, "skipped": "no unquantized baseline"})
     try:
-        baseline_config = config_hash(warehouse, baseline)
+        baseline_config = sample_key_of(warehouse, baseline.name)
     except LookupError:
         baseline_config = None
     theirs = warehouse.query(PER_ITEM_SQL, [baseline.name, baseline_config]) if baseline_config else pd.DataFrame()
@@ -135,7 +136,7 @@ def quantization_loss(context: dg.AssetExecutionContext, matrix: MatrixResource,
         message = f"baseline '{baseline.name}' has no graded answers yet; materialize it, then this asset again"
         context.log.warning(message)
         return dg.MaterializeResult(metadata={"dagster/row_count": 0, "skipped": message})
-    ours = warehouse.query(PER_ITEM_SQL, [variant.name, config_hash(warehouse, variant)])
+    ours = warehouse.query(PER_ITEM_SQL, [variant.name, sample_key_of(warehouse, variant.name)])
     rows, unshared = quantization_loss_rows(ours, theirs)
     for benchmark in unshared:
         context.log.warning(f"{benchmark}: no item scored by both {variant.name} and {baseline.name}")
