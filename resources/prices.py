@@ -13,13 +13,13 @@ from __future__ import annotations
 import io
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from assets.cost.pricing import MILLION, ApiPrice, Ownership
+from assets.cost.pricing import MILLION, ApiPrice, InstancePrice, OwnedHardwarePrice, Ownership
 
 PRICE_DIR = Path(__file__).parent / "prices"
 DEFAULT_INSTANCE_PRICES = str(PRICE_DIR / "instances.csv")
@@ -55,7 +55,7 @@ def read_catalog(path: str, key: str, required: tuple[str, ...]) -> pd.DataFrame
     for row, (name, value) in enumerate(zip(frame[key], frame["price_date"], strict=True)):
         where = f"price catalog {path}, row {row + 1} ({key} {name!r})"
         try:
-            day = datetime.strptime(value.strip(), "%Y-%m-%d").date()
+            day = price_day(value)
         except ValueError:
             raise PriceCatalogError(f"{where}: price_date {value!r} is not a date written YYYY-MM-DD") from None
         if day > today:
@@ -65,6 +65,11 @@ def read_catalog(path: str, key: str, required: tuple[str, ...]) -> pd.DataFrame
     if len(duplicated):
         raise PriceCatalogError(f"price catalog {path}: {key} listed twice: {sorted(set(duplicated))}")
     return _numbers(frame, key, required, f"price catalog {path}")
+
+
+def price_day(value: str) -> date:
+    """A catalog's price_date, written YYYY-MM-DD, as a date; ValueError when it is not one."""
+    return datetime.strptime(value.strip(), "%Y-%m-%d").date()
 
 
 def _numbers(frame: pd.DataFrame, key: str, required: tuple[str, ...], what: str) -> pd.DataFrame:
@@ -147,6 +152,11 @@ class PriceCatalogResource(dg.ConfigurableResource):
     def instance(self, hardware: str) -> dict:
         return _row(self.instances(), "hardware", hardware, self.instances_path)
 
+    def instance_price(self, hardware: str) -> InstancePrice:
+        row = self.instance(hardware)
+        return InstancePrice(hardware=hardware, usd_per_hour=float(row["usd_per_hour"]),
+                             price_date=price_day(row["price_date"]), source=str(row["source"]))
+
     def gpu_label(self, hardware: str | None) -> str | None:
         """The `gpu` column of a hardware profile (what memory plans size against), or None."""
         rows = self.instances()
@@ -158,7 +168,7 @@ class PriceCatalogResource(dg.ConfigurableResource):
     def ownership_rows(self) -> pd.DataFrame:
         return read_catalog(self.ownership_path, "hardware", OWNERSHIP_COLUMNS)
 
-    def ownership(self, hardware: str) -> tuple[Ownership, dict] | None:
+    def ownership(self, hardware: str) -> OwnedHardwarePrice | None:
         """The ownership costs of `hardware`, or None when the catalog has no purchase price for it."""
         frame = self.ownership_rows()
         rows = frame[frame["hardware"] == hardware]
@@ -168,21 +178,22 @@ class PriceCatalogResource(dg.ConfigurableResource):
         terms = Ownership(purchase_usd=float(row["purchase_usd"]), power_kw=float(row["power_kw"]),
                           years=self.ownership_years, usd_per_kwh=self.usd_per_kwh,
                           utilisation=self.utilisation, pue=self.pue)
-        return terms, row
+        return OwnedHardwarePrice(hardware=hardware, terms=terms, price_date=price_day(row["price_date"]),
+                                  source=str(row["source"]))
 
     def api_prices(self) -> pd.DataFrame:
         if self.api_prices_path.endswith(".json"):
             return read_litellm_prices(self.api_prices_path)
         return read_catalog(self.api_prices_path, "model", API_COLUMNS)
 
-    def api_price(self, model: str) -> tuple[ApiPrice, dict]:
+    def api_price(self, model: str) -> ApiPrice:
         row = _row(self.api_prices(), "model", model, self.api_prices_path)
         optional = {name: None if value is None or pd.isna(value) else float(value) for name, value in (
             ("reasoning", row.get("reasoning_usd_per_million")),
             ("cached_input", row.get("cached_input_usd_per_million")))}
-        price = ApiPrice(model=model, input=float(row["input_usd_per_million"]),
-                         output=float(row["output_usd_per_million"]), **optional)
-        return price, row
+        return ApiPrice(model=model, input=float(row["input_usd_per_million"]),
+                        output=float(row["output_usd_per_million"]), price_date=price_day(row["price_date"]),
+                        source=str(row["source"]), **optional)
 
 
 def _row(frame: pd.DataFrame, key: str, value: str, path: str) -> dict:

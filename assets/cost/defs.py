@@ -8,24 +8,22 @@
   where the provider has one.
 """
 
-import json
-from dataclasses import replace
-from datetime import date
-
 import dagster as dg
 import pandas as pd
 
 from assets.cost.pricing import (
     ApiPrice,
+    Electricity,
+    api_alternative,
+    api_costs,
     benchmark_spend,
     best_level,
-    failed_share,
-    usd_per_correct,
-    usd_per_million_tokens,
+    instance_costs,
+    spend_totals,
 )
 from assets.matrix import Variant
+from assets.models.defs import sample_key_of
 from assets.partitions import variant_partitions
-from assets.variants import config_hash
 from resources.matrix import MatrixResource
 from resources.prices import PriceCatalogResource
 from resources.warehouse import WarehouseResource
@@ -48,10 +46,8 @@ GROUP BY g.benchmark ORDER BY g.benchmark
 """
 
 
-def _instance_costs(variant: Variant, warehouse: WarehouseResource, prices: PriceCatalogResource) -> dict:
-    price = prices.instance(variant.hardware)
-    nodes = int(variant.engine.options.get("nodes", 1))   # a multi-node deployment rents the instance n times
-    usd_per_hour = float(price["usd_per_hour"]) * nodes
+def _priced_level(variant: Variant, warehouse: WarehouseResource) -> tuple[dict, bool]:
+    """The serving_load_levels row a variant's hour is priced at, and whether it met the SLOs (best_level)."""
     levels = warehouse.query("SELECT * FROM serving_load_levels WHERE variant = ?", [variant.name])
     if levels.empty:
         raise dg.Failure(f"variant '{variant.name}' is priced by the hour on '{variant.hardware}', which needs a "
@@ -59,59 +55,22 @@ def _instance_costs(variant: Variant, warehouse: WarehouseResource, prices: Pric
                          "concurrency and request_rates are empty, or it was not materialized)")
     bound = variant.serving.max_failed_share
     try:
-        best, meets_slo = best_level(levels.to_dict("records"), bound)
+        return best_level(levels.to_dict("records"), bound)
     except ValueError as error:
         raise dg.Failure(f"variant '{variant.name}': {error}; rerun serving_benchmark, or raise serving "
                          f"max_failed_share (now {bound:.1%}) if failures are what this endpoint does") from None
-    throughput = float(best["output_throughput"])
-    row = {"pricing": "instance", "hardware": variant.hardware if nodes == 1 else f"{variant.hardware} x{nodes}",
-           "usd_per_hour": usd_per_hour,
-           "price_date": price["price_date"], "price_source": str(price["source"]),
-           "best_profile": best["profile"], "best_load": float(best["load"]), "meets_slo": meets_slo,
-           "priced_failed_share": failed_share(best),
-           "output_tokens_per_s": throughput,
-           "usd_per_million_output_tokens": usd_per_million_tokens(usd_per_hour, throughput)}
-    energy = best.get("gpu_kwh_per_million_output_tokens")
-    if energy is not None and not pd.isna(energy):   # measured by NVML: the tariff prices it
-        row["energy_kwh_per_million_output_tokens"] = float(energy) * prices.pue
-        row["energy_usd_per_million_output_tokens"] = float(energy) * prices.pue * prices.usd_per_kwh
-    owned = prices.ownership(variant.hardware)
-    if owned:
-        terms, source = owned
-        measured_kw = measured_power_kw(best)
-        if measured_kw is not None:   # what the GPUs drew at the priced level, not the board's nameplate power
-            terms = replace(terms, power_kw=measured_kw)
-        owned_usd_per_hour = terms.usd_per_hour * nodes
-        row.update(owned_usd_per_hour=owned_usd_per_hour,
-                   owned_usd_per_million_output_tokens=usd_per_million_tokens(owned_usd_per_hour, throughput),
-                   ownership_terms=json.dumps({
-                       "purchase_usd": terms.purchase_usd, "power_kw": terms.power_kw, "years": terms.years,
-                       "usd_per_kwh": terms.usd_per_kwh, "utilisation": terms.utilisation, "pue": terms.pue,
-                       "nodes": nodes, "power_source": ("measured: NVML energy at the priced level"
-                                                         if measured_kw is not None else "nameplate"),
-                       "price_date": source["price_date"], "source": source["source"]}))
-    return row
 
 
-def _api_costs(variant: Variant, prices: PriceCatalogResource) -> tuple[dict, ApiPrice]:
-    price, row = prices.api_price(variant.api_price)
-    return {"pricing": "api", "api_model": variant.api_price, "price_date": row["price_date"],
-            "price_source": str(row["source"]), "usd_per_million_input_tokens": price.input,
-            "usd_per_million_output_tokens": price.output,
-            "usd_per_million_reasoning_tokens": price.reasoning,
-            "usd_per_million_cached_input_tokens": price.cached_input}, price
-
-
-def measured_power_kw(level: dict) -> float | None:
-    """The GPUs' mean power over a load level in kW, from the energy NVML measured; None where it was not."""
-    energy, duration = level.get("gpu_energy_j"), level.get("duration_s")
-    if energy is None or pd.isna(energy) or not duration or duration <= 0:
-        return None
-    return float(energy) / float(duration) / 1000
+def _instance_costs(variant: Variant, warehouse: WarehouseResource, prices: PriceCatalogResource) -> dict:
+    price = prices.instance_price(variant.hardware)
+    nodes = variant.engine.settings.node_count   # a multi-node deployment rents the instance n times
+    level, meets_slo = _priced_level(variant, warehouse)
+    return instance_costs(price, level, meets_slo, nodes, Electricity(prices.usd_per_kwh, prices.pue),
+                          prices.ownership(variant.hardware))
 
 
 def _api_alternatives(context: dg.AssetExecutionContext, matrix: MatrixResource, prices: PriceCatalogResource,
-                      variant: Variant, costs: pd.DataFrame, computed_at: object) -> pd.DataFrame:
+                      variant: Variant, spent: dict, computed_at: object) -> pd.DataFrame:
     """What this variant's samples would have cost, token for token, at each API it is compared with: the
     prices resource's compare_apis and the API baselines of the matrix."""
     names = dict.fromkeys([*prices.compare_apis, *(other.api_price for other in matrix.matrix.variants.values()
@@ -120,18 +79,39 @@ def _api_alternatives(context: dg.AssetExecutionContext, matrix: MatrixResource,
     missing = [name for name in names if name not in known]
     if missing:
         context.log.warning(f"no API price for {', '.join(missing)} in {prices.api_prices_path}; not compared")
-    totals = {column: int(costs[column].sum()) for column in
-              ("prompt_tokens", "cached_prompt_tokens", "output_tokens", "reasoning_tokens")}
-    rows = []
-    for name in (name for name in names if name in known):
-        price, row = prices.api_price(name)
-        rows.append({"variant": variant.name, "api_model": name, "usd_per_million_input_tokens": price.input,
-                     "usd_per_million_output_tokens": price.output,
-                     "price_date": date.fromisoformat(str(row["price_date"])), "price_source": str(row["source"]),
-                     "usd_spent": price.usd(totals["prompt_tokens"], totals["output_tokens"],
-                                            totals["reasoning_tokens"], totals["cached_prompt_tokens"]),
-                     "output_tokens_spent": totals["output_tokens"], "computed_at": computed_at})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"variant": variant.name, **api_alternative(prices.api_price(name), spent),
+                          "computed_at": computed_at} for name in names if name in known])
+
+
+def _warn_of_missing_usage(context: dg.AssetExecutionContext, variant: Variant, usage: pd.DataFrame,
+                           api_price: ApiPrice | None) -> None:
+    unpriced = int(usage["samples_without_usage"].sum())
+    if unpriced:
+        context.log.warning(f"{unpriced} samples came back without token usage; they count as 0 tokens, so the "
+                            "spend is understated")
+    if api_price and int(usage["samples_without_reasoning_count"].sum()) and api_price.reasoning is not None:
+        context.log.warning(f"{variant.api_price} prices reasoning apart, but some samples did not report their "
+                            "reasoning tokens; those were priced at the output price")
+
+
+def _metadata(variant: Variant, row: dict, costs: pd.DataFrame, api_price: ApiPrice | None) -> dict:
+    basis = (f"${row['usd_per_hour']}/h for {row['hardware']}" if not api_price
+             else f"{variant.api_price}: ${api_price.input}/M in, ${api_price.output}/M out")
+    metadata = {
+        "dagster/row_count": 1,
+        "pricing": row["pricing"],
+        "usd_per_million_output_tokens": round(row["usd_per_million_output_tokens"], 4),
+        "usd_spent": round(row["usd_spent"], 6),
+        "price": f"{basis} ({row['price_date']}, {row['price_source']})",
+        "per_benchmark": dg.MetadataValue.md(costs.drop(columns="variant").round(6).to_markdown(index=False)),
+    }
+    if row.get("priced_failed_share"):
+        metadata["priced_failed_share"] = round(row["priced_failed_share"], 4)
+    if row.get("output_tokens_per_s"):
+        metadata["output_tokens_per_s"] = round(row["output_tokens_per_s"], 2)
+    if row.get("owned_usd_per_million_output_tokens"):
+        metadata["owned_usd_per_million_output_tokens"] = round(row["owned_usd_per_million_output_tokens"], 4)
+    return metadata
 
 
 @dg.asset(partitions_def=variant_partitions, group_name="cost", kinds={"python", "duckdb"},
@@ -141,60 +121,25 @@ def cost_rollup(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
     """$ per million output tokens (rented and, where the hardware's purchase price is known, owned; or an
     API's list price) and $ per correct answer over the tokens each benchmark actually spent."""
     variant = matrix.variant(context.partition_key)
-    api_price = None
-    if variant.api_price:
-        row, api_price = _api_costs(variant, prices)
-    else:
-        row = _instance_costs(variant, warehouse, prices)
-    per_million = row["usd_per_million_output_tokens"]
+    api_price = prices.api_price(variant.api_price) if variant.api_price else None
+    priced = api_costs(api_price) if api_price else _instance_costs(variant, warehouse, prices)
 
-    usage = warehouse.query(USAGE_SQL, [variant.name, config_hash(warehouse, variant)])
+    usage = warehouse.query(USAGE_SQL, [variant.name, sample_key_of(warehouse, variant.name)])
     if usage.empty:
         raise dg.Failure(f"no graded generations for variant '{variant.name}'; materialize graded_answers first")
-    benchmarks = [{"variant": variant.name, **row}
-                  for row in benchmark_spend(usage.to_dict("records"), api_price, per_million)]
-    unpriced = int(usage["samples_without_usage"].sum())
-    if unpriced:
-        context.log.warning(f"{unpriced} samples came back without token usage; they count as 0 tokens, so the "
-                            "spend is understated")
-    if api_price and int(usage["samples_without_reasoning_count"].sum()) and api_price.reasoning is not None:
-        context.log.warning(f"{variant.api_price} prices reasoning apart, but some samples did not report their "
-                            "reasoning tokens; those were priced at the output price")
-    costs = pd.DataFrame(benchmarks)
-    tokens, correct = int(costs["output_tokens"].sum()), int(costs["correct_answers"].sum())
-    usd_spent = float(costs["usd_spent"].sum())
-    row.update({
-        "variant": variant.name, "price_date": date.fromisoformat(str(row["price_date"])),
-        "prompt_tokens_spent": int(costs["prompt_tokens"].sum()),
-        "cached_prompt_tokens_spent": int(costs["cached_prompt_tokens"].sum()), "output_tokens_spent": tokens,
-        "reasoning_tokens_spent": int(costs["reasoning_tokens"].sum()), "usd_spent": usd_spent,
-        "correct_answers": correct,
-        "usd_per_correct_answer": usd_per_correct(usd_spent, correct),
-        "computed_at": utc_now(),
-    })
+    benchmarks = benchmark_spend(usage.to_dict("records"), api_price, priced["usd_per_million_output_tokens"])
+    _warn_of_missing_usage(context, variant, usage, api_price)
+    costs = pd.DataFrame([{"variant": variant.name, **bench} for bench in benchmarks])
+    spent = spend_totals(benchmarks)
+    row = {**priced, "variant": variant.name, **spent, "computed_at": utc_now()}
     alternatives = (pd.DataFrame() if api_price
-                    else _api_alternatives(context, matrix, prices, variant, costs, row["computed_at"]))
+                    else _api_alternatives(context, matrix, prices, variant, spent, row["computed_at"]))
     warehouse.replace_partition("cost_rollup", variant.name, pd.DataFrame([row]))
     warehouse.replace_partition("benchmark_costs", variant.name, costs.assign(computed_at=row["computed_at"]))
     warehouse.replace_partition("api_alternatives", variant.name, alternatives)
-    basis = (f"${row['usd_per_hour']}/h for {row['hardware']}" if not api_price
-             else f"{variant.api_price}: ${api_price.input}/M in, ${api_price.output}/M out")
-    metadata = {
-        "dagster/row_count": 1,
-        "pricing": row["pricing"],
-        "usd_per_million_output_tokens": round(per_million, 4),
-        "usd_spent": round(row["usd_spent"], 6),
-        "price": f"{basis} ({row['price_date']}, {row['price_source']})",
-        "per_benchmark": dg.MetadataValue.md(costs.drop(columns="variant").round(6).to_markdown(index=False)),
-    }
     if row.get("priced_failed_share"):
-        failed = row["priced_failed_share"]
-        metadata["priced_failed_share"] = round(failed, 4)
-        context.log.warning(f"the priced load level ({row['best_profile']} {row['best_load']:g}) had {failed:.1%} of "
-                            f"its requests fail, within the bound of {variant.serving.max_failed_share:.1%}; its "
-                            "throughput counts only the requests that finished")
-    if row.get("output_tokens_per_s"):
-        metadata["output_tokens_per_s"] = round(row["output_tokens_per_s"], 2)
-    if row.get("owned_usd_per_million_output_tokens"):
-        metadata["owned_usd_per_million_output_tokens"] = round(row["owned_usd_per_million_output_tokens"], 4)
-    return dg.MaterializeResult(metadata=metadata)
+        context.log.warning(f"the priced load level ({row['best_profile']} {row['best_load']:g}) had "
+                            f"{row['priced_failed_share']:.1%} of its requests fail, within the bound of "
+                            f"{variant.serving.max_failed_share:.1%}; its throughput counts only the requests "
+                            "that finished")
+    return dg.MaterializeResult(metadata=_metadata(variant, row, costs, api_price))

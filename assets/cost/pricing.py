@@ -1,10 +1,16 @@
 """Cost arithmetic: what a million output tokens and a correct answer cost, rented, owned, or bought by the
-token from an API. Plain functions so every formula is checked against hand calculations."""
+token from an API. Plain functions of typed prices, each dated and sourced as its catalog quoted it, so every
+formula is checked against hand calculations and cost_rollup only reads, calls these, and writes."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
+
+import numpy as np
+import pandas as pd
 
 SECONDS_PER_HOUR = 3600
 HOURS_PER_YEAR = 8760
@@ -71,6 +77,36 @@ class Ownership:
 
 
 @dataclass(frozen=True)
+class InstancePrice:
+    """One on-demand hour of a hardware profile (a whole instance, or the one rented GPU), as quoted on
+    `price_date` by `source`."""
+
+    hardware: str
+    usd_per_hour: float
+    price_date: date
+    source: str
+
+
+@dataclass(frozen=True)
+class OwnedHardwarePrice:
+    """Owning a hardware profile: its purchase price and nameplate power, with the ownership assumptions they
+    are written off under, in `terms`; quoted on `price_date` by `source`."""
+
+    hardware: str
+    terms: Ownership
+    price_date: date
+    source: str
+
+
+@dataclass(frozen=True)
+class Electricity:
+    """What a kWh the GPUs draw costs: the tariff, and the room's PUE, which the wall meter sees on top of it."""
+
+    usd_per_kwh: float
+    pue: float
+
+
+@dataclass(frozen=True)
 class ApiPrice:
     """An API's list prices in $ per million tokens. Reasoning tokens are part of the completion tokens the
     API bills; they cost `reasoning` when the provider prices them apart, else the output price. Prompt tokens
@@ -79,6 +115,8 @@ class ApiPrice:
     model: str
     input: float
     output: float
+    price_date: date
+    source: str
     reasoning: float | None = None
     cached_input: float | None = None
 
@@ -133,3 +171,99 @@ def benchmark_spend(usage: Sequence[dict], api_price: ApiPrice | None, usd_per_m
                      "correct_answers": correct, "usd_spent": spent,
                      "usd_per_correct_answer": usd_per_correct(spent, correct)})
     return rows
+
+
+def rented_usd_per_hour(price: InstancePrice, nodes: int) -> float:
+    """What a deployment's hour costs rented: a multi-node deployment rents the instance once per node."""
+    return price.usd_per_hour * nodes
+
+
+def deployment_label(hardware: str, nodes: int) -> str:
+    """The hardware a rollup names: the profile, and the node count where the deployment spans several."""
+    return hardware if nodes == 1 else f"{hardware} x{nodes}"
+
+
+def energy_per_million_tokens(gpu_kwh_per_million: float, electricity: Electricity) -> tuple[float, float]:
+    """The kWh and $ a million output tokens took at the wall, from what the GPUs drew for them."""
+    kwh = gpu_kwh_per_million * electricity.pue
+    return kwh, kwh * electricity.usd_per_kwh
+
+
+def measured_power_kw(level: dict) -> float | None:
+    """The GPUs' mean power over a load level in kW, from the energy NVML measured; None where it was not."""
+    energy, duration = level.get("gpu_energy_j"), level.get("duration_s")
+    if energy is None or pd.isna(energy) or not duration or duration <= 0:
+        return None
+    return float(energy) / float(duration) / 1000
+
+
+def owned_costs(owned: OwnedHardwarePrice, level: dict, nodes: int) -> dict:
+    """The owned columns of a rollup at the priced load level: one owned hour per node, at the power the GPUs
+    drew there where NVML measured it (the nameplate says what a board may draw, not what this load made it
+    draw), and the terms it was priced on."""
+    measured_kw = measured_power_kw(level)
+    terms = owned.terms if measured_kw is None else replace(owned.terms, power_kw=measured_kw)
+    usd_per_hour = terms.usd_per_hour * nodes
+    return {"owned_usd_per_hour": usd_per_hour,
+            "owned_usd_per_million_output_tokens": usd_per_million_tokens(usd_per_hour,
+                                                                          float(level["output_throughput"])),
+            "ownership_terms": json.dumps({
+                "purchase_usd": terms.purchase_usd, "power_kw": terms.power_kw, "years": terms.years,
+                "usd_per_kwh": terms.usd_per_kwh, "utilisation": terms.utilisation, "pue": terms.pue,
+                "nodes": nodes, "power_source": ("measured: NVML energy at the priced level"
+                                                  if measured_kw is not None else "nameplate"),
+                "price_date": owned.price_date.isoformat(), "source": owned.source})}
+
+
+def instance_costs(price: InstancePrice, level: dict, meets_slo: bool, nodes: int, electricity: Electricity,
+                   owned: OwnedHardwarePrice | None) -> dict:
+    """The cost_rollup columns of a variant that runs its own engine on `nodes` nodes, priced at `level`, the
+    serving_load_levels row best_level chose (`meets_slo` as it said): rented, with the energy where NVML
+    measured it, and owned where the hardware's purchase price is known."""
+    usd_per_hour = rented_usd_per_hour(price, nodes)
+    throughput = float(level["output_throughput"])
+    row = {"pricing": "instance", "hardware": deployment_label(price.hardware, nodes), "usd_per_hour": usd_per_hour,
+           "price_date": price.price_date, "price_source": price.source,
+           "best_profile": level["profile"], "best_load": float(level["load"]), "meets_slo": meets_slo,
+           "priced_failed_share": failed_share(level),
+           "output_tokens_per_s": throughput,
+           "usd_per_million_output_tokens": usd_per_million_tokens(usd_per_hour, throughput)}
+    energy = level.get("gpu_kwh_per_million_output_tokens")
+    if energy is not None and not pd.isna(energy):
+        kwh, usd = energy_per_million_tokens(float(energy), electricity)
+        row.update(energy_kwh_per_million_output_tokens=kwh, energy_usd_per_million_output_tokens=usd)
+    if owned:
+        row.update(owned_costs(owned, level, nodes))
+    return row
+
+
+def api_costs(price: ApiPrice) -> dict:
+    """The cost_rollup columns of a variant bought by the token from an API: its list prices."""
+    return {"pricing": "api", "api_model": price.model, "price_date": price.price_date,
+            "price_source": price.source, "usd_per_million_input_tokens": price.input,
+            "usd_per_million_output_tokens": price.output, "usd_per_million_reasoning_tokens": price.reasoning,
+            "usd_per_million_cached_input_tokens": price.cached_input}
+
+
+def spend_totals(benchmarks: Sequence[dict]) -> dict:
+    """What a variant spent over benchmark_spend's rows, and what a correct answer cost over all of them."""
+    def total(column: str) -> int:
+        return int(sum(bench[column] for bench in benchmarks))
+
+    # numpy's pairwise sum, as pandas sums the benchmark_costs column: the total is that column's to the last bit
+    usd_spent = float(np.sum([bench["usd_spent"] for bench in benchmarks]))
+    correct = total("correct_answers")
+    return {"prompt_tokens_spent": total("prompt_tokens"), "cached_prompt_tokens_spent": total("cached_prompt_tokens"),
+            "output_tokens_spent": total("output_tokens"), "reasoning_tokens_spent": total("reasoning_tokens"),
+            "usd_spent": usd_spent, "correct_answers": correct,
+            "usd_per_correct_answer": usd_per_correct(usd_spent, correct)}
+
+
+def api_alternative(price: ApiPrice, spent: dict) -> dict:
+    """What the tokens a variant spent (spend_totals) would have cost at an API's list prices."""
+    return {"api_model": price.model, "usd_per_million_input_tokens": price.input,
+            "usd_per_million_output_tokens": price.output, "price_date": price.price_date,
+            "price_source": price.source,
+            "usd_spent": price.usd(spent["prompt_tokens_spent"], spent["output_tokens_spent"],
+                                   spent["reasoning_tokens_spent"], spent["cached_prompt_tokens_spent"]),
+            "output_tokens_spent": spent["output_tokens_spent"]}
