@@ -14,7 +14,7 @@ from assets.engine.engine_metrics import NOT_REPORTED, EngineLevelMetrics
 from assets.engine.generation import SampleRequest
 from assets.engine.gpu_telemetry import GpuLevelTelemetry, kwh_per_million_tokens, not_measured
 from assets.engine.loadtest import Load, RequestTiming, Slo, flatten_level, load_levels, summarise_level
-from assets.matrix import Variant
+from assets.matrix import ExternalSettings, Variant
 
 
 class ServingConfigError(ValueError):
@@ -33,7 +33,7 @@ def pending_requests(variant: Variant, items: pd.DataFrame, finished: pd.DataFra
     """Every (item, sample) of the variant that has no stored generation for its config yet, each with its seed
     unless the engine is told not to send seeds (`per_request_seed: false`, for an API that refuses them)."""
     done = set(zip(finished["benchmark"], finished["item_id"], finished["sample_index"], strict=True))
-    seeded = bool(variant.engine.options.get("per_request_seed", True))
+    seeded = variant.engine.settings.per_request_seed
     return [
         SampleRequest(row.benchmark, row.item_id, sample, build_messages(row.problem, variant.protocol,
                                                                     getattr(row, "answer_format", None)),
@@ -58,12 +58,14 @@ def request_sampling(variant: Variant, sampling: dict) -> dict:
     """The sampling parameters a generation request sends: the protocol's, adapted for APIs that refuse some
     (OpenAI's reasoning models take `max_completion_tokens` and only their own temperature and top_p). What
     was sent is stored with every sample."""
-    options = variant.engine.options
+    settings = variant.engine.settings
+    if not isinstance(settings, ExternalSettings):
+        return dict(sampling)
     adapted = dict(sampling)
-    if options.get("fixed_sampling"):
+    if settings.fixed_sampling:
         adapted.pop("temperature", None)
         adapted.pop("top_p", None)
-    limit = options.get("token_limit_param", "max_tokens")
+    limit = settings.token_limit_param
     if "max_tokens" in adapted and limit != "max_tokens":
         adapted[limit] = adapted.pop("max_tokens")
     return adapted
@@ -121,12 +123,16 @@ def level_row(variant: Variant, load: Load, timings: Sequence[RequestTiming], du
     (`gpu_` columns, NULL with the reason in gpu_telemetry where they were not read)."""
     slo = variant_slo(variant)
     profile, amount = _profile(load)
-    gpus = gpus or not_measured("not watched")
-    output_tokens = sum(t.output_tokens or 0 for t in timings if t.ok)
     return {**flatten_level(summarise_level(load, timings, duration_s, slo)), "profile": profile, "load": amount,
             "input_len": _input_len(load, timings), "output_len": load.output_len,
             "prompts": variant.serving.prompts, "slo_ttft_ms": slo.ttft_ms, "slo_tpot_ms": slo.tpot_ms,
-            **engine_metrics.row(), **gpus.row(),
+            **engine_metrics.row(), **gpu_columns(gpus or not_measured("not watched"), timings)}
+
+
+def gpu_columns(gpus: GpuLevelTelemetry, timings: Sequence[RequestTiming]) -> dict:
+    """What the GPUs did over a level (`gpu_` columns), with the energy per million output tokens it served."""
+    output_tokens = sum(t.output_tokens or 0 for t in timings if t.ok)
+    return {**gpus.row(),
             "gpu_kwh_per_million_output_tokens": kwh_per_million_tokens(gpus.gpu_energy_j, output_tokens)}
 
 

@@ -1,0 +1,7 @@
+"""`python -m pipelines.cli`, as the `yardstick` command."""
+
+import sys
+
+from pipelines.cli import main
+
+sys.exit(main())
