@@ -1,13 +1,13 @@
 """GPU telemetry's arithmetic against hand calculations, with a stand-in NVML module (a fake with scripted
 readings: this machine has no GPU); the real pynvml is checked for what it does without one."""
 
-import json
+import ctypes
 import types
 from pathlib import Path
 
 import pytest
 
-from assets.cost.defs import measured_power_kw
+from assets.cost.pricing import measured_power_kw
 from assets.engine.gpu_telemetry import (
     GpuSample,
     GpuWatch,
@@ -16,6 +16,7 @@ from assets.engine.gpu_telemetry import (
     kwh_per_million_tokens,
     summarise,
 )
+from assets.matrix import EngineSpec
 
 pytestmark = pytest.mark.unit
 
@@ -94,15 +95,35 @@ def test_what_is_not_measured_says_why():
     assert watch.summary.gpu_telemetry == "not measured: the engine runs on the CPU"
 
 
+def _nvml_library_loads() -> bool:
+    """Whether the driver's NVML library loads, asked of the dynamic loader rather than of pynvml."""
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return False
+    return True
+
+
 def test_the_real_nvml_on_this_machine_measures_or_says_why():
+    """Which answer is right is decided by the machine: no NVML library, NVML is not available; the library and
+    a GPU's device node, the watch measures that GPU (a sample on entry and one on exit, at least)."""
     with GpuWatch(None, interval_s=0.01) as watch:
         pass
-    telemetry = watch.summary.gpu_telemetry
-    assert telemetry == "measured" or telemetry.startswith("not measured: ")
+    summary = watch.summary
+    gpu_nodes = sorted(path.name for path in Path("/dev").glob("nvidia[0-9]*"))
+    if not _nvml_library_loads():
+        assert summary.gpu_telemetry.startswith("not measured: NVML is not available (NVMLError_LibraryNotFound")
+        assert summary.gpu_energy_j is None and summary.gpu_samples is None
+    elif gpu_nodes:
+        assert summary.gpu_telemetry == "measured", gpu_nodes
+        assert summary.gpu_count == len(gpu_nodes) and summary.gpu_samples >= 2
+        assert summary.gpu_power_w_max > 0 and summary.gpu_memory_used_max_bytes > 0
+    else:
+        assert summary.gpu_telemetry.startswith("not measured: NVML is not available ("), "a library, no GPU node"
 
 
 @pytest.mark.parametrize(("kind", "options", "environ", "expected"), [
-    ("external", {}, {}, "an external endpoint: its GPUs are not ours to read"),
+    ("external", {"model": "deepseek-reasoner"}, {}, "an external endpoint: its GPUs are not ours to read"),
     ("vllm", {"device": "cpu"}, {}, "the engine runs on the CPU"),
     ("vllm", {}, {}, [0]),
     ("vllm", {"tensor_parallel_size": 4}, {}, [0, 1, 2, 3]),
@@ -112,37 +133,8 @@ def test_the_real_nvml_on_this_machine_measures_or_says_why():
     ("vllm", {"tensor_parallel_size": 8, "pipeline_parallel_size": 2, "nodes": 2}, {}, list(range(8))),
 ])
 def test_the_gpus_an_engine_runs_on(kind, options, environ, expected):
-    assert engine_gpus(kind, options, environ) == expected
+    assert engine_gpus(EngineSpec(kind, options).settings, environ) == expected
 
 
 def test_gpus_named_by_uuid_are_not_guessed():
-    assert "by UUID" in engine_gpus("vllm", {}, {"CUDA_VISIBLE_DEVICES": "GPU-8a1b"})
-
-
-def test_the_owned_cost_uses_the_measured_power_and_prices_the_energy(tmp_path):
-    """An H100 level that drew 3.6 MJ in an hour (a mean of 1 kW, against the catalog's 0.7 kW nameplate) at 1000
-    output tok/s: 3.6 million tokens took 1 kWh, so 0.2778 kWh a million, $0.0417 at $0.15 a kWh."""
-    from datetime import datetime
-
-    from assets.cost.defs import _instance_costs
-    from assets.matrix import load_matrix
-    from resources.prices import PriceCatalogResource
-    from resources.warehouse import WarehouseResource
-
-    variant = load_matrix(Path(__file__).resolve().parent.parent / "pipelines" / "matrix.gpu.yaml").variant(
-        "r1-qwen-1.5b-bf16-h100")
-    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
-    warehouse.query(
-        "INSERT INTO serving_load_levels (variant, profile, load, input_len, output_len, completed, failed, "
-        "duration_s, request_throughput, output_throughput, total_token_throughput, goodput, slo_ttft_ms, "
-        "slo_tpot_ms, gpu_telemetry, gpu_energy_j, gpu_kwh_per_million_output_tokens, measured_at) VALUES (?, "
-        "'concurrency', 64, 512, 1024, 100, 0, 3600, 1.0, 1000.0, 1500.0, 1.0, 2000, 100, 'measured', 3.6e6, ?, ?)",
-        [variant.name, 1 / 3.6, datetime(2026, 12, 1)])
-    prices = PriceCatalogResource()
-    row = _instance_costs(variant, warehouse, prices)
-    terms = json.loads(row["ownership_terms"])
-    assert terms["power_kw"] == pytest.approx(1.0) and terms["power_source"].startswith("measured")
-    # Owned hour: $31250 / (3 × 8760 × 0.5) + 1 kW × $0.15 = $2.3782 + $0.15.
-    assert row["owned_usd_per_hour"] == pytest.approx(31250 / (3 * 8760 * 0.5) + 0.15)
-    assert row["energy_kwh_per_million_output_tokens"] == pytest.approx(0.27778, rel=1e-4)
-    assert row["energy_usd_per_million_output_tokens"] == pytest.approx(0.27778 * 0.15, rel=1e-4)
+    assert "by UUID" in engine_gpus(EngineSpec("vllm").settings, {"CUDA_VISIBLE_DEVICES": "GPU-8a1b"})

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from assets.grading.equivalence import GradeInput, Grader, direct_equal
-from assets.grading.extraction import extract_answer, split_reasoning
+from assets.grading.equivalence import GradeInput, Grader
+from assets.grading.extraction import split_reasoning
+from assets.grading.formats import direct_equal, extract_answer
 from assets.grading.pool import STARTUP_ALLOWANCE_S, TIMEOUT, BoundedPool, CallFailure
 from tests.instruments.pool_functions import echo_hang_or_crash
 
@@ -122,17 +123,50 @@ HOSTILE_RESPONSES = {
 }
 
 
+# What each hostile response gives, with "7" as the gold: (the answer `latex`, `number` and `integer` extract,
+# the direct verdict of `latex` and `number` (None: math-verify decides), that of `integer` (never sent to
+# math-verify, so what is no number is wrong)). No answer extracted: no verdict. None has a choice letter.
+EXTRACTED_FROM_HOSTILE = {
+    "lone surrogate": ("\ud800", None, False),
+    "lone surrogates reversed, in the reasoning": ("7", True, True),
+    "control characters": ("\x017", None, False),
+    "NUL": ("4\x002", None, False),
+    "a megabyte of open braces": (None, None, None),
+    "a megabyte of close braces": ("7", True, True),
+    "an unclosed box a megabyte long": (None, None, None),
+    "a megabyte of text, then the answer": ("7", True, True),
+    "nested boxes": ("7", True, True),
+    "nested text, never closed": ("\\text{" * NESTING, None, False),
+    "nested text, closed": ("\\text{" * NESTING + "7" + "}" * NESTING, None, False),
+    "a clock time trailed by spaces": ("4:30" + " " * 100_000 + "x", None, False),
+    "'answer is' trailed by spaces": (None, None, None),
+    "a hundred thousand digits": ("9" * 100_000, False, False),
+    "right-to-left and zero-width marks": ("\u200b7\u200d", None, False),
+    "a byte-order mark and line separators": ("7", True, True),
+    "carriage returns": ("7", True, True),
+    "think tags only": (None, None, None),
+    "math alphanumerics": ("\U0001d7d5", True, True),
+}
+
+
+def _extracted_and_verdict(response: str, answer_format: str) -> tuple[str | None, bool | None]:
+    split = split_reasoning(response, None, True, "stop")
+    answer = extract_answer(split.answer, answer_format) if split.terminated else None
+    return answer, None if answer is None else direct_equal("7", answer, answer_format)
+
+
 @pytest.mark.unit
-@pytest.mark.parametrize("answer_format", ["latex", "number", "integer", "choice"])
-def test_hostile_responses_are_extracted_without_error(answer_format):
+@pytest.mark.parametrize("name", HOSTILE_RESPONSES)
+def test_hostile_responses_are_extracted_without_error(name):
     """Extraction and the direct comparisons run in the grading process itself, unbounded by the pool: they
-    must return on any string (the symbolic check runs in a bounded worker, see the command's test)."""
-    for name, response in HOSTILE_RESPONSES.items():
-        split = split_reasoning(response, None, True, "stop")
-        answer = extract_answer(split.answer, answer_format) if split.terminated else None
-        if answer is not None:
-            direct_equal("7", answer, answer_format)
-        assert answer is None or isinstance(answer, str), name
+    must return on any string, with the answer and verdict of the table (the symbolic check runs in a bounded
+    worker, see the command's test)."""
+    extracted, verdict, integer_verdict = EXTRACTED_FROM_HOSTILE[name]
+    response = HOSTILE_RESPONSES[name]
+    assert _extracted_and_verdict(response, "latex") == (extracted, verdict)
+    assert _extracted_and_verdict(response, "number") == (extracted, verdict)
+    assert _extracted_and_verdict(response, "integer") == (extracted, integer_verdict)
+    assert _extracted_and_verdict(response, "choice") == (None, None)
 
 
 def _extraction_seconds(response: str) -> float:

@@ -30,7 +30,7 @@ from pathlib import Path
 import openai
 import pandas as pd
 
-from assets.benchmarks.catalog import load_items
+from assets.benchmarks.items import load_items
 from assets.engine.generation import SampleRequest, generate
 from assets.engine.requests import generation_sampling, pending_requests, shared_sampling
 from assets.grading.equivalence import GradeInput, Grader

@@ -26,7 +26,7 @@ from pathlib import Path
 import openai
 import pandas as pd
 
-from assets.benchmarks.catalog import load_items
+from assets.benchmarks.items import load_items
 from assets.engine.generation import generate
 from assets.engine.requests import generation_sampling, pending_requests, shared_sampling
 from assets.engine.retry import RetryPolicy
@@ -53,6 +53,7 @@ def parse_args() -> argparse.Namespace:
                         help="the request deadline, after which a stall is retried (default 10)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of both conditions (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="the proxy's first seed; round r uses seed + r")
+    parser.add_argument("--model-dir", type=Path, default=TINY_MODEL_DIR, help="the tiny model (built here if missing)")
     return parser.parse_args()
 
 
@@ -63,8 +64,8 @@ def main() -> None:
                       protocol=replace(variant.protocol, k=args.k, k_by_benchmark={}, max_tokens=args.max_tokens))
     items = pd.DataFrame(load_items("arith", None, args.items))
     requests = pending_requests(variant, items, NOTHING_FINISHED)
-    policy = replace(RetryPolicy.from_options(variant.engine.options), request_deadline_s=args.deadline_s)
-    tiny = ensure_tiny_model(TINY_MODEL_DIR)
+    policy = replace(RetryPolicy.parse(variant.engine.settings.retry), request_deadline_s=args.deadline_s)
+    tiny = ensure_tiny_model(args.model_dir)
     engine = EngineResource(log_dir=str(MEASURE_DIR / "logs"), vllm_command=vllm_command(), cpu_threads=2)
     results = []
     with engine.deploy(variant.engine, str(tiny), variant.name, "fault-tolerance-" + variant.name,

@@ -10,7 +10,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from assets.benchmarks.catalog import read_jsonl
+from assets.benchmarks.sources import read_jsonl
 from assets.grading.equivalence import GradeInput, Grader
 
 

@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from assets.benchmarks.catalog import load_items, read_jsonl
+from assets.benchmarks.items import load_items
+from assets.benchmarks.sources import read_jsonl
 from assets.grading.equivalence import GradeInput, Grader
 
 

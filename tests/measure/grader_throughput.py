@@ -12,7 +12,7 @@ import random
 import time
 from pathlib import Path
 
-from assets.benchmarks.catalog import load_items
+from assets.benchmarks.items import load_items
 from assets.grading.equivalence import GradeInput, Grader
 
 REASONING = "Let me work through this carefully, checking each step.\n</think>\n\n"

@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from assets.benchmarks.catalog import load_items
+from assets.benchmarks.items import load_items
 from assets.grading.code import grade_code_many, program
 from assets.grading.sandbox import SYSTEM_PYTHON, run_sandboxed
 

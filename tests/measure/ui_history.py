@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from resources.engines import free_port
+from resources.launchers.readiness import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
