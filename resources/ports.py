@@ -11,6 +11,8 @@ import socket
 import sys
 from pathlib import Path
 
+from assets.processes import all_processes
+
 
 def _connect_addresses(host: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     """The addresses a client of `host` connects to."""
@@ -90,12 +92,8 @@ def port_listeners(host: str, port: int) -> dict[int, set[int]] | None:
 def process_tree(root: int) -> set[int]:
     """`root` and every live process descended from it, from the parent of each process in /proc/PID/stat."""
     children: dict[int, list[int]] = {}
-    for pid in _pids():
-        try:
-            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(parent, []).append(pid)
+    for stat in all_processes():
+        children.setdefault(stat.parent, []).append(stat.pid)
     tree, frontier = {root}, [root]
     while frontier:
         for child in children.get(frontier.pop(), []):

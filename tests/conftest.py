@@ -58,22 +58,22 @@ def live_processes(*command_fragments: str, group: int | None = None, uid_from: 
     """PIDs of processes that are alive (a zombie is dead, waiting to be reaped) whose command line contains
     every fragment and, when `group` is given, that belong to that process group; when `uid_from` is given, that
     run as a user id from it up."""
+    from assets.processes import PROC, all_processes  # here: the project loads after the environment is set
+
     found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
+    for process in all_processes():
+        if not process.alive or (group is not None and process.group != group):
             continue
+        proc = PROC / str(process.pid)
         try:
-            state, _parent, process_group = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:3]
             command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             uid = proc.stat().st_uid if uid_from is not None else None
-        except (OSError, ValueError):
-            continue
-        if state in ("Z", "X") or (group is not None and int(process_group) != group):
+        except OSError:
             continue
         if uid_from is not None and uid < uid_from:
             continue
         if all(fragment in command for fragment in command_fragments):
-            found.append(int(proc.name))
+            found.append(process.pid)
     return found
 
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from assets.engine.liveness import WORKER_TAG, Worker, this_worker
+from assets.processes import read_stat
 from tests.conftest import ROOT, STATE, engine_processes
 
 BIN = Path(sys.executable).parent
@@ -37,7 +38,7 @@ def test_this_process_is_alive():
 def test_a_process_that_exited_is_dead():
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     worker = Worker.from_tag(this_worker().tag().rsplit(" ", 2)[0] + f" {child.pid} "
-                             + Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+                             + str(read_stat(child.pid).start_ticks))
     assert worker.state()[0] == "alive"
     child.kill()
     child.wait()

@@ -7,7 +7,8 @@ import pytest
 
 from assets.matrix import EngineSpec
 from resources.disk import MIB, DiskSpaceError, disk_full_hint, mount_point, require_free_space
-from resources.engines import EngineError, EngineResource, wait_until_ready
+from resources.engines import EngineError, EngineResource
+from resources.launchers.readiness import wait_until_ready
 
 pytestmark = pytest.mark.unit
 

@@ -17,13 +17,9 @@ import httpx
 import pytest
 
 from assets.matrix import EngineSpec
-from resources.engines import (
-    UNREADY_STOP_GRACE_S,
-    EngineError,
-    EngineResource,
-    confirm_served_model,
-    refuse_busy_port,
-)
+from resources.engines import EngineError, EngineResource
+from resources.launchers.readiness import confirm_served_model, refuse_busy_port
+from resources.launchers.server import UNREADY_STOP_GRACE_S
 from resources.ports import foreign_listeners, port_listeners
 from tests.conftest import engine_processes, live_processes
 from tests.instruments.vllm_standin import STANDIN_VERSION
@@ -208,7 +204,7 @@ def test_a_configured_port_already_in_use_is_refused_before_the_engine_starts(tm
 def test_a_server_that_took_the_port_is_not_taken_for_the_engine(tmp_path, stray_server, monkeypatch):
     """The race: the free port picked for the engine is taken by another server before the engine listens on it
     (here the engine never does: its command only sleeps); the other server answers every readiness check."""
-    monkeypatch.setattr("resources.engines.free_port", lambda host: stray_server)
+    monkeypatch.setattr("resources.launchers.server.free_port", lambda host: stray_server)
     model = tmp_path / "model"
     model.mkdir()
     sleeper = f"{sys.executable} -c 'import time; time.sleep(120)'"

@@ -28,7 +28,8 @@ from assets.engine.loadtest import Endpoint, Load, RequestTiming, run_level
 from assets.engine.requests import level_row
 from assets.matrix import EngineSpec, load_matrix
 from pipelines import settings
-from resources.engines import EngineResource, free_port
+from resources.engines import EngineResource
+from resources.launchers.readiness import free_port
 from resources.warehouse import WarehouseResource
 from tests.instruments.reference_server import running_reference_server
 from warehouse import SCHEMA_FILE, utc_now

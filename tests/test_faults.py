@@ -14,7 +14,7 @@ import yaml
 from assets.matrix import load_matrix
 from assets.variants import SAMPLE_TABLES, drawn_on
 from pipelines.definitions import defs
-from resources.engines import free_port
+from resources.launchers.readiness import free_port
 from resources.matrix import MatrixResource
 from resources.warehouse import WarehouseResource
 from tests.conftest import needs_shared

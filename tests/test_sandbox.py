@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from assets.benchmarks.catalog import load_items
+from assets.benchmarks.items import load_items
 from assets.grading import sandbox
 from assets.grading.code import RUNNABLE_REASONS, classify, extract_code, grade_code, grade_code_many
 from assets.grading.equivalence import GradeInput, Grader

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from assets.matrix import load_matrix
-from resources.engines import vllm_argv
+from assets.matrix import EngineSettingsError, EngineSpec, load_matrix
+from resources.engines import EngineResource
+from resources.launchers import DeployRequest, vllm
 
 GOLDEN = Path(__file__).parent / "golden" / "vllm_argv.json"
 MATRIX = load_matrix(Path(__file__).parent.parent / "pipelines" / "matrix.gpu.yaml")
@@ -23,7 +24,7 @@ VLLM_VARIANTS = sorted(name for name, v in MATRIX.variants.items() if v.engine.k
 
 def argv_for(name: str) -> list[str]:
     variant = MATRIX.variant(name)
-    return vllm_argv("vllm", f"/models/{name}", name, variant.engine.options, "127.0.0.1", 8000,
+    return vllm.argv("vllm", f"/models/{name}", name, variant.engine.settings, "127.0.0.1", 8000,
                      variant.model.trust_remote_code)
 
 
@@ -64,7 +65,8 @@ def test_vllm_argv_carries_the_variant_settings():
 def test_options_that_are_off_by_default_appear_when_asked():
     options = {"quantization": "fp8", "kv_cache_dtype": "fp8", "enable_prefix_caching": False,
                "distributed_executor_backend": "mp", "extra_args": ["--enforce-eager"]}
-    argv = vllm_argv("docker run --gpus all vllm/vllm-openai", "/m", "m", options, "0.0.0.0", 9000, True)
+    settings = EngineSpec("vllm", options).settings
+    argv = vllm.argv("docker run --gpus all vllm/vllm-openai", "/m", "m", settings, "0.0.0.0", 9000, True)
     assert argv[:6] == ["docker", "run", "--gpus", "all", "vllm/vllm-openai", "serve"]
     assert _flag(argv, "--quantization") == "fp8" and _flag(argv, "--kv-cache-dtype") == "fp8"
     assert "--no-enable-prefix-caching" in argv and _flag(argv, "--distributed-executor-backend") == "mp"
@@ -98,41 +100,41 @@ def test_the_installed_vllm_accepts_every_command_line_of_the_gpu_matrix():
     assert all(verdicts[name] for name in controls), verdicts
 
 
+def launched(engine: EngineResource, options: dict, model_path: str, served_name: str = "tiny"):
+    """The Launch vLLM's launcher builds for these engine settings, serving on port 8000."""
+    request = DeployRequest(model_path=model_path, served_name=served_name, log_path=Path(model_path) / "v.log")
+    return vllm.launch(engine, EngineSpec("vllm", options).settings, request, 8000)
+
+
 @pytest.mark.unit
 def test_vllm_on_a_cpu_runs_eagerly_in_one_process_with_its_cache_sized_and_the_variants_env_last(tmp_path):
-    from assets.matrix import EngineSpec
-    from resources.engines import EngineError, EngineResource, vllm_launch
-
     engine = EngineResource(log_dir=str(tmp_path), vllm_command="/v/bin/python -m vllm.entrypoints.openai.api_server")
-    spec = EngineSpec("vllm", {"device": "cpu", "cpu_kvcache_space_gib": 3,
-                               "env": {"VLLM_ENABLE_V1_MULTIPROCESSING": 1, "VLLM_CPU_OMP_THREADS_BIND": "nobind"}})
-    launch = vllm_launch(engine, spec, str(tmp_path), "tiny", 8000, False)
+    launch = launched(engine, {"device": "cpu", "cpu_kvcache_space_gib": 3,
+                               "env": {"VLLM_ENABLE_V1_MULTIPROCESSING": 1, "VLLM_CPU_OMP_THREADS_BIND": "nobind"}},
+                      str(tmp_path))
     assert launch.argv[:5] == ["/v/bin/python", "-m", "vllm.entrypoints.openai.api_server", "--model", str(tmp_path)]
     assert "--enforce-eager" in launch.argv and launch.served_model == "tiny" and launch.version_path == "/version"
     assert launch.env["VLLM_CPU_KVCACHE_SPACE"] == "3" and launch.env["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
     assert launch.env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "1"   # the variant's own setting wins
-    on_gpu = vllm_launch(engine, EngineSpec("vllm", {}), str(tmp_path), "tiny", 8000, False)
+    on_gpu = launched(engine, {}, str(tmp_path))
     assert "--enforce-eager" not in on_gpu.argv and "VLLM_CPU_KVCACHE_SPACE" not in on_gpu.env
-    with pytest.raises(EngineError, match="engine setting 'env' maps variable names to values"):
-        vllm_launch(engine, EngineSpec("vllm", {"env": ["A=1"]}), str(tmp_path), "tiny", 8000, False)
+    with pytest.raises(EngineSettingsError, match="engine setting 'env'"):   # refused where the settings are read
+        EngineSpec("vllm", {"env": ["A=1"]})
 
 
 @pytest.mark.unit
 def test_without_a_configured_command_the_engines_device_chooses_the_vllm_it_starts(tmp_path, monkeypatch):
     """A CPU engine starts vLLM's CPU build in .venv-vllm, on a host with a GPU too; a GPU engine starts `vllm`;
     YARDSTICK_VLLM_COMMAND (the resource's `vllm_command`) wins for both."""
-    from assets.matrix import EngineSpec
     from assets.matrix.host import VLLM_CPU_PYTHON, default_vllm_command
-    from resources.engines import EngineResource, vllm_launch
 
     monkeypatch.delenv("YARDSTICK_VLLM_COMMAND", raising=False)
     assert default_vllm_command(cpu=False) == "vllm"
     assert default_vllm_command(cpu=True) == (f"{VLLM_CPU_PYTHON} -m vllm.entrypoints.openai.api_server"
                                               if VLLM_CPU_PYTHON.exists() else "vllm")
     engine = EngineResource(log_dir=str(tmp_path))
-    assert vllm_launch(engine, EngineSpec("vllm", {}), str(tmp_path), "m", 8000, False).argv[:2] == ["vllm", "serve"]
+    assert launched(engine, {}, str(tmp_path), "m").argv[:2] == ["vllm", "serve"]
     monkeypatch.setenv("YARDSTICK_VLLM_COMMAND", "/opt/vllm/bin/vllm")
     assert default_vllm_command(cpu=True) == default_vllm_command(cpu=False) == "/opt/vllm/bin/vllm"
     configured = EngineResource(log_dir=str(tmp_path), vllm_command="/opt/vllm/bin/vllm")
-    assert vllm_launch(configured, EngineSpec("vllm", {}), str(tmp_path), "m", 8000, False).argv[0] == \
-        "/opt/vllm/bin/vllm"
+    assert launched(configured, {}, str(tmp_path), "m").argv[0] == "/opt/vllm/bin/vllm"

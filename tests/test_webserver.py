@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from pipelines.definitions import defs
-from resources.engines import free_port
+from resources.launchers.readiness import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_ASSETS = {"benchmark_items", "model_snapshot", "quantized_model", "engine_deployment",

@@ -14,6 +14,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from assets.processes import read_stat
+
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 WORKER_TAG = "yardstick/worker"   # the run tag that holds `Worker.tag()`
 
@@ -27,12 +29,8 @@ def _boot_id() -> str:
 
 def _start_ticks(pid: int) -> str | None:
     """The process's start time in clock ticks after boot, or None when no such process exists."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) is in parentheses and may hold spaces: count fields after its closing one.
-    return stat[stat.rindex(")") + 2:].split()[19]
+    stat = read_stat(pid)
+    return None if stat is None else str(stat.start_ticks)
 
 
 @dataclass(frozen=True)

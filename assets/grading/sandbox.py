@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from assets.processes import signal_group, start_in_own_group, stop_process_group
+
 SYSTEM_PYTHON = "/usr/bin/python3"
 INSTALL_HINT = "apt-get install bubblewrap (Debian, Ubuntu; `make` does it when run as root)"
 # Unprivileged user ids for sandboxed programs run by root, one per run, so that the process limit of one program
@@ -120,8 +122,9 @@ def run_sandboxed(program: str, limits: Limits | None = None, python: str = SYST
     (each stream cut to limits.output_bytes)."""
     limits = limits or Limits()
     started = time.monotonic()
-    process = subprocess.Popen(command(limits, python, _sandbox_uid()), stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    # bwrap's --die-with-parent and the process namespace take the program with this process.
+    process = start_in_own_group(command(limits, python, _sandbox_uid()), die_with_parent=False,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     exceeded = threading.Event()
     captured: dict[str, bytes] = {}
 
@@ -132,7 +135,9 @@ def run_sandboxed(program: str, limits: Limits | None = None, python: str = SYST
             kept += chunk[:max(room, 0)]
             if len(chunk) > room:
                 exceeded.set()
-                _kill(process)
+                # prlimit, setpriv and bwrap exec one another in one process, the group's leader; bwrap's
+                # --die-with-parent and the process namespace end everything inside with it.
+                signal_group(process.pid, signal.SIGKILL)
                 break
         captured[name] = bytes(kept)
 
@@ -145,13 +150,8 @@ def run_sandboxed(program: str, limits: Limits | None = None, python: str = SYST
         process.stdin.close()
     except BrokenPipeError:   # it ended (or was stopped) before reading all of its program
         pass
-    timed_out = False
-    try:
-        process.wait(timeout=limits.wall_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-    _kill(process)
-    process.wait()
+    # It runs until it ends or its wall time is up; then whatever is left of its group is killed.
+    timed_out = not stop_process_group(process, limits.wall_s, terminate=False)
     for reader in readers:
         reader.join(timeout=5)
     code = process.returncode
@@ -160,12 +160,3 @@ def run_sandboxed(program: str, limits: Limits | None = None, python: str = SYST
                    stdout=captured.get("stdout", b"").decode("utf-8", "replace"),
                    stderr=captured.get("stderr", b"").decode("utf-8", "replace"),
                    wall_s=time.monotonic() - started)
-
-
-def _kill(process: subprocess.Popen) -> None:
-    """SIGKILL the sandbox's process group (prlimit, setpriv and bwrap exec one another in one process); bwrap's
-    --die-with-parent and the process namespace end everything inside with it."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

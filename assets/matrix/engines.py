@@ -22,6 +22,8 @@ def _number(kind: type) -> Callable[[object], Any]:
     def parse(value: object) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ValueError(f"expected a number, got {value!r}")
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"expected a whole number, got {value!r}")
         return kind(value)
     return parse
 

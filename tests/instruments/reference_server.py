@@ -178,7 +178,8 @@ def running_reference_server(ttft_ms: float, tpot_ms: float, slots: int,
                              tokens_per_chunk: int = 1) -> Iterator[str]:
     """The reference server as a process of its own (its own event loop, as a real engine has); yields
     its OpenAI base URL once /health answers, and stops the process on exit."""
-    from resources.engines import free_port  # here, so that the server process itself starts without Dagster
+    # Here, so that the server process itself starts without Dagster.
+    from resources.launchers.readiness import free_port
 
     port = free_port()
     process = subprocess.Popen(

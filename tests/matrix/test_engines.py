@@ -62,6 +62,7 @@ def test_each_kind_gets_its_own_settings_with_their_defaults(tmp_path):
     ("{engine: {kind: transformers, tensor_parallel_size: 2}}",
      "transformers engine setting tensor_parallel_size unknown"),
     ("{engine: {nodes: two}}", "engine setting 'nodes' (hosts the engine spans (Ray)): invalid literal"),
+    ("{engine: {cpu_kvcache_space_gib: 2.5}}", "expected a whole number, got 2.5"),
     ("{engine: {enable_prefix_caching: 'no'}}", "engine setting 'enable_prefix_caching'"),
     ("{engine: {extra_args: --foo}}", "expected a list of arguments"),
     ("{model: null, hardware: null, api_price: x, engine: {kind: external, base_url: 'https://a/v1'}}",
