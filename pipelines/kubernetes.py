@@ -134,7 +134,7 @@ def _engine_step(variant: Variant, hardware: Hardware | None, names: ClusterName
     config = _on_gpus(variant, hardware, gpus) if gpus else {"container_config": {}, "pod_spec_config": {}}
     if env:
         config["container_config"]["env"] = env
-    if variant.engine.kind == "vllm":
+    if variant.engine.settings.NEEDS_SHARED_MEMORY:
         config["container_config"]["volumeMounts"] = [{"name": "dshm", "mountPath": "/dev/shm"}]
         config["pod_spec_config"]["volumes"] = [
             {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": names.shm_size}}]

@@ -93,7 +93,8 @@ def serving_loads(variant: Variant, sampling: dict, prompts: tuple[str, ...] = (
     serving = variant.serving
     common = {"num_requests": serving.requests_per_level, "input_len": serving.input_len,
               "output_len": serving.output_len, "warmup": serving.warmup_requests, "sampling": sampling,
-              "exact_output_len": variant.engine.kind == "vllm", "per_chunk_usage": variant.engine.kind == "vllm",
+              "exact_output_len": variant.engine.settings.FORCES_OUTPUT_LENGTH,
+              "per_chunk_usage": variant.engine.settings.USAGE_PER_CHUNK,
               "prompts": prompts,
               "system_prompt": variant.protocol.system_prompt if prompts else None}
     return load_levels(serving.concurrency, serving.request_rates, **common)

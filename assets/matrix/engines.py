@@ -78,6 +78,11 @@ class EngineSettings:
     """What every engine kind takes."""
 
     KIND: ClassVar[str] = ""
+    # What the engine can do, which the load test and the cluster deployment ask rather than its kind:
+    FORCES_OUTPUT_LENGTH: ClassVar[bool] = False   # honours ignore_eos/min_tokens: a level's outputs are exactly
+                                                   # output_len tokens long
+    USAGE_PER_CHUNK: ClassVar[bool] = False        # reports token usage in every streamed chunk
+    NEEDS_SHARED_MEMORY: ClassVar[bool] = False    # its workers exchange tensors through /dev/shm
     concurrency: int = setting(8, _number(int), "requests in flight from the client")
     per_request_seed: bool = setting(True, _flag, "send each sample's own seed (false for an API that refuses it)")
     retry: dict | None = setting(None, _optional(_mapping), "retry policy (assets.engine.retry)")
@@ -147,6 +152,9 @@ class LocalEngineSettings(EngineSettings):
 @dataclass(frozen=True, kw_only=True)
 class VllmSettings(LocalEngineSettings):
     KIND: ClassVar[str] = "vllm"
+    FORCES_OUTPUT_LENGTH: ClassVar[bool] = True
+    USAGE_PER_CHUNK: ClassVar[bool] = True
+    NEEDS_SHARED_MEMORY: ClassVar[bool] = True
     cpu_kvcache_space_gib: int = setting(1, _number(int), "KV cache in RAM on vLLM's CPU build, whole GiB")
     distributed_executor_backend: str | None = setting(None, _optional(_text), "mp or ray (ray when nodes > 1)")
     enable_prefix_caching: bool = setting(True, _flag, "automatic prefix caching")
