@@ -4,13 +4,17 @@ import json
 
 import pytest
 
+from assets.benchmarks.items import load_items
 from assets.benchmarks.registry import BENCHMARKS, benchmark_named
 from assets.benchmarks.sources import BenchmarkDataError
+from tests.conftest import SHARED_BENCHMARKS, needs_shared
 
 pytestmark = pytest.mark.unit
 
+
 GPQA_ROW = {"Record ID": "rec1", "Question": " Which is heaviest? ", "Correct Answer": "lead ",
             "Incorrect Answer 1": "wood", "Incorrect Answer 2": "air", "Incorrect Answer 3": "cork"}
+
 HUMANEVAL_ROW = {"task_id": "HumanEval/0", "prompt": "def f():\n    \"\"\"One.\"\"\"\n\n",
                  "entry_point": "f", "test": "def check(candidate):\n    assert candidate() == 1\n"}
 
@@ -74,3 +78,11 @@ def test_options_are_checked(name, options, error):
 ])
 def test_checked_options_are_the_options_as_given(name, options, checked):
     assert benchmark_named(name).checked_options(options) == checked
+
+
+@needs_shared
+def test_multiple_choice_golds_are_letters():
+    mmlu = load_items("mmlu_stem", SHARED_BENCHMARKS, 50)
+    aqua = load_items("aqua_rat", SHARED_BENCHMARKS, 50)
+    assert {item["gold"] for item in mmlu} <= set("ABCD") and {item["gold"] for item in aqua} <= set("ABCDE")
+    assert "\nA. " in mmlu[0]["problem"] and "\nA)" in aqua[0]["problem"]

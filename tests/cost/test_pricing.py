@@ -16,6 +16,7 @@ from assets.cost.pricing import (
     api_alternative,
     api_costs,
     benchmark_spend,
+    best_level,
     energy_per_million_tokens,
     instance_costs,
     measured_power_kw,
@@ -27,7 +28,9 @@ from assets.cost.pricing import (
 
 pytestmark = pytest.mark.unit
 
+
 QUOTED = {"price_date": date(2026, 1, 5), "source": "a hand-written test price"}
+
 TARIFF = Electricity(usd_per_kwh=0.15, pue=1.0)
 
 
@@ -258,3 +261,32 @@ def test_a_self_hosted_variant_s_tokens_are_priced_at_each_api(price, usd_spent)
         price.model, date(2026, 1, 5), "a hand-written test price")
     assert (alternative["usd_per_million_input_tokens"], alternative["usd_per_million_output_tokens"]) == (
         price.input, price.output)
+
+
+def test_priced_load_level_is_the_fastest_that_met_the_slos():
+    assert usd_per_correct(0.001, 0) is None
+    with pytest.raises(ValueError):
+        usd_per_million_tokens(1.0, 0)
+    levels = [{"load": 1, "completed": 40, "failed": 0, "output_throughput": 10.0, "request_throughput": 1.0,
+               "goodput": 1.0},
+              {"load": 8, "completed": 38, "failed": 2, "output_throughput": 90.0, "request_throughput": 8.0,
+               "goodput": 8.0},
+              {"load": 16, "completed": 40, "failed": 0, "output_throughput": 60.0, "request_throughput": 6.0,
+               "goodput": 3.0},
+              {"load": 4, "completed": 40, "failed": 0, "output_throughput": 40.0, "request_throughput": 4.0,
+               "goodput": 4.0}]
+    assert best_level(levels) == (levels[3], True)   # 16 is faster but half its requests missed the SLOs
+    assert best_level(levels[2:3]) == (levels[2], False)
+    # 2 of 40 failed at 8: 5%, priced when the bound allows it, and only then.
+    assert best_level(levels, max_failed_share=0.05) == (levels[1], True)
+    assert best_level(levels, max_failed_share=0.049) == (levels[3], True)
+
+
+def test_no_level_within_the_failure_bound_names_each_levels_failures():
+    levels = [{"profile": "concurrency", "load": 1, "completed": 3, "failed": 1, "output_throughput": 10.0,
+               "request_throughput": 1.0, "goodput": 1.0},
+              {"profile": "rate", "load": 2.5, "completed": 0, "failed": 4, "output_throughput": 0.0,
+               "request_throughput": 0.0, "goodput": 0.0}]
+    with pytest.raises(ValueError, match=r"at most 5.0% .*concurrency 1: 1 of 4 failed, rate 2.5: 4 of 4 failed"):
+        best_level(levels, max_failed_share=0.05)
+    assert best_level(levels, max_failed_share=0.25) == (levels[0], True)

@@ -16,8 +16,8 @@ from assets.engine.loadtest import Endpoint
 from assets.engine.serving import endpoint_gpus, serving_rows
 from assets.matrix import load_matrix
 from pipelines.cli import main as yardstick
+from tests.engine.test_gpu_telemetry import fake_nvml
 from tests.instruments.reference_server import running_reference_server
-from tests.test_gpu_telemetry import fake_nvml
 
 ROOT = Path(__file__).resolve().parents[2]
 GPU_ROW_COLUMNS = {*GPU_COLUMNS, "gpu_kwh_per_million_output_tokens"}

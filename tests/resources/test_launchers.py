@@ -1,6 +1,7 @@
 """The engine launchers (resources/launchers/): one per engine kind in the registry, the `transformers serve`
-command line and environment, and the external endpoint, through the thin EngineResource. vLLM's command line
-has its own golden tests (tests/test_vllm_argv.py); the servers' lives, tests/test_engine_lifecycle.py."""
+command line and environment, the external endpoint and the readiness checks, through the thin EngineResource.
+vLLM's command line has its own golden tests (tests/resources/launchers/test_vllm.py); the servers' lives,
+tests/resources/test_engines.py."""
 
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from assets.matrix import ENGINE_SETTINGS, EngineSpec
 from resources.engines import EngineResource
 from resources.launchers import LAUNCHERS, DeployRequest, EngineError, transformers
+from resources.launchers.readiness import confirm_served_model
 
 pytestmark = pytest.mark.unit
 
@@ -18,6 +20,7 @@ def test_every_engine_kind_has_a_launcher():
 
 
 SERVE = ["transformers", "serve", "/m", "--host", "127.0.0.1", "--port", "8000"]
+
 BATCHING = ["--continuous-batching", "--cb-num-blocks", "512", "--cb-block-size", "32", "--cb-max-batch-tokens", "2048"]
 
 
@@ -92,3 +95,46 @@ def test_a_missing_model_is_refused_before_anything_starts(tmp_path):
             engine.deploy(EngineSpec("transformers", {}), str(tmp_path / "absent"), "m", "absent"):
         pass
     assert not (tmp_path / "logs").exists()
+
+
+URL = "http://127.0.0.1:8000/v1/models"
+
+
+@pytest.mark.parametrize(("listing", "refusal"), [
+    ({"object": "list", "data": [{"id": "my-variant", "object": "model"}]}, None),
+    ({"object": "list", "data": [{"id": "base"}, {"id": "my-variant"}]}, None),   # a LoRA server lists several
+    ({"object": "list", "data": [{"id": "someone-else"}]},
+     f"the server at {URL} serves ['someone-else'], not 'my-variant'"),
+    ({"object": "list", "data": []}, f"the server at {URL} serves [], not 'my-variant'"),
+    ({"detail": "Not Found"}, f"the server at {URL} did not answer with a model list"),
+    (["my-variant"], f"the server at {URL} did not answer with a model list"),
+])
+def test_a_server_must_list_the_model_it_was_started_for(listing, refusal):
+    if refusal is None:
+        confirm_served_model(listing, "my-variant", URL)
+    else:
+        with pytest.raises(EngineError) as raised:
+            confirm_served_model(listing, "my-variant", URL)
+        assert str(raised.value).startswith(refusal)
+
+
+def test_external_engine_needs_its_key(monkeypatch, tmp_path):
+    monkeypatch.delenv("YARDSTICK_TEST_KEY", raising=False)
+    spec = EngineSpec(kind="external", options={"base_url": "http://127.0.0.1:9/v1", "model": "m",
+                                                "api_key_env": "YARDSTICK_TEST_KEY"})
+    with pytest.raises(EngineError, match="YARDSTICK_TEST_KEY"):
+        with EngineResource(log_dir=str(tmp_path)).deploy(spec, "", "x", "x"):
+            pass
+
+
+def test_an_endpoint_with_credentials_in_its_url_and_a_key_is_refused_naming_both(monkeypatch, tmp_path):
+    """The OpenAI client sends the URL's credentials and drops the key: one of them would silently not reach the
+    endpoint, so the combination is refused before any request, with the password hidden."""
+    monkeypatch.setenv("YARDSTICK_TEST_URL", "https://user:hunter2@api.example/v1")
+    monkeypatch.setenv("YARDSTICK_TEST_KEY", "sk-test")
+    spec = EngineSpec(kind="external", options={"base_url_env": "YARDSTICK_TEST_URL", "model": "m",
+                                                "api_key_env": "YARDSTICK_TEST_KEY"})
+    with pytest.raises(EngineError, match="carries credentials in its URL and the engine settings name a key too") as \
+            refused, EngineResource(log_dir=str(tmp_path)).deploy(spec, "", "x", "x"):
+        pass
+    assert "hunter2" not in str(refused.value) and "api_key_env: YARDSTICK_TEST_KEY" in str(refused.value)
