@@ -1,7 +1,7 @@
 """Answer formats: how the final answer is found in a response and when it equals the gold.
 
 A benchmark names its format; the warehouse stores the name (`answer_format`), and `answer_format(name)` gives the
-object back. Each format is a small frozen dataclass with `extract(answer_text)` and `equal(answer, gold)`:
+object back. Each format is a small class with `extract(answer_text)` and `equal(answer, gold)`:
 
 - `latex` (MATH): the last \\boxed{}; equal by number or clock time, else undecided (math-verify decides).
 - `number` (GSM8K): the last \\boxed{}, else the last `#### n`, else the last number; equal as for `latex`.
@@ -14,8 +14,7 @@ object back. Each format is a small frozen dataclass with `extract(answer_text)`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from assets.grading.extraction import (
     ANSWER_IS_CHOICE_PATTERN,
@@ -47,6 +46,15 @@ class AnswerFormat(Protocol):
     def equal(self, answer: str, gold: str) -> bool | None: ...
 
 
+class _Format:
+    """The defaults of a format: a boxed answer, compared by its own rules alone."""
+
+    name: ClassVar[str]
+    symbolic: ClassVar[bool] = False
+    runs_tests: ClassVar[bool] = False
+    uses_protocol_instruction: ClassVar[bool] = True
+
+
 def same_number_or_time(answer: str, gold: str) -> bool | None:
     """Clock times ("4:30" answers "4:30 p.m."; "4:30 a.m." does not) and plain numbers; None: neither."""
     gold_time, predicted_time = clock_time(gold), clock_time(answer)
@@ -59,12 +67,9 @@ def same_number_or_time(answer: str, gold: str) -> bool | None:
     return math.isclose(gold_value, predicted_value, rel_tol=1e-9, abs_tol=1e-9)
 
 
-@dataclass(frozen=True)
-class BoxedLatex:
-    name: str = "latex"
-    symbolic: bool = True
-    runs_tests: bool = False
-    uses_protocol_instruction: bool = True
+class BoxedLatex(_Format):
+    name = "latex"
+    symbolic = True
 
     def extract(self, answer_text: str) -> str | None:
         return last_boxed(answer_text)
@@ -73,12 +78,9 @@ class BoxedLatex:
         return same_number_or_time(answer, gold)
 
 
-@dataclass(frozen=True)
-class BoxedOrLastNumber:
-    name: str = "number"
-    symbolic: bool = True
-    runs_tests: bool = False
-    uses_protocol_instruction: bool = True
+class BoxedOrLastNumber(_Format):
+    name = "number"
+    symbolic = True
 
     def extract(self, answer_text: str) -> str | None:
         boxed = last_boxed(answer_text)
@@ -94,12 +96,8 @@ class BoxedOrLastNumber:
         return same_number_or_time(answer, gold)
 
 
-@dataclass(frozen=True)
-class BoxedInteger:
-    name: str = "integer"
-    symbolic: bool = False
-    runs_tests: bool = False
-    uses_protocol_instruction: bool = True
+class BoxedInteger(_Format):
+    name = "integer"
 
     def extract(self, answer_text: str) -> str | None:
         return last_boxed(answer_text)
@@ -108,12 +106,8 @@ class BoxedInteger:
         return bool(same_number_or_time(answer, gold))
 
 
-@dataclass(frozen=True)
-class ChoiceLetter:
-    name: str = "choice"
-    symbolic: bool = False
-    runs_tests: bool = False
-    uses_protocol_instruction: bool = True
+class ChoiceLetter(_Format):
+    name = "choice"
 
     def extract(self, answer_text: str) -> str | None:
         boxed = last_boxed(answer_text)
@@ -131,14 +125,12 @@ class ChoiceLetter:
         return gold.strip().upper() == answer.strip().upper()
 
 
-@dataclass(frozen=True)
-class PythonCode:
+class PythonCode(_Format):
     """The problem states how to answer (a fenced block, not \\boxed{}), so the protocol's instruction is not added."""
 
-    name: str = "code"
-    symbolic: bool = False
-    runs_tests: bool = True
-    uses_protocol_instruction: bool = False
+    name = "code"
+    runs_tests = True
+    uses_protocol_instruction = False
 
     def extract(self, answer_text: str) -> str | None:
         # Imported here: assets.grading.code reaches assets.matrix, which reaches the benchmarks, which name formats.
