@@ -10,6 +10,13 @@ BIN := $(VENV)/bin
 VLLM_VENV ?= .venv-vllm
 VLLM_READY := $(VLLM_VENV)/.installed
 SHARED_BENCHMARKS := $(abspath ../shared/data/benchmarks)
+# llama.cpp, the third engine, built from the source that the llama-cpp-python source distribution vendors (the
+# registry has it; GitHub is not needed): its server, llama-quantize, llama-imatrix, and convert_hf_to_gguf.py with
+# gguf-py. The build is cached in .llama.cpp/ and records its version and commit in .llama.cpp/version.json.
+# YARDSTICK_LLAMACPP_SERVER (and _QUANTIZE, _IMATRIX) select any other build instead, such as a CUDA build.
+LLAMACPP_PYTHON_VERSION ?= 0.3.36
+LLAMACPP_DIR ?= .llama.cpp
+LLAMACPP_READY := $(LLAMACPP_DIR)/.installed
 
 # The offline benchmark mirror, when this checkout has ../shared beside it; unset means the hub.
 ifeq ($(origin YARDSTICK_BENCHMARK_MIRROR), undefined)
@@ -20,7 +27,7 @@ endif
 export YARDSTICK_HOME ?= $(CURDIR)/.yardstick
 export DAGSTER_HOME ?= $(YARDSTICK_HOME)/dagster
 
-.PHONY: run test test-fast ui lint clean sandbox postgres
+.PHONY: run test test-fast ui lint clean sandbox postgres llama.cpp
 
 $(BIN)/yardstick: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +52,31 @@ define system_package
 			exit 1; \
 		fi; }
 endef
+
+# Native build (GGML_NATIVE): built on the host that runs it, for its CPU. About five minutes on two idle cores.
+$(LLAMACPP_READY): $(BIN)/yardstick
+	$(call system_package,command -v cmake,cmake,building llama.cpp)
+	$(call system_package,command -v ninja,ninja-build,building llama.cpp)
+	$(call system_package,command -v g++,g++,building llama.cpp)
+	rm -rf $(LLAMACPP_DIR)/src && mkdir -p $(LLAMACPP_DIR)/src
+	$(BIN)/pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+		llama-cpp-python==$(LLAMACPP_PYTHON_VERSION) -d $(LLAMACPP_DIR)/src
+	tar -xzf $(LLAMACPP_DIR)/src/llama_cpp_python-$(LLAMACPP_PYTHON_VERSION).tar.gz -C $(LLAMACPP_DIR)/src \
+		--strip-components=3 llama_cpp_python-$(LLAMACPP_PYTHON_VERSION)/vendor/llama.cpp
+	@# The vendored tree has no .git of its own; the commit is in the source distribution's submodule record.
+	tar -xzOf $(LLAMACPP_DIR)/src/llama_cpp_python-$(LLAMACPP_PYTHON_VERSION).tar.gz \
+		llama_cpp_python-$(LLAMACPP_PYTHON_VERSION)/.git/modules/vendor/llama.cpp/HEAD > $(LLAMACPP_DIR)/src/COMMIT
+	rm $(LLAMACPP_DIR)/src/llama_cpp_python-$(LLAMACPP_PYTHON_VERSION).tar.gz
+	cmake -S $(LLAMACPP_DIR)/src -B $(LLAMACPP_DIR)/build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+		-DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF \
+		-DGGML_NATIVE=ON -DLLAMA_BUILD_COMMIT=$$(cut -c1-9 $(LLAMACPP_DIR)/src/COMMIT) >/dev/null
+	@echo "building llama.cpp (llama-server, llama-quantize, llama-imatrix): a few minutes"
+	cmake --build $(LLAMACPP_DIR)/build --target llama-server llama-quantize llama-imatrix >/dev/null
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(LLAMACPP_DIR)/src/gguf-py
+	$(LLAMACPP_DIR)/build/bin/llama-server --version
+	touch $@
+
+llama.cpp: $(LLAMACPP_READY)
 
 # Model-written code runs only inside bubblewrap (assets/grading/sandbox.py); a trivial program must run in it here
 # (user namespaces allowed), or the code benchmarks could not be graded: checked before anything runs.

@@ -9,6 +9,7 @@ from assets.matrix.engines import (
     EngineSettings,
     EngineSettingsError,
     ExternalSettings,
+    LlamaCppSettings,
     LocalEngineSettings,
     TransformersSettings,
     VllmSettings,
@@ -17,6 +18,7 @@ from assets.matrix.load import DEFAULT_MATRIX, load_matrix, matrix_path
 from assets.matrix.spec import (
     CALIBRATED_METHODS,
     ENGINE_KINDS,
+    GGUF_SCHEMES,
     PROTOCOL_PRESETS,
     QUANTIZATION_METHODS,
     EngineSpec,
@@ -29,7 +31,7 @@ from assets.matrix.spec import (
     Variant,
 )
 
-__all__ = ["CALIBRATED_METHODS", "DEFAULT_MATRIX", "ENGINE_KINDS", "ENGINE_SETTINGS", "PROTOCOL_PRESETS",
+__all__ = ["CALIBRATED_METHODS", "DEFAULT_MATRIX", "ENGINE_KINDS", "ENGINE_SETTINGS", "GGUF_SCHEMES", "PROTOCOL_PRESETS",
            "QUANTIZATION_METHODS", "EngineSettings", "EngineSettingsError", "EngineSpec", "ExternalSettings",
-           "LocalEngineSettings", "Matrix", "MatrixError", "ModelSpec", "Protocol", "QuantizationSpec", "ServingSpec",
+           "LlamaCppSettings", "LocalEngineSettings", "Matrix", "MatrixError", "ModelSpec", "Protocol", "QuantizationSpec", "ServingSpec",
            "TransformersSettings", "Variant", "VllmSettings", "load_matrix", "matrix_path"]

@@ -195,6 +195,35 @@ class TransformersSettings(LocalEngineSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class LlamaCppSettings(LocalEngineSettings):
+    """llama.cpp's `llama-server`, serving a GGUF file (the variant's quantization makes it)."""
+
+    KIND: ClassVar[str] = "llamacpp"
+    FORCES_OUTPUT_LENGTH: ClassVar[bool] = True   # ignore_eos: a level's outputs are exactly output_len long
+    USAGE_PER_CHUNK: ClassVar[bool] = False       # usage comes in the last chunk only
+    device: str = setting("cpu", _text, "cpu, or cuda for GPUs (a CUDA build: YARDSTICK_LLAMACPP_SERVER)")
+    dtype: str = setting("auto", _text, "not used: the GGUF file's tensor types are what runs")
+    parallel: int | None = setting(None, _optional(_number(int)),
+                                   "server slots batched at once (default: the variant's concurrency)")
+    gpu_layers: int | None = setting(None, _optional(_number(int)),
+                                     "layers offloaded to the GPUs, -ngl (default: all on a GPU, none on a CPU)")
+    tensor_split: tuple[str, ...] = setting((), _arguments, "the share of the model on each GPU, --tensor-split")
+    threads: int | None = setting(None, _optional(_number(int)), "CPU threads (default: the host's engine cores)")
+    reasoning_format: str = setting("deepseek", _text, "deepseek: the reasoning in reasoning_content; none: kept")
+    rpc: tuple[str, ...] = setting((), _arguments, "host:port of llama.cpp RPC servers to spread the model over")
+    extra_args: tuple[str, ...] = setting((), _arguments, "more `llama-server` arguments, as given")
+    seed: int = setting(0, _number(int), "the server's default seed")
+
+    @property
+    def node_count(self) -> int:
+        return 1 + len(self.rpc)
+
+    @property
+    def devices_spanned(self) -> int:
+        return max(1, len(self.tensor_split))
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExternalSettings(EngineSettings):
     KIND: ClassVar[str] = "external"
     model: str = _no_default(_text, "the model name the endpoint serves, e.g. deepseek-reasoner")
@@ -206,8 +235,9 @@ class ExternalSettings(EngineSettings):
 
 
 ENGINE_SETTINGS: dict[str, type[EngineSettings]] = {
-    settings.KIND: settings for settings in (TransformersSettings, VllmSettings, ExternalSettings)
+    settings.KIND: settings for settings in (TransformersSettings, VllmSettings, LlamaCppSettings, ExternalSettings)
 }
 ENGINE_KINDS = tuple(ENGINE_SETTINGS)
 # Settings that change how fast samples come back but never what they are: not part of a sample's identity.
-RUNTIME_ONLY_SETTINGS = frozenset({"concurrency", "startup_timeout_s", "port", "cpu_kvcache_space_gib", "retry"})
+RUNTIME_ONLY_SETTINGS = frozenset({"concurrency", "startup_timeout_s", "port", "cpu_kvcache_space_gib", "retry",
+                                   "threads"})

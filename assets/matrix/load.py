@@ -15,6 +15,7 @@ import yaml
 from assets.matrix.engines import ENGINE_KINDS, ENGINE_SETTINGS, EngineSettingsError, ExternalSettings
 from assets.matrix.host import SCHEME_KERNELS, ProbeError, VllmCpuCapabilities, vllm_cpu_capabilities
 from assets.matrix.spec import (
+    GGUF_SCHEMES,
     PROTOCOL_PRESETS,
     QUANTIZATION_METHODS,
     RESAMPLE,
@@ -193,6 +194,19 @@ def _parse_quantization(body: dict, where: str) -> QuantizationSpec:
     return spec
 
 
+def _check_format(engine: EngineSpec, quantization: QuantizationSpec, where: str) -> None:
+    """GGUF files are llama.cpp's, and llama.cpp serves nothing else."""
+    gguf = quantization.scheme in GGUF_SCHEMES
+    if gguf and engine.kind != "llamacpp":
+        raise MatrixError(f"{where}: {quantization.scheme} is a GGUF type, which llama.cpp serves; set the engine's "
+                          f"kind to llamacpp, or choose an llm-compressor scheme for {engine.kind}")
+    if engine.kind == "llamacpp" and not gguf and quantization.scheme != "none":
+        raise MatrixError(f"{where}: llama.cpp serves GGUF files, not {quantization.scheme}; choose one of "
+                          f"{', '.join(GGUF_SCHEMES)} (or none: the checkpoint converted to GGUF as it is)")
+    if engine.fallback is not None and engine.fallback.kind == "llamacpp":
+        raise MatrixError(f"{where}: llama.cpp cannot stand in for {engine.kind}: it serves GGUF files")
+
+
 # Engine settings a fallback engine takes from the engine it stands in for, unless it sets its own.
 _FALLBACK_INHERITS = ("device", "concurrency", "startup_timeout_s")
 
@@ -291,10 +305,12 @@ def _parse_variant(name: object, body: dict, path: Path) -> Variant:
     if resample not in RESAMPLE:
         raise MatrixError(f"{where}: resample '{resample}' unknown; known: {', '.join(RESAMPLE)} (daily draws the "
                           "samples afresh each UTC day, for an API baseline's drift)")
+    quantization = _parse_quantization(quantization_body, where)
+    _check_format(engine, quantization, where)
     return Variant(
         name=name,
         model=_parse_model(body.get("model") or {}, external, where),
-        quantization=_parse_quantization(quantization_body, where),
+        quantization=quantization,
         engine=engine,
         protocol=_parse_protocol(dict(body.get("protocol") or {}), where),
         benchmarks=benchmarks,

@@ -63,16 +63,24 @@ class ModelSpec:
     allow_patterns: tuple[str, ...] = ("*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken")
 
 
-# Quantization schemes and the methods each allows; the first is the default. Methods other than rtn and
-# dynamic need a calibration set.
+# GGUF tensor types `llama-quantize` makes (llama.cpp serves them); an i-quant (IQ*) needs an importance matrix,
+# computed by `llama-imatrix` on the variant's calibration source. F16 and BF16 are the converter's own output.
+GGUF_SCHEMES = ("F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K", "IQ4_XS", "IQ3_XXS",
+                "IQ2_XXS", "IQ1_S")
+# Quantization schemes and the methods each allows; the first is the default. Methods other than rtn, dynamic and
+# llama-quantize need a calibration set. `none` served by llama.cpp is the checkpoint converted to GGUF as it is.
 QUANTIZATION_METHODS = {
     "none": ("rtn",),
     "W8A16": ("rtn", "gptq"),
-    "W4A16": ("rtn", "gptq"),
+    "W4A16": ("rtn", "gptq", "awq"),
     "W8A8": ("smoothquant-gptq", "gptq"),
     "FP8_DYNAMIC": ("dynamic",),
+    "F16": ("convert",),
+    "BF16": ("convert",),
+    **{scheme: ("imatrix",) if scheme.startswith("IQ") else ("llama-quantize", "imatrix")
+       for scheme in GGUF_SCHEMES[2:]},
 }
-CALIBRATED_METHODS = ("gptq", "smoothquant-gptq")
+CALIBRATED_METHODS = ("gptq", "smoothquant-gptq", "awq", "imatrix")
 # What an engine can run on this host is asked of it there: see `assets.matrix.host`.
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 
 from assets.matrix import Variant
 from assets.models.checkpoint import describe_checkpoint, external_snapshot
+from assets.models.gguf import LlamaCppError
 from assets.models.quantize import (
     earlier_quantization,
     external_record,
@@ -93,24 +94,29 @@ def quantized_model(
         warehouse.replace_partition("quantized_models", variant.name, pd.DataFrame([row]))
         return dg.MaterializeResult(metadata={"dagster/row_count": 1, "scheme": "none", "method": "external"})
     source = Path(snapshot.iloc[0]["local_path"])
-    if spec.scheme == "none":
+    gguf = variant.engine.kind == "llamacpp"   # llama.cpp serves a GGUF file, made here even from `none`
+    if spec.scheme == "none" and not gguf:
         record = passthrough_record(source)
     else:
         target = quantized_path(hub.models_dir, variant)
-        identity = source_identity(source, snapshot.iloc[0]["commit_sha"], spec)
+        identity = {**source_identity(source, snapshot.iloc[0]["commit_sha"], spec), **({"format": "gguf"} if gguf else {})}
         record = earlier_quantization(target, identity)
         if record:
             context.log.info(f"reusing {target}, quantized earlier from the same source")
         else:
             calibrated = f", calibrated on {spec.calibration}" if spec.calibration else ""
-            context.log.info(f"quantizing {source} with {spec.scheme} ({spec.method}{calibrated})")
+            tool = "llama.cpp" if gguf else "llm-compressor"
+            context.log.info(f"quantizing {source} with {spec.scheme} ({spec.method}{calibrated}, {tool})")
             # A quantized checkpoint is smaller than its source: the source's size is room enough.
             needed = sum(path.stat().st_size for path in source.rglob("*") if path.is_file())
             try:
                 require_free_space(target.parent, needed, f"the {spec.scheme} checkpoint of {source.name}")
             except DiskSpaceError as error:
                 raise dg.Failure(f"variant '{variant.name}': {error}") from None
-            record = quantize_and_record(source, target, spec, identity)
+            try:
+                record = quantize_and_record(source, target, spec, identity, gguf=gguf)
+            except LlamaCppError as error:
+                raise dg.Failure(f"variant '{variant.name}': {error}") from None
     row = {"variant": variant.name, **record, "recorded_at": utc_now()}
     warehouse.replace_partition("quantized_models", variant.name, pd.DataFrame([row]))
     return dg.MaterializeResult(metadata={

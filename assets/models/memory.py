@@ -142,7 +142,8 @@ class Architecture:
             return self.num_layers * (self.kv_lora_rank + self.qk_rope_head_dim) * size
         return self.num_layers * self.num_kv_heads * self.head_dim * 2 * size
 
-    def _attention_parameters(self) -> int:
+    def attention_parameters(self) -> int:
+        """One layer's attention, its output projection included."""
         h = self.hidden_size
         if self.latent_attention:
             heads, rope, nope, v = (self.num_attention_heads, self.qk_rope_head_dim, self.qk_nope_head_dim,
@@ -153,22 +154,37 @@ class Architecture:
                 query = h * heads * (nope + rope)
             key_value = (h * (self.kv_lora_rank + rope) + self.kv_lora_rank
                          + self.kv_lora_rank * heads * (nope + v))
-            return query + key_value + heads * v * h
+            return query + key_value + self.attention_output_parameters()
         q = self.num_attention_heads * self.head_dim
         kv = self.num_kv_heads * self.head_dim
         bias = q + 2 * kv if self.qkv_bias else 0
-        return h * q + 2 * h * kv + bias + q * h
+        return h * q + 2 * h * kv + bias + self.attention_output_parameters()
 
-    def _mlp_parameters(self, layer: int) -> int:
-        h = self.hidden_size
+    def attention_output_parameters(self) -> int:
+        """One layer's attention output projection (o_proj)."""
+        value_dim = self.v_head_dim if self.latent_attention else self.head_dim
+        return self.num_attention_heads * value_dim * self.hidden_size
+
+    def ffn_down_parameters(self, layer: int) -> list[int]:
+        """A layer's down projections, one entry per tensor: the dense MLP's, or the routed experts' and the
+        shared experts' (gate and up are twice as many parameters again)."""
         if self.n_routed_experts and layer >= self.first_k_dense_replace:
-            experts = self.n_routed_experts + self.n_shared_experts
-            return experts * 3 * h * self.moe_intermediate_size + self.n_routed_experts * (h + 1)
-        return 3 * h * self.intermediate_size
+            expert = self.hidden_size * self.moe_intermediate_size
+            return [self.n_routed_experts * expert] + ([self.n_shared_experts * expert] if self.n_shared_experts else [])
+        return [self.hidden_size * self.intermediate_size]
+
+    def router_parameters(self, layer: int) -> int:
+        """A MoE layer's router: a weight and a score-correction bias per routed expert."""
+        if self.n_routed_experts and layer >= self.first_k_dense_replace:
+            return self.n_routed_experts * (self.hidden_size + 1)
+        return 0
+
+    def mlp_parameters(self, layer: int) -> int:
+        return 3 * sum(self.ffn_down_parameters(layer)) + self.router_parameters(layer)
 
     def linear_parameters(self) -> int:
         """Parameters in the decoder's linear layers: what weight quantization compresses."""
-        return sum(self._attention_parameters() + self._mlp_parameters(i) for i in range(self.num_layers))
+        return sum(self.attention_parameters() + self.mlp_parameters(i) for i in range(self.num_layers))
 
     def other_parameters(self) -> int:
         """Embeddings, lm_head and norms: kept in the model's dtype by the quantization schemes here."""

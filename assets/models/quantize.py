@@ -8,6 +8,10 @@ transformers decompresses on the CPU).
 | W8A8 | smoothquant-gptq (or gptq) | int8 weights, dynamic per-token int8 activations; SmoothQuant first |
 |  |  | moves activation outliers into the weights |
 | FP8_DYNAMIC | dynamic | FP8 weights per channel, FP8 activations per token at run time |
+| W4A16 | awq | int4 weights in groups of 128, scaled first by activation-aware weight quantization (AWQ): |
+|  |  | the channels that carry large activations are protected, on calibration data |
+
+GGUF types (Q8_0, Q4_K_M, IQ4_XS, ...) are llama.cpp's: assets.models.gguf makes them.
 """
 
 from __future__ import annotations
@@ -50,6 +54,10 @@ def build_recipe(spec: QuantizationSpec) -> list:
     common = {"targets": "Linear", "scheme": spec.scheme, "ignore": ["lm_head"]}
     if spec.method not in CALIBRATED_METHODS:
         return [QuantizationModifier(**common)]
+    if spec.method == "awq":
+        from llmcompressor.modifiers.awq import AWQModifier
+
+        return [AWQModifier(**common)]
     recipe = []
     if spec.method == "smoothquant-gptq":
         from llmcompressor.modifiers.transform import SmoothQuantModifier
@@ -142,8 +150,14 @@ def earlier_quantization(target: Path, identity: dict) -> dict | None:
     return made["record"] if made.get("identity") == identity else None
 
 
-def quantize_and_record(source: Path, target: Path, spec: QuantizationSpec, identity: dict) -> dict:
-    """`quantize_checkpoint`, then the marker that lets `earlier_quantization` find the result again."""
-    record = {**quantize_checkpoint(source, target, spec), "local_path": str(target)}
+def quantize_and_record(source: Path, target: Path, spec: QuantizationSpec, identity: dict, gguf: bool = False) -> dict:
+    """`quantize_checkpoint` (or, for llama.cpp, `quantize_gguf`), then the marker that lets `earlier_quantization`
+    find the result again."""
+    if gguf:
+        from assets.models.gguf import quantize_gguf
+
+        record = quantize_gguf(source, target, spec)
+    else:
+        record = {**quantize_checkpoint(source, target, spec), "local_path": str(target)}
     (target / QUANTIZATION_MARKER).write_text(json.dumps({"identity": identity, "record": record}, indent=2))
     return record

@@ -18,7 +18,8 @@ from pathlib import Path
 from assets.matrix.spec import R1_PROMPT_SUFFIX
 
 TINY_MODEL_NAME = "tiny-r1-qwen2"
-TINY_BUILD_VERSION = "3"   # 3: think tags and role markers are added tokens that are not special, as in R1
+TINY_BUILD_VERSION = "4"   # 4: shaped for GGUF (rows of 256, padded vocabulary, Qwen2's pre-tokenizer), and the
+                           # R1 template's idiom that drops past reasoning, by which llama.cpp knows the template
 TRAINING_STEPS = 600
 TRAINING_BATCH = 48
 LEARNING_RATE = 3e-3
@@ -36,14 +37,17 @@ PAD_TOKEN = "<｜▁pad▁｜>"
 SPECIAL_TOKENS = [BOS_TOKEN, EOS_TOKEN, PAD_TOKEN]
 ADDED_TOKENS = [USER_TOKEN, ASSISTANT_TOKEN, THINK_OPEN, THINK_CLOSE]
 
-# Same conventions as the DeepSeek-R1-Distill chat template: system text first, no role markers for it,
-# and a generation prompt that opens the reasoning block.
+# Same conventions as the DeepSeek-R1-Distill chat template: system text first, no role markers for it, past
+# replies without their reasoning (the R1 template's own `content.split('</think>')`, which is also how llama.cpp
+# recognises an R1-style template and splits the reasoning), and a generation prompt that opens the reasoning block.
 R1_CHAT_TEMPLATE = (
     "{{ bos_token }}"
     "{% for message in messages %}"
     "{% if message['role'] == 'system' %}{{ message['content'] }}"
     "{% elif message['role'] == 'user' %}" + USER_TOKEN + "{{ message['content'] }}"
-    "{% elif message['role'] == 'assistant' %}" + ASSISTANT_TOKEN + "{{ message['content'] }}" + EOS_TOKEN +
+    "{% elif message['role'] == 'assistant' %}{% set content = message['content'] %}"
+    "{% if '</think>' in content %}{% set content = content.split('</think>')[-1] %}{% endif %}"
+    + ASSISTANT_TOKEN + "{{ content }}" + EOS_TOKEN +
     "{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}" + ASSISTANT_TOKEN + THINK_OPEN + "\n{% endif %}"
@@ -59,15 +63,24 @@ R1_RESPONSE_TEMPLATE = {
     },
 }
 
+# Every weight row a multiple of 256, as llama.cpp's K-quants and i-quants need (with 128 they fall back to other
+# types and the GGUF schemes would not be what they say).
 MODEL_SHAPE = {
-    "hidden_size": 128,
-    "intermediate_size": 384,
-    "num_hidden_layers": 4,
+    "hidden_size": 256,
+    "intermediate_size": 512,
+    "num_hidden_layers": 2,
     "num_attention_heads": 4,
     "num_key_value_heads": 2,
     "max_position_embeddings": 4096,
 }
 VOCAB_SIZE = 1024
+# The embedding has more rows than the tokenizer has tokens, rounded up to a multiple of this, as the distills pad
+# theirs (R1-Distill-Qwen: 152,064 rows for 151,665 tokens): converters and engines expect room for every token.
+VOCAB_PADDING = 64
+# Qwen2's pre-tokenizer (digits one by one, as the byte-level BPE of the distills), so that a GGUF file can declare
+# it (`tokenizer.ggml.pre = qwen2`) and llama.cpp splits text as transformers does.
+QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+               r"\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
 def _training_texts(tokenizer, count: int) -> list[tuple[str, str]]:
@@ -144,7 +157,7 @@ def _tokenizer_corpus(seed: int) -> list[str]:
 def build_tiny_model(out_dir: Path, seed: int = 0, training_steps: int = TRAINING_STEPS) -> Path:
     """Write the tiny model to `out_dir` (tokenizer, config, trained weights, generation config)."""
     import torch
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
     out_dir = Path(out_dir)
@@ -152,7 +165,8 @@ def build_tiny_model(out_dir: Path, seed: int = 0, training_steps: int = TRAININ
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        [pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
     )
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -177,7 +191,7 @@ def build_tiny_model(out_dir: Path, seed: int = 0, training_steps: int = TRAININ
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     config = Qwen2Config(
-        vocab_size=len(tokenizer),
+        vocab_size=-(-(len(tokenizer) + 1) // VOCAB_PADDING) * VOCAB_PADDING,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -198,6 +212,7 @@ def build_tiny_model(out_dir: Path, seed: int = 0, training_steps: int = TRAININ
     (out_dir / "yardstick_build.json").write_text(json.dumps({
         "name": TINY_MODEL_NAME, "build_version": TINY_BUILD_VERSION, "seed": seed,
         "training_steps": training_steps, "final_loss": losses[-1] if losses else None,
+        "gguf_pre_tokenizer": "qwen2",   # its split rule is Qwen2's (QWEN2_SPLIT): see assets.models.gguf_convert
     }, indent=2))
     return out_dir
 
