@@ -54,6 +54,15 @@ def tiny_model() -> Path:
     return ensure_tiny_model(STATE / "models" / TINY_MODEL_NAME)
 
 
+@pytest.fixture(scope="session")
+def tiny_gguf(tiny_model) -> Path:
+    """The tiny model converted to GGUF (its bf16 tensors kept), by the quantization stage's own code."""
+    from assets.matrix import QuantizationSpec
+    from assets.models.gguf import quantize_gguf
+
+    return Path(quantize_gguf(tiny_model, STATE / "models" / "tiny-gguf-none", QuantizationSpec())["local_path"])
+
+
 def live_processes(*command_fragments: str, group: int | None = None, uid_from: int | None = None) -> list[int]:
     """PIDs of processes that are alive (a zombie is dead, waiting to be reaped) whose command line contains
     every fragment and, when `group` is given, that belong to that process group; when `uid_from` is given, that

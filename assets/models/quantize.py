@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from assets.matrix import CALIBRATED_METHODS, QuantizationSpec, Variant
@@ -76,6 +78,25 @@ def _calibration_dataset(spec: QuantizationSpec, tokenizer):
         remove_columns=["text"]), len(texts)
 
 
+@contextmanager
+def _pinning_only_with_an_accelerator() -> Iterator[None]:
+    """llm-compressor 0.14's AWQ pins its cached activations in page-locked memory for faster copies to a GPU, and
+    torch refuses that on a host without one ("Cannot access accelerator device when none is available"): there,
+    the cache stays in ordinary memory, which is all pinning would have been for."""
+    import torch
+    from llmcompressor.pipelines.cache import IntermediatesCache
+
+    if torch.accelerator.is_available():
+        yield
+        return
+    pin = IntermediatesCache.pin_memory
+    IntermediatesCache.pin_memory = lambda self, *args, **kwargs: None
+    try:
+        yield
+    finally:
+        IntermediatesCache.pin_memory = pin
+
+
 def quantize_checkpoint(source: Path, target: Path, spec: QuantizationSpec) -> dict:
     """Quantize `source` into `target`; returns what was done: scheme, recipe, calibration, time, sizes, tools."""
     from llmcompressor import oneshot
@@ -90,8 +111,9 @@ def quantize_checkpoint(source: Path, target: Path, spec: QuantizationSpec) -> d
     calibration = None
     if spec.method in CALIBRATED_METHODS:
         dataset, count = _calibration_dataset(spec, tokenizer)
-        oneshot(model=model, recipe=recipe, dataset=dataset, num_calibration_samples=count,
-                max_seq_length=spec.calibration_max_seq_len)
+        with _pinning_only_with_an_accelerator():
+            oneshot(model=model, recipe=recipe, dataset=dataset, num_calibration_samples=count,
+                    max_seq_length=spec.calibration_max_seq_len)
         calibration = f"{spec.calibration}: {count} samples of at most {spec.calibration_max_seq_len} tokens"
     else:
         oneshot(model=model, recipe=recipe)
