@@ -11,9 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import time
 from collections.abc import AsyncIterator
 from typing import Self
 from urllib.parse import urlsplit
+
+# Servers close a keep-alive connection left idle for a few seconds (llama.cpp's cpp-httplib and uvicorn after 5):
+# one idle for longer than this is not reused, or a request sent on it as the server closes it would fail unanswered.
+IDLE_REUSE_S = 2.0
 
 
 class HTTPStatusError(RuntimeError):
@@ -33,7 +38,7 @@ class EventStreamClient:
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.prefix = parts.path.rstrip("/")
         self.tls = ssl.create_default_context() if parts.scheme == "https" else None
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []   # with when it went idle
 
     async def __aenter__(self) -> Self:
         return self
@@ -43,7 +48,7 @@ class EventStreamClient:
 
     async def aclose(self) -> None:
         while self._idle:
-            _, writer = self._idle.pop()
+            _, writer, _ = self._idle.pop()
             writer.close()
 
     async def preconnect(self, count: int) -> int:
@@ -53,13 +58,14 @@ class EventStreamClient:
         missing = count - len(self._idle)
         if missing > 0:
             opened = await asyncio.gather(*(self._open() for _ in range(missing)), return_exceptions=True)
-            self._idle.extend(pair for pair in opened if not isinstance(pair, BaseException))
+            now = time.monotonic()
+            self._idle.extend((*pair, now) for pair in opened if not isinstance(pair, BaseException))
         return len(self._idle)
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         while self._idle:
-            reader, writer = self._idle.pop()
-            if not writer.is_closing() and not reader.at_eof():
+            reader, writer, since = self._idle.pop()
+            if not writer.is_closing() and not reader.at_eof() and time.monotonic() - since < IDLE_REUSE_S:
                 return reader, writer
             writer.close()
         return await self._open()
@@ -94,7 +100,7 @@ class EventStreamClient:
                 "content-length" in response_headers or "chunked" in response_headers.get("transfer-encoding", ""))
         finally:
             if reusable:
-                self._idle.append((reader, writer))
+                self._idle.append((reader, writer, time.monotonic()))
             else:
                 writer.close()
 

@@ -1,6 +1,7 @@
 """What the engine reports about itself during a load level: the Prometheus text parser and the level's summary on
-an exposition written by hand (unit), the sampler against small servers of the test's own (unit), and a real level
-against vLLM's CPU build and against a server without /metrics (integration).
+an exposition written by hand and on one captured from llama-server (unit), the sampler against small servers of
+the test's own (unit), and a real level against vLLM's CPU build, against llama-server and against a server without
+/metrics (integration).
 
 Against vLLM, what is asserted is what the code guarantees (figures present, in range, consistent with the load
 the client held), never values that depend on the model or the machine's speed.
@@ -71,6 +72,44 @@ process_open_fds 17
 """
 FIGURES = {"running": 5.0, "waiting": 1.0, "kv_cache_usage": 0.375, "prefix_cache_queries": 1600.0,
            "prefix_cache_hits": 400.0, "preemptions": 3.0, "queue_time_s_sum": 2.0, "queue_time_count": 16.0}
+
+
+# llama-server (build 0c1e57098, --parallel 4 --metrics) while 8 requests ran on the tiny model: 4 in its slots,
+# 4 waiting for one; its HELP lines left out. Its series carry no labels.
+LLAMACPP_EXPOSITION = """# TYPE llamacpp:prompt_tokens_total counter
+llamacpp:prompt_tokens_total 121
+# TYPE llamacpp:prompt_tokens_cached_total counter
+llamacpp:prompt_tokens_cached_total 83
+# TYPE llamacpp:prompt_seconds_total counter
+llamacpp:prompt_seconds_total 0.17721
+# TYPE llamacpp:tokens_predicted_total counter
+llamacpp:tokens_predicted_total 1600
+# TYPE llamacpp:tokens_predicted_seconds_total counter
+llamacpp:tokens_predicted_seconds_total 5.81636
+# TYPE llamacpp:n_decode_total counter
+llamacpp:n_decode_total 473
+# TYPE llamacpp:n_tokens_max counter
+llamacpp:n_tokens_max 216
+# TYPE llamacpp:spec_decode_num_draft_tokens_total counter
+llamacpp:spec_decode_num_draft_tokens_total 0
+# TYPE llamacpp:spec_decode_num_accepted_tokens_total counter
+llamacpp:spec_decode_num_accepted_tokens_total 0
+# TYPE llamacpp:spec_decode_num_drafts_total counter
+llamacpp:spec_decode_num_drafts_total 0
+# TYPE llamacpp:prompt_tokens_seconds gauge
+llamacpp:prompt_tokens_seconds 750.707
+# TYPE llamacpp:predicted_tokens_seconds gauge
+llamacpp:predicted_tokens_seconds 0
+# TYPE llamacpp:requests_processing gauge
+llamacpp:requests_processing 4
+# TYPE llamacpp:requests_deferred gauge
+llamacpp:requests_deferred 4
+# TYPE llamacpp:n_busy_slots_per_decode gauge
+llamacpp:n_busy_slots_per_decode 3.9852
+"""
+# The counters of the same server just before those 8 requests were sent and after they had finished.
+LLAMACPP_BEFORE = "llamacpp:prompt_tokens_total 108\nllamacpp:prompt_tokens_cached_total 28\n"
+LLAMACPP_AFTER = "llamacpp:prompt_tokens_total 161\nllamacpp:prompt_tokens_cached_total 111\n"
 
 
 def _exposition(**figures: float) -> str:
@@ -151,6 +190,38 @@ def test_older_vllm_names_are_read_when_the_current_ones_are_absent():
              'vllm:gpu_prefix_cache_queries_total{model_name="m"} 10\n'
              'vllm:gpu_prefix_cache_hits_total{model_name="m"} 4\n')
     assert read_figures(older) == {"kv_cache_usage": 0.75, "prefix_cache_queries": 10.0, "prefix_cache_hits": 4.0}
+
+
+@pytest.mark.unit
+def test_llama_cpp_series_are_read_where_they_mean_what_vllms_do():
+    """Running and waiting are its busy slots and deferred requests; the prefix-cache lookups are the prompt tokens
+    it computed and those it reused, added up. It reports no KV-cache usage, preemptions or queue time."""
+    assert read_figures(LLAMACPP_EXPOSITION) == {"running": 4.0, "waiting": 4.0,
+                                                 "prefix_cache_queries": 204.0, "prefix_cache_hits": 83.0}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("text", "expected"), [
+    # A sum needs every one of its series: the cached tokens alone are hits, not lookups.
+    ("llamacpp:prompt_tokens_cached_total 5\n", {"prefix_cache_hits": 5.0}),
+    ("llamacpp:prompt_tokens_total 5\n", {}),
+    ("llamacpp:prompt_tokens_total 5\nllamacpp:prompt_tokens_cached_total NaN\n", {}),
+    # Older builds (before the KV-cache API changed) reported the used share of the cache.
+    ("llamacpp:kv_cache_usage_ratio 0.125\nllamacpp:kv_cache_tokens 512\n", {"kv_cache_usage": 0.125}),
+    # Another server's names win over nothing and are not mixed with llama.cpp's.
+    ("vllm:num_requests_running 2\nllamacpp:requests_processing 4\n", {"running": 2.0}),
+])
+def test_llama_cpp_lines_and_the_figures_they_give(text, expected):
+    assert read_figures(text) == expected
+
+
+@pytest.mark.unit
+def test_a_llama_cpp_level_gets_its_prefix_cache_hit_rate_and_gauges_and_nothing_it_does_not_report():
+    during = [read_figures(LLAMACPP_EXPOSITION)]
+    summary = summarise_engine_metrics(read_figures(LLAMACPP_BEFORE), during, read_figures(LLAMACPP_AFTER))
+    assert summary == EngineLevelMetrics(
+        prefix_cache_hit_rate=pytest.approx(83 / 136),   # 8 prompts of 17 tokens; 83 of them reused
+        running_max=4, running_mean=4.0, waiting_max=4, waiting_mean=4.0)
 
 
 @pytest.mark.unit
@@ -336,6 +407,30 @@ def test_a_vllm_level_records_the_engines_figures_in_range(vllm_deployment, tmp_
                                 pd.DataFrame([row]).assign(variant="tiny-test-vllm", measured_at=utc_now()))
     stored = warehouse.query(f"SELECT {', '.join(ENGINE_METRIC_COLUMNS)} FROM serving_load_levels")
     assert stored.iloc[0].to_dict() == pytest.approx(figures.row())
+
+
+# Twice the server's slots in flight, so that some requests wait for one.
+LLAMACPP_SLOTS = 2
+LLAMACPP_LEVEL = Load(num_requests=8, input_len=32, output_len=256, concurrency=2 * LLAMACPP_SLOTS,
+                      exact_output_len=True)
+
+
+@pytest.mark.integration
+def test_a_llama_cpp_level_records_its_running_and_waiting_requests(tiny_gguf, tmp_path):
+    engine = EngineResource(log_dir=str(tmp_path), cpu_threads=2)
+    spec = EngineSpec("llamacpp", {"device": "cpu", "parallel": LLAMACPP_SLOTS, "max_model_len": 512})
+    with engine.deploy(spec, str(tiny_gguf), "tiny", "metrics-llamacpp") as deployment:
+        watch = EngineMetricsWatch(metrics_url(deployment.base_url))
+        endpoint = Endpoint(deployment.base_url, deployment.served_model)
+        timings, _ = asyncio.run(run_level(endpoint, LLAMACPP_LEVEL, watch))
+    assert all(timing.ok for timing in timings), [timing.error for timing in timings]
+
+    figures = watch.summary
+    assert 1 <= figures.running_max <= LLAMACPP_SLOTS and 0 <= figures.running_mean <= figures.running_max
+    assert 0 <= figures.waiting_max <= LLAMACPP_LEVEL.concurrency
+    assert 0 <= figures.waiting_mean <= figures.waiting_max
+    assert 0 <= figures.prefix_cache_hit_rate <= 1
+    assert figures.preemptions is None and figures.queue_time_ms_mean is None   # llama.cpp has no such series
 
 
 @pytest.mark.integration

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.unit
 def test_unknown_variant_names_the_known_ones():
     with pytest.raises(MatrixError,
                        match=r"variant 'nope' not in .*matrix.test.yaml; "
-                             r"known: tiny-test, tiny-test-api, tiny-test-vllm, tiny-test-w8a16"):
+                             r"known: tiny-test, tiny-test-api, tiny-test-llamacpp, tiny-test-vllm, tiny-test-w8a16"):
         load_matrix().variant("nope")
 
 

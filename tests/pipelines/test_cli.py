@@ -310,7 +310,8 @@ def test_cli_reports_a_missing_warehouse(tmp_path, capsys):
     assert "does not exist yet; run `make run`" in capsys.readouterr().err
     assert not (tmp_path / "none.duckdb").exists()   # reading the leaderboard never creates a warehouse
     assert yardstick(["variants"]) == 0
-    assert capsys.readouterr().out.split() == ["tiny-test", "tiny-test-w8a16", "tiny-test-api", "tiny-test-vllm"]
+    assert capsys.readouterr().out.split() == ["tiny-test", "tiny-test-w8a16", "tiny-test-api", "tiny-test-vllm",
+                                                  "tiny-test-llamacpp"]
 
 
 @pytest.mark.unit

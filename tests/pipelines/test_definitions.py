@@ -430,6 +430,42 @@ def test_the_chain_through_vllm(tiny_model, tmp_path):
     assert live_processes(str(STATE), "vllm") == []
 
 
+@pytest.mark.integration
+@needs_shared
+def test_the_chain_through_llamacpp(tiny_model, tmp_path):
+    """The same assets with llama.cpp as the engine, on a Q4_K_M file llama-quantize made: the file's tensors of
+    the type asked, the quantization and the deployment recorded with llama.cpp's version and commit, every sample
+    seeded, the reasoning split by the engine (none left inline), exact output lengths, the memory plan stored
+    beside the measured RSS, and nothing left running."""
+    from gguf import GGUFReader
+
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    variant, spec = "tiny-test-llamacpp", MATRIX.variant("tiny-test-llamacpp")
+    assert materialize(variant, warehouse).success
+    found = counts(warehouse, variant)
+    assert found["benchmark_generations"] == found["graded_answers"] == expected_samples(variant)
+    made = warehouse.query("SELECT * FROM quantized_models WHERE variant = ?", [variant]).iloc[0]
+    assert made["scheme"] == "Q4_K_M" and made["tool"] == "llama.cpp" and "commit" in made["tool_version"]
+    assert made["bytes_after"] < made["bytes_before"] and made["local_path"].endswith(".gguf")
+    weights = {t.name: t.tensor_type.name for t in GGUFReader(made["local_path"]).tensors if len(t.shape) == 2}
+    assert set(weights.values()) <= {"Q4_K", "Q6_K"} and list(weights.values()).count("Q4_K") > len(weights) / 2
+    deployment = warehouse.query("SELECT * FROM engine_deployments WHERE variant = ?", [variant]).iloc[0]
+    assert deployment["engine"] == "llamacpp" and deployment["status"] == "stopped"
+    assert deployment["engine_version"] == made["tool_version"]
+    assert "--reasoning-format deepseek" in deployment["argv"]
+    assert deployment["memory_plan"] and deployment["peak_rss_bytes"] > 0
+    samples = warehouse.query("SELECT benchmark, item_id, sample_index, seed, response, reasoning_content "
+                              "FROM benchmark_generations WHERE variant = ?", [variant])
+    assert [row.seed for row in samples.itertuples()] == [
+        sample_seed(row.benchmark, row.item_id, row.sample_index) for row in samples.itertuples()]
+    assert not samples["response"].str.contains("</think>", regex=False).any()
+    assert samples["reasoning_content"].notna().all()
+    timings = warehouse.query("SELECT ok, output_tokens FROM serving_request_timings WHERE variant = ?", [variant])
+    assert len(timings) == found["serving_load_levels"] * spec.serving.requests_per_level
+    assert timings["ok"].all() and (timings["output_tokens"] == spec.serving.output_len).all()
+    assert live_processes(str(STATE), "llama-server") == []
+
+
 EXPECTED_ASSETS = {"benchmark_items", "model_snapshot", "quantized_model", "engine_deployment",
                    "benchmark_generations", "serving_benchmark", "graded_answers", "benchmark_scores",
                    "quantization_loss", "cost_rollup", "published_evaluation", "leaderboard"}

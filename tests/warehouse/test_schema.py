@@ -212,3 +212,43 @@ def test_an_older_warehouse_publishes_what_it_held_as_a_migrated_run(tmp_path):
         assert shown == [("v", "gsm8k", 0.5, "migrated-v")]
         apply_schema(connection)   # again: nothing published twice
         assert connection.execute("SELECT count(*) FROM published_benchmark_scores").fetchone() == (1,)
+
+
+# quantization_loss before migration 019: one row per (variant, benchmark), against the twin, with no relation.
+QUANTIZATION_LOSS_BEFORE_019 = """
+CREATE TABLE quantization_loss (
+    variant VARCHAR NOT NULL, baseline VARCHAR NOT NULL, benchmark VARCHAR NOT NULL, n_items INTEGER NOT NULL,
+    pass_at_1 DOUBLE NOT NULL, baseline_pass_at_1 DOUBLE NOT NULL, delta DOUBLE NOT NULL, delta_low DOUBLE NOT NULL,
+    delta_high DOUBLE NOT NULL, significant BOOLEAN, computed_at TIMESTAMP NOT NULL, PRIMARY KEY (variant, benchmark));
+INSERT INTO quantization_loss VALUES ('q', 'bf16', 'arith', 10, 0.5, 0.75, -0.25, -0.5, 0.0, false,
+                                      TIMESTAMP '2026-01-01');
+"""
+
+
+def _key(connection: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return connection.execute("SELECT constraint_column_names FROM duckdb_constraints() "
+                              "WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'", [table]).fetchone()[0]
+
+
+def test_quantization_loss_made_before_is_against_the_twin_and_keyed_by_baseline_after(tmp_path):
+    """Migration 019: a variant is compared with each of its baselines, so the key takes the baseline; the rows made
+    before, and those published, were against the twin."""
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        apply_schema(connection)
+        # As a file from before 019: the table of that shape, a run published from it, the migration not had.
+        connection.execute("DROP TABLE quantization_loss")
+        connection.execute(QUANTIZATION_LOSS_BEFORE_019)
+        connection.execute("ALTER TABLE published_quantization_loss DROP COLUMN relation")
+        connection.execute("INSERT INTO published_quantization_loss SELECT 'run-q', * FROM quantization_loss")
+        connection.execute("DELETE FROM schema_migrations WHERE version >= 19")
+        apply_schema(connection)
+        assert _table_columns(connection) == _fresh_columns(tmp_path)
+        assert _key(connection, "quantization_loss") == ["variant", "baseline", "benchmark"]
+        assert connection.execute("SELECT variant, baseline, relation, delta FROM quantization_loss").fetchall() == [
+            ("q", "bf16", "twin", -0.25)]
+        assert connection.execute("SELECT run_id, relation FROM published_quantization_loss").fetchall() == [
+            ("run-q", "twin")]
+        connection.execute("INSERT INTO quantization_loss BY NAME SELECT * REPLACE ('ref' AS baseline, "
+                           "'reference' AS relation) FROM quantization_loss")   # a second baseline fits the key
+        assert connection.execute("SELECT count(*) FROM quantization_loss").fetchone() == (2,)

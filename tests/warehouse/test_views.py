@@ -216,3 +216,50 @@ def test_leaderboard_view_keeps_numbers_numeric(tmp_path):
     assert {"pass_at_1", "delta_vs_baseline_low", "priced_load", "usd_per_correct_answer"} <= numbers
     assert {name: types[name] for name in numbers if types[name] not in ("INTEGER", "BIGINT", "DOUBLE")} == {}
     assert {types[name] for name in LEADERBOARD_FLAGS} == {"BOOLEAN"}
+
+
+def _published_loss(warehouse: WarehouseResource, variant: str, baseline: str, relation: str, delta: float) -> None:
+    warehouse.query("INSERT INTO published_quantization_loss (run_id, variant, baseline, relation, benchmark, n_items, "
+                    "pass_at_1, baseline_pass_at_1, delta, delta_low, delta_high, significant, computed_at) "
+                    "VALUES (?, ?, ?, ?, 'arith', 10, 0.5, ?, ?, ?, ?, true, ?)",
+                    [f"run-{variant}", variant, baseline, relation, 0.5 - delta, delta, delta - 0.1, delta + 0.1,
+                     AT])
+
+
+@pytest.fixture
+def losses(tmp_path) -> WarehouseResource:
+    """The reference 'bf16' (vLLM), its twin on llama.cpp 'bf16-gguf' (compared with the reference alone), and two
+    4-bit variants: 'w4' on vLLM (its twin is the reference) and 'q4' on llama.cpp (its twin, then the reference)."""
+    warehouse = _warehouse(tmp_path)
+    for variant in ("bf16", "bf16-gguf", "w4", "q4"):
+        _published_run(warehouse, variant, f"run-{variant}", f"cfg-{variant}")
+        warehouse.query(
+            "INSERT INTO published_benchmark_scores (run_id, variant, benchmark, config_hash, protocol, k, n_items, "
+            "n_samples, pass_at_1, pass_at_1_low, pass_at_1_high, cons_at_k, correct_samples, output_tokens, "
+            "scored_at) VALUES (?, ?, 'arith', ?, 'deepseek-r1', 1, 10, 10, 0.5, 0.2, 0.8, 0.5, 5, 100, ?)",
+            [f"run-{variant}", variant, f"cfg-{variant}", AT])
+    _published_loss(warehouse, "bf16-gguf", "bf16", "reference", -0.05)
+    _published_loss(warehouse, "w4", "bf16", "twin", -0.2)
+    _published_loss(warehouse, "q4", "bf16-gguf", "twin", -0.1)
+    _published_loss(warehouse, "q4", "bf16", "reference", -0.15)
+    return warehouse
+
+
+def test_the_leaderboard_shows_the_twins_delta_and_the_references_beside_it_once_per_benchmark(losses):
+    board = losses.query("SELECT variant, delta_vs_baseline, delta_vs_baseline_low, delta_vs_reference, "
+                         "delta_vs_reference_high FROM leaderboard ORDER BY variant")
+    assert board.astype(object).where(board.notna(), None).values.tolist() == [
+        ["bf16", None, None, None, None],
+        ["bf16-gguf", None, None, pytest.approx(-0.05), pytest.approx(0.05)],
+        ["q4", pytest.approx(-0.1), pytest.approx(-0.2), pytest.approx(-0.15), pytest.approx(-0.05)],
+        ["w4", pytest.approx(-0.2), pytest.approx(-0.3), None, None]]
+
+
+def test_the_report_says_each_variants_difference_from_its_twin_then_the_reference(losses, capsys):
+    assert yardstick(["report", "--warehouse", str(losses.resolved_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    q4 = lines[lines.index(next(line for line in lines if line.startswith("q4  ("))):]
+    assert q4[2:4] == ["  vs twin    bf16-gguf: arith -0.100 [-0.200, +0.000]",
+                       "  vs ref     bf16: arith -0.150 [-0.250, -0.050]"]
+    assert "  vs twin    bf16: arith -0.200 [-0.300, -0.100]" in lines
+    assert not any(line.startswith("  vs ") for line in lines[:lines.index("")])   # bf16, the reference: none
