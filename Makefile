@@ -17,6 +17,10 @@ SHARED_BENCHMARKS := $(abspath ../shared/data/benchmarks)
 LLAMACPP_PYTHON_VERSION ?= 0.3.36
 LLAMACPP_DIR ?= .llama.cpp
 LLAMACPP_READY := $(LLAMACPP_DIR)/.installed
+# Without ggml's AMX kernels, which -march=native would select on a CPU with AMX: at this commit they crash in
+# ggml_backend_amx_mul_mat (SIGSEGV while llama-server warms up) on the tiny model's Q4_K_M and IQ4_XS files; the
+# AVX-512 and AVX2 paths serve them. Harmless on a CPU without AMX.
+LLAMACPP_CFLAGS ?= -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 
 # The offline benchmark mirror, when this checkout has ../shared beside it; unset means the hub.
 ifeq ($(origin YARDSTICK_BENCHMARK_MIRROR), undefined)
@@ -69,7 +73,8 @@ $(LLAMACPP_READY): $(BIN)/yardstick
 	rm $(LLAMACPP_DIR)/src/llama_cpp_python-$(LLAMACPP_PYTHON_VERSION).tar.gz
 	cmake -S $(LLAMACPP_DIR)/src -B $(LLAMACPP_DIR)/build -G Ninja -DCMAKE_BUILD_TYPE=Release \
 		-DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF \
-		-DGGML_NATIVE=ON -DLLAMA_BUILD_COMMIT=$$(cut -c1-9 $(LLAMACPP_DIR)/src/COMMIT) >/dev/null
+		-DGGML_NATIVE=ON -DLLAMA_BUILD_COMMIT=$$(cut -c1-9 $(LLAMACPP_DIR)/src/COMMIT) \
+		-DCMAKE_C_FLAGS="$(LLAMACPP_CFLAGS)" -DCMAKE_CXX_FLAGS="$(LLAMACPP_CFLAGS)" >/dev/null
 	@echo "building llama.cpp (llama-server, llama-quantize, llama-imatrix): a few minutes"
 	cmake --build $(LLAMACPP_DIR)/build --target llama-server llama-quantize llama-imatrix >/dev/null
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(LLAMACPP_DIR)/src/gguf-py

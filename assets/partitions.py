@@ -13,11 +13,11 @@ variant_partitions = dg.StaticPartitionsDefinition(sorted(_MATRIX.variants))
 
 
 def with_baselines() -> dg.StaticPartitionMapping:
-    """Each variant's partition depends on its own upstream partition and on its quantization baseline's (see
-    `Matrix.baseline_of`), so Dagster shows that a variant's loss is stale when its baseline's scores change."""
+    """Each variant's partition depends on its own upstream partition and on those of the variants its quantization
+    loss is measured against, its twin and the common reference (see `Matrix.baselines_of`), so Dagster shows that a
+    variant's loss is stale when a baseline's scores change."""
     downstream: dict[str, set[str]] = {name: {name} for name in _MATRIX.variants}
     for variant in _MATRIX.variants.values():
-        baseline = _MATRIX.baseline_of(variant)
-        if baseline is not None:
+        for baseline in _MATRIX.baselines_of(variant).values():
             downstream[baseline.name].add(variant.name)
     return dg.StaticPartitionMapping({upstream: sorted(names) for upstream, names in downstream.items()})

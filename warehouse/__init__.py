@@ -51,8 +51,12 @@ def table_keys() -> dict[str, tuple[str, ...]]:
 
 def lake_schema() -> str:
     """schema.sql as a DuckLake catalog takes it: the same tables and columns, without the primary keys."""
-    keyless = _KEY_CLAUSE.sub(r"\g<comment>", SCHEMA_FILE.read_text())
-    return re.sub(r"\s+PRIMARY KEY\b", "", keyless)
+    return keyless(SCHEMA_FILE.read_text())
+
+
+def keyless(sql: str) -> str:
+    """SQL with its tables' primary keys taken out (a DuckLake catalog has none)."""
+    return re.sub(r"\s+PRIMARY KEY\b", "", _KEY_CLAUSE.sub(r"\g<comment>", sql))
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ def apply_schema(connection: duckdb.DuckDBPyConnection, lake: bool = False) -> N
     missing = [migration for migration in known if migration.version not in applied]
     for migration in missing:
         with _transaction(connection):
-            _migrate(connection, migration)
+            _migrate(connection, migration, lake)
     with _transaction(connection):
         _published_copies(connection)
     views = VIEWS_FILE.read_text()
@@ -167,9 +171,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _migrate(connection: duckdb.DuckDBPyConnection, migration: Migration) -> None:
+def _migrate(connection: duckdb.DuckDBPyConnection, migration: Migration, lake: bool = False) -> None:
+    sql = migration.path.read_text()
     try:
-        connection.execute(migration.path.read_text())
+        connection.execute(keyless(sql) if lake else sql)
     except duckdb.Error as error:
         raise type(error)(f"warehouse migration {migration.path.name} failed: {error}") from error
     _record(connection, migration)

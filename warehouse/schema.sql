@@ -271,9 +271,12 @@ CREATE TABLE IF NOT EXISTS cost_rollup (
     computed_at                 TIMESTAMP NOT NULL
 );
 
+-- A variant against each of its baselines (Matrix.baselines_of): its unquantized twin on the same engine, and the
+-- matrix's common reference where that is another variant (an unquantized variant on another engine has it alone).
 CREATE TABLE IF NOT EXISTS quantization_loss (
     variant             VARCHAR NOT NULL,
     baseline            VARCHAR NOT NULL,   -- the same model unquantized
+    relation            VARCHAR NOT NULL,   -- twin: the same engine's | reference: the matrix's common reference
     benchmark           VARCHAR NOT NULL,
     n_items             INTEGER NOT NULL,   -- items both were scored on
     pass_at_1           DOUBLE NOT NULL,
@@ -283,7 +286,7 @@ CREATE TABLE IF NOT EXISTS quantization_loss (
     delta_high          DOUBLE NOT NULL,
     significant         BOOLEAN,            -- the interval excludes zero; NULL with fewer than 10 shared items
     computed_at         TIMESTAMP NOT NULL,
-    PRIMARY KEY (variant, benchmark)
+    PRIMARY KEY (variant, baseline, benchmark)
 );
 
 CREATE TABLE IF NOT EXISTS benchmark_costs (

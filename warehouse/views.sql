@@ -44,10 +44,13 @@ SELECT
     s.cons_at_k,
     s.runnable_rate,                                        -- code benchmarks: programs that ran to the end
     CASE WHEN q.scheme = 'none' THEN 'none' ELSE q.scheme || ' ' || q.method END AS quantization,
-    ql.delta                     AS delta_vs_baseline,      -- pass@1 minus the unquantized baseline's, same items
+    ql.delta                     AS delta_vs_baseline,      -- pass@1 minus the unquantized twin's, same items
     ql.delta_low                 AS delta_vs_baseline_low,  -- its 95% paired bootstrap interval
     ql.delta_high                AS delta_vs_baseline_high,
     ql.significant               AS delta_significant,
+    qr.delta                     AS delta_vs_reference,     -- pass@1 minus the matrix's common reference's where
+    qr.delta_low                 AS delta_vs_reference_low, -- that is not the twin (NULL: the twin is it): the
+    qr.delta_high                AS delta_vs_reference_high, -- engine's own effect, with the quantization's if any
     r.engine,
     r.engine_version,
     r.engine_note,                                          -- why a fallback engine served, where one did
@@ -70,7 +73,9 @@ JOIN evaluation_runs r USING (variant, run_id)
 LEFT JOIN quantized_models q USING (variant)
 LEFT JOIN published_cost_rollup c USING (variant, run_id)
 LEFT JOIN published_benchmark_costs b USING (variant, run_id, benchmark)
-LEFT JOIN published_quantization_loss ql USING (variant, run_id, benchmark)
+LEFT JOIN (SELECT * FROM published_quantization_loss WHERE relation = 'twin') ql USING (variant, run_id, benchmark)
+LEFT JOIN (SELECT * FROM published_quantization_loss WHERE relation = 'reference') qr
+       USING (variant, run_id, benchmark)
 LEFT JOIN published_serving_load_levels l
        ON l.variant = c.variant AND l.run_id = c.run_id AND l.profile = c.best_profile AND l.load = c.best_load
 LEFT JOIN (SELECT variant, arg_max(run_id, evaluated_at) AS run_id FROM failed_evaluations GROUP BY variant) f

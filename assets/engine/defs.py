@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import openai
@@ -60,12 +61,14 @@ def _planned_memory(context: dg.AssetExecutionContext, variant: Variant, checkpo
 
 
 def _token_counter(model_path: str, engine_kind: str) -> Callable[[str], int] | None:
-    """Counts tokens with the served model's own tokenizer; None for external endpoints (no local files)."""
+    """Counts tokens with the served model's own tokenizer (for a GGUF file, the one its folder keeps beside it);
+    None for external endpoints (no local files)."""
     if engine_kind == "external":
         return None
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    path = Path(model_path)
+    tokenizer = AutoTokenizer.from_pretrained(path.parent if path.suffix == ".gguf" else path)
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 

@@ -1,13 +1,15 @@
 """`yardstick report`: what a user reads first after `make run`, one screen per handful of variants.
 
 Per variant, from its latest published run: accuracy with its interval per benchmark and the tokens spent per
-correct answer; the priced serving level (throughput, p99 latency, $/M output tokens rented and owned); and,
+correct answer; its pass@1 difference from its unquantized twin and from the matrix's common reference, with
+paired intervals; the priced serving level (throughput, p99 latency, $/M output tokens rented and owned); and,
 against each API it is compared with, the monthly volume above which renting (or owning) beats it. The full
 tables stay in SQL (the leaderboard, overthinking and break_even views) and the UI.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -44,6 +46,15 @@ LEFT JOIN published_serving_load_levels l
        ON l.variant = c.variant AND l.run_id = c.run_id AND l.profile = c.best_profile AND l.load = c.best_load
 """
 BREAK_EVEN_SQL = "SELECT * FROM break_even ORDER BY variant, api_usd_per_million_output_tokens"
+# Each variant's paired differences from its baselines: its twin first, then the common reference.
+LOSS_SQL = """
+SELECT q.variant, q.relation, q.baseline, q.benchmark, q.delta, q.delta_low, q.delta_high
+FROM published_quantization_loss q
+JOIN latest_published_runs p USING (variant, run_id)
+ORDER BY q.variant, q.relation = 'reference', q.baseline, q.benchmark
+"""
+RELATION_LABELS = {"twin": "vs twin", "reference": "vs ref"}
+WIDTH = 100   # the report's lines fit a terminal this wide
 
 
 def tokens(count: float | None) -> str:
@@ -93,6 +104,22 @@ def _cost_lines(cost: dict) -> list[str]:
             f"{money(cost['usd_per_correct_answer'])}/correct"]
 
 
+def _loss_lines(rows: list[dict]) -> list[str]:
+    """Per baseline, the benchmarks' pass@1 minus the baseline's on the same items with its 95% paired interval."""
+    lines = []
+    for (relation, baseline), group in itertools.groupby(rows, key=lambda row: (row["relation"], row["baseline"])):
+        line = f"  {RELATION_LABELS.get(relation, relation):<11}{baseline}: "
+        for index, row in enumerate(group):
+            item = f"{row['benchmark']} {row['delta']:+.3f} [{row['delta_low']:+.3f}, {row['delta_high']:+.3f}]"
+            if index and len(line) + 2 + len(item) > WIDTH:
+                lines.append(line)
+                line = " " * 13 + item
+            else:
+                line += ("  " if index else "") + item
+        lines.append(line)
+    return lines
+
+
 def _break_even_lines(rows: list[dict]) -> list[str]:
     lines = []
     for index, row in enumerate(rows):
@@ -115,6 +142,7 @@ def report(connection: duckdb.DuckDBPyConnection, variants: list[str] | None = N
     scores = connection.execute(SCORES_SQL).df()
     costs = {row["variant"]: row for row in connection.execute(COSTS_SQL).df().to_dict("records")}
     break_even = connection.execute(BREAK_EVEN_SQL).df()
+    losses = connection.execute(LOSS_SQL).df()
     lines: list[str] = []
     for run in runs.to_dict("records"):
         variant = run["variant"]
@@ -124,6 +152,7 @@ def report(connection: duckdb.DuckDBPyConnection, variants: list[str] | None = N
         if isinstance(run["engine_note"], str):
             lines.append(f"  engine: {run['engine_note']}")
         lines += [_score_line(row) for row in scores[scores["variant"] == variant].to_dict("records")]
+        lines += _loss_lines(losses[losses["variant"] == variant].to_dict("records"))
         if variant in costs:
             lines += _cost_lines(costs[variant])
         lines += _break_even_lines(break_even[break_even["variant"] == variant].to_dict("records"))

@@ -31,7 +31,8 @@ from assets.matrix.spec import (
     Variant,
 )
 
-__all__ = ["CALIBRATED_METHODS", "DEFAULT_MATRIX", "ENGINE_KINDS", "ENGINE_SETTINGS", "GGUF_SCHEMES", "PROTOCOL_PRESETS",
-           "QUANTIZATION_METHODS", "EngineSettings", "EngineSettingsError", "EngineSpec", "ExternalSettings",
-           "LlamaCppSettings", "LocalEngineSettings", "Matrix", "MatrixError", "ModelSpec", "Protocol", "QuantizationSpec", "ServingSpec",
-           "TransformersSettings", "Variant", "VllmSettings", "load_matrix", "matrix_path"]
+__all__ = ["CALIBRATED_METHODS", "DEFAULT_MATRIX", "ENGINE_KINDS", "ENGINE_SETTINGS", "GGUF_SCHEMES",
+           "PROTOCOL_PRESETS", "QUANTIZATION_METHODS", "EngineSettings", "EngineSettingsError", "EngineSpec",
+           "ExternalSettings", "LlamaCppSettings", "LocalEngineSettings", "Matrix", "MatrixError", "ModelSpec",
+           "Protocol", "QuantizationSpec", "ServingSpec", "TransformersSettings", "Variant", "VllmSettings",
+           "load_matrix", "matrix_path"]

@@ -39,7 +39,7 @@ def matrix_path() -> Path:
     return Path(os.environ.get("YARDSTICK_MATRIX", DEFAULT_MATRIX))
 
 
-TOP_LEVEL_KEYS = ("benchmark_mirror", "benchmark_options", "defaults", "variants")
+TOP_LEVEL_KEYS = ("benchmark_mirror", "benchmark_options", "defaults", "reference", "variants")
 
 
 HostCapabilities = Callable[[], VllmCpuCapabilities | None]
@@ -80,7 +80,8 @@ def load_matrix(path: str | Path | None = None, host: HostCapabilities | None = 
     }
     variants = _routed(variants, host or _probed_host)
     return Matrix(path=path, variants=variants, benchmark_mirror=document.get("benchmark_mirror"),
-                  benchmark_options=_benchmark_options(document.get("benchmark_options"), path))
+                  benchmark_options=_benchmark_options(document.get("benchmark_options"), path),
+                  reference=document.get("reference"))   # checked by the Matrix: an unquantized variant
 
 
 def _benchmark_options(raw: object, path: Path) -> dict[str, dict]:

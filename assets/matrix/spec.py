@@ -256,6 +256,37 @@ class Matrix:
     # Per benchmark that takes options (LiveCodeBench: release, since, until), the same for every variant, so
     # that all of them answer the same items.
     benchmark_options: dict[str, dict] = field(default_factory=dict)
+    # The common reference (`reference:`): the unquantized variant every other variant of its model and protocol is
+    # also compared with, whatever its engine; None: the first such variant in matrix order (see reference_of).
+    reference: str | None = None
+
+    def __post_init__(self) -> None:
+        problem = self._reference_problem()
+        if problem:
+            unquantized = ", ".join(self._references()) or "(none)"
+            raise MatrixError(f"matrix file {self.path}: {problem}; name one of the unquantized variants "
+                              f"({unquantized}), or drop 'reference': each model's first is then its reference")
+
+    def _references(self) -> list[str]:
+        """The variants that can be a reference: unquantized, on weights the matrix gives (not an endpoint's own)."""
+        return [name for name, variant in self.variants.items()
+                if variant.quantization.scheme == "none" and variant.engine.kind != "external"]
+
+    def _reference_problem(self) -> str | None:
+        if self.reference is None:
+            return None
+        if not isinstance(self.reference, str):
+            return f"'reference' names one variant, got {self.reference!r}"
+        if self.reference not in self.variants:
+            return f"reference '{self.reference}' is not a variant of the matrix"
+        chosen = self.variants[self.reference]
+        if chosen.engine.kind == "external":
+            return (f"reference '{self.reference}' is an external endpoint, which serves weights of its own: nothing "
+                    "else runs its weights to be compared with it")
+        if chosen.quantization.scheme != "none":
+            return (f"reference '{self.reference}' is quantized ({chosen.quantization.scheme}); the reference is "
+                    "the unquantized weights the others are measured against")
+        return None
 
     def variant(self, name: str) -> Variant:
         if name not in self.variants:
@@ -275,6 +306,33 @@ class Matrix:
                     and other.engine.kind == variant.engine.kind and other.protocol == variant.protocol):
                 return other
         return None
+
+    def reference_of(self, variant: Variant) -> Variant | None:
+        """The common reference a variant is compared with besides its twin: the matrix's `reference` where it has
+        the variant's model and protocol, else the first unquantized variant in matrix order that has them, on
+        whichever engine; None for an external endpoint (its weights are its own)."""
+        if variant.engine.kind == "external":
+            return None
+        candidates = [self.reference] if self.reference else []
+        for name in candidates + self._references():
+            other = self.variants[name]
+            if other.model == variant.model and other.protocol == variant.protocol:
+                return other
+        return None
+
+    def baselines_of(self, variant: Variant) -> dict[str, Variant]:
+        """What a variant's quantization loss is measured against, by relation: 'twin', its unquantized twin
+        (`baseline_of`), and 'reference', the common reference (`reference_of`) where that is neither the twin nor
+        the variant itself. An unquantized variant on another engine so has the reference alone: the engine's own
+        effect on the same weights; the reference has none."""
+        baselines = {}
+        twin = self.baseline_of(variant)
+        if twin is not None:
+            baselines["twin"] = twin
+        reference = self.reference_of(variant)
+        if reference is not None and reference.name not in (variant.name, twin.name if twin else None):
+            baselines["reference"] = reference
+        return baselines
 
     def mirror_folder(self, override: str | None = None) -> str | None:
         """The offline benchmark mirror: `override` (YARDSTICK_BENCHMARK_MIRROR), else the matrix's

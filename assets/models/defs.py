@@ -75,6 +75,29 @@ def model_snapshot(
     })
 
 
+def _quantized(context: dg.AssetExecutionContext, variant: Variant, source: Path, source_sha: str | None,
+               models_dir: str, gguf: bool) -> dict:
+    """The record of the variant's quantized checkpoint (a GGUF file for llama.cpp): made now, or reused when it
+    was made earlier from the same source and settings."""
+    spec = variant.quantization
+    target = quantized_path(models_dir, variant)
+    identity = {**source_identity(source, source_sha, spec), **({"format": "gguf"} if gguf else {})}
+    record = earlier_quantization(target, identity)
+    if record:
+        context.log.info(f"reusing {target}, quantized earlier from the same source")
+        return record
+    calibrated = f", calibrated on {spec.calibration}" if spec.calibration else ""
+    tool = "llama.cpp" if gguf else "llm-compressor"
+    context.log.info(f"quantizing {source} with {spec.scheme} ({spec.method}{calibrated}, {tool})")
+    # A quantized checkpoint is smaller than its source: the source's size is room enough.
+    needed = sum(path.stat().st_size for path in source.rglob("*") if path.is_file())
+    try:
+        require_free_space(target.parent, needed, f"the {spec.scheme} checkpoint of {source.name}")
+        return quantize_and_record(source, target, spec, identity, gguf=gguf)
+    except (DiskSpaceError, LlamaCppError) as error:
+        raise dg.Failure(f"variant '{variant.name}': {error}") from None
+
+
 @dg.asset(partitions_def=variant_partitions, group_name="models", kinds={"pytorch", "duckdb"}, deps=[model_snapshot])
 def quantized_model(
     context: dg.AssetExecutionContext, matrix: MatrixResource, hub: ModelHubResource, warehouse: WarehouseResource
@@ -98,25 +121,7 @@ def quantized_model(
     if spec.scheme == "none" and not gguf:
         record = passthrough_record(source)
     else:
-        target = quantized_path(hub.models_dir, variant)
-        identity = {**source_identity(source, snapshot.iloc[0]["commit_sha"], spec), **({"format": "gguf"} if gguf else {})}
-        record = earlier_quantization(target, identity)
-        if record:
-            context.log.info(f"reusing {target}, quantized earlier from the same source")
-        else:
-            calibrated = f", calibrated on {spec.calibration}" if spec.calibration else ""
-            tool = "llama.cpp" if gguf else "llm-compressor"
-            context.log.info(f"quantizing {source} with {spec.scheme} ({spec.method}{calibrated}, {tool})")
-            # A quantized checkpoint is smaller than its source: the source's size is room enough.
-            needed = sum(path.stat().st_size for path in source.rglob("*") if path.is_file())
-            try:
-                require_free_space(target.parent, needed, f"the {spec.scheme} checkpoint of {source.name}")
-            except DiskSpaceError as error:
-                raise dg.Failure(f"variant '{variant.name}': {error}") from None
-            try:
-                record = quantize_and_record(source, target, spec, identity, gguf=gguf)
-            except LlamaCppError as error:
-                raise dg.Failure(f"variant '{variant.name}': {error}") from None
+        record = _quantized(context, variant, source, snapshot.iloc[0]["commit_sha"], hub.models_dir, gguf)
     row = {"variant": variant.name, **record, "recorded_at": utc_now()}
     warehouse.replace_partition("quantized_models", variant.name, pd.DataFrame([row]))
     return dg.MaterializeResult(metadata={

@@ -27,6 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BUILD = PROJECT_ROOT / ".llama.cpp"
 TOOLS = {"server": "llama-server", "quantize": "llama-quantize", "imatrix": "llama-imatrix"}
 GGUF_FILE = "model.gguf"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
 # The converter's output types: what `none` keeps (the checkpoint's own 16-bit type), F16 and BF16.
 CONVERT_TYPES = {"none": "auto", "F16": "f16", "BF16": "bf16"}
 IMATRIX_FILE = "imatrix.gguf"
@@ -129,6 +130,11 @@ def quantize_gguf(source: Path, target_dir: Path, spec: QuantizationSpec) -> dic
         _run(quantize, f"llama-quantize to {spec.scheme}", log)
         steps.append(shlex.join(quantize))
         converted.unlink()
+    # The source's tokenizer beside the file: what counts the served model's tokens (the file holds it too, in
+    # llama.cpp's form).
+    for name in TOKENIZER_FILES:
+        if (source / name).exists():
+            shutil.copy2(source / name, staging / name)
     shutil.rmtree(target_dir, ignore_errors=True)
     staging.rename(target_dir)
     server = llamacpp_tool("server")

@@ -84,7 +84,7 @@ def _pinning_only_with_an_accelerator() -> Iterator[None]:
     torch refuses that on a host without one ("Cannot access accelerator device when none is available"): there,
     the cache stays in ordinary memory, which is all pinning would have been for."""
     import torch
-    from llmcompressor.pipelines.cache import IntermediatesCache
+    from llmcompressor.modifiers.transform.awq.base import IntermediatesCache  # the cache AWQ keeps
 
     if torch.accelerator.is_available():
         yield

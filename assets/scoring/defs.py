@@ -114,38 +114,51 @@ WHERE variant = ? AND config_hash = ? GROUP BY ALL
 """
 
 
+def _per_item(warehouse: WarehouseResource, variant: str) -> pd.DataFrame:
+    """A baseline's accuracy per item (PER_ITEM_SQL); empty where it has no samples yet."""
+    try:
+        sample_config = sample_key_of(warehouse, variant)
+    except LookupError:
+        return pd.DataFrame()
+    return warehouse.query(PER_ITEM_SQL, [variant, sample_config])
+
+
 @dg.asset(partitions_def=variant_partitions, group_name="scoring", kinds={"python", "duckdb"},
           deps=[dg.AssetDep("benchmark_scores", partition_mapping=with_baselines())])
 def quantization_loss(context: dg.AssetExecutionContext, matrix: MatrixResource,
                       warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Per benchmark: pass@1 of a quantized variant minus its unquantized baseline's on the same items, with a
-    paired bootstrap interval over items and whether the difference is significant. Empty for a variant with
-    no baseline (or whose baseline has not been scored yet)."""
+    """Per benchmark and baseline: pass@1 of a variant minus the baseline's on the same items, with a paired
+    bootstrap interval over items and whether the difference is significant. The baselines (`Matrix.baselines_of`):
+    its unquantized twin on the same engine (relation 'twin'), and the matrix's common reference where that is
+    another variant ('reference'): an unquantized variant on another engine is compared with the reference alone.
+    Empty for a variant with no baseline (the reference itself); a baseline not scored yet is left out."""
     variant = matrix.variant(context.partition_key)
-    baseline = matrix.matrix.baseline_of(variant)
-    if baseline is None:
+    baselines = matrix.matrix.baselines_of(variant)
+    if not baselines:
         warehouse.replace_partition("quantization_loss", variant.name, pd.DataFrame())
-        return dg.MaterializeResult(metadata={"dagster/row_count": 0, "skipped": "no unquantized baseline"})
-    try:
-        baseline_config = sample_key_of(warehouse, baseline.name)
-    except LookupError:
-        baseline_config = None
-    theirs = warehouse.query(PER_ITEM_SQL, [baseline.name, baseline_config]) if baseline_config else pd.DataFrame()
-    if theirs.empty:
-        warehouse.replace_partition("quantization_loss", variant.name, pd.DataFrame())
-        message = f"baseline '{baseline.name}' has no graded answers yet; materialize it, then this asset again"
-        context.log.warning(message)
-        return dg.MaterializeResult(metadata={"dagster/row_count": 0, "skipped": message})
+        return dg.MaterializeResult(metadata={"dagster/row_count": 0, "skipped": "no baseline: no unquantized "
+                                              "twin, and the variant is its model's reference (or an endpoint)"})
     ours = warehouse.query(PER_ITEM_SQL, [variant.name, sample_key_of(warehouse, variant.name)])
-    rows, unshared = quantization_loss_rows(ours, theirs)
-    for benchmark in unshared:
-        context.log.warning(f"{benchmark}: no item scored by both {variant.name} and {baseline.name}")
-    table = pd.DataFrame(rows)
+    tables, skipped = [], []
+    for relation, baseline in baselines.items():
+        theirs = _per_item(warehouse, baseline.name)
+        if theirs.empty:
+            skipped.append(f"{relation} '{baseline.name}' has no graded answers yet; materialize it, then this "
+                           "asset again")
+            context.log.warning(skipped[-1])
+            continue
+        rows, unshared = quantization_loss_rows(ours, theirs)
+        for benchmark in unshared:
+            context.log.warning(f"{benchmark}: no item scored by both {variant.name} and its {relation} "
+                                f"{baseline.name}")
+        tables.append(pd.DataFrame(rows).assign(relation=relation, baseline=baseline.name))
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     if len(table):
-        table = table.assign(variant=variant.name, baseline=baseline.name, computed_at=utc_now())
+        table = table.assign(variant=variant.name, computed_at=utc_now())
     warehouse.replace_partition("quantization_loss", variant.name, table)
     shown = table.drop(columns=["variant", "computed_at"]).round(4) if len(table) else table
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(table), "baseline": baseline.name,
-        "loss": dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "(no shared benchmark)"),
+        "dagster/row_count": len(table), **{relation: baseline.name for relation, baseline in baselines.items()},
+        **({"skipped": "; ".join(skipped)} if skipped else {}),
+        "loss": dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "(nothing compared)"),
     })

@@ -25,7 +25,7 @@ def test_matrix_errors_name_the_variant_and_the_key(tmp_path):
         load_matrix(bad)
     bad.write_text("variants:\n  v1:\n    model: {path: /x}\n    engine: {kind: tgi}\n    hardware: h\n"
                    "    benchmarks: [gsm8k]\n")
-    with pytest.raises(MatrixError, match="engine kind 'tgi' unknown; known: transformers, vllm, external"):
+    with pytest.raises(MatrixError, match="engine kind 'tgi' unknown; known: transformers, vllm, llamacpp, external"):
         load_matrix(bad)
     with pytest.raises(MatrixError, match="does not exist"):
         load_matrix(tmp_path / "missing.yaml")

@@ -13,8 +13,10 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import httpx
+import openai
 import pytest
 
 from assets.benchmarks.prompts import build_messages
@@ -196,3 +198,39 @@ def test_yardstick_llamacpp_server_selects_another_build(monkeypatch, tmp_path):
     monkeypatch.setattr("assets.models.gguf.DEFAULT_BUILD", tmp_path)
     with pytest.raises(LlamaCppError, match="make llama.cpp"):
         llamacpp_tool("server")
+
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def readme_ollama_variant() -> str:
+    """The Ollama example variant as the README shows it."""
+    text = README.read_text()
+    block = text[text.index("<!-- ollama-example"):]
+    return block[block.index("```yaml\n") + 8:block.index("```\n", block.index("```yaml"))]
+
+
+@pytest.mark.integration
+def test_the_readmes_ollama_variant_evaluates_through_llama_server(served, tmp_path):
+    """llama-server stands in for Ollama (llama.cpp is what Ollama runs): the README's variant, pointed at it, loads
+    as an external endpoint and its samples come back through the project's own request path, seeded, with the
+    reasoning apart."""
+    from assets.engine.generation import SampleRequest, generate
+    from assets.engine.requests import generation_sampling
+
+    deployment, _ = served
+    variant_yaml = (readme_ollama_variant().replace("http://127.0.0.1:11434/v1", deployment.base_url)
+                    .replace('"deepseek-r1:7b"', deployment.served_model))
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text("defaults:\n  benchmarks: {arith: 2}\n  protocol: {preset: deepseek-r1, k: 1, max_tokens: 48}\n"
+                      f"variants:\n{variant_yaml}")
+    variant = load_matrix(matrix).variant("r1-qwen-7b-ollama")
+    assert variant.engine.kind == "external" and variant.hardware == "cpu-2vcpu"
+    with engine().deploy(variant.engine, "", served_name="", log_name="ollama-stand-in") as endpoint:
+        client = openai.AsyncOpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key)
+        requests = [SampleRequest("arith", str(i), 0, problem(i), seed=7 + i) for i in range(3)]
+        rows: list[dict] = []
+        report = asyncio.run(generate(client, endpoint.served_model, requests, generation_sampling(variant), 2,
+                                      rows.extend))
+    assert report.finished == 3 and sorted(row["seed"] for row in rows) == [7, 8, 9]
+    assert all(THINK_CLOSE not in row["response"] for row in rows)
