@@ -62,16 +62,40 @@ class EventStreamClient:
             self._idle.extend((*pair, now) for pair in opened if not isinstance(pair, BaseException))
         return len(self._idle)
 
-    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        """An idle connection the server should still hold open (reused: True), else a new one."""
         while self._idle:
             reader, writer, since = self._idle.pop()
             if not writer.is_closing() and not reader.at_eof() and time.monotonic() - since < IDLE_REUSE_S:
-                return reader, writer
+                return reader, writer, True
             writer.close()
-        return await self._open()
+        return *await self._open(), False
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection(self.host, self.port, ssl=self.tls, limit=2**20)
+
+    async def _send(self, request: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int, dict[str, str]]:
+        """Send the request and read the response's head. A kept-alive connection the server closed after its last
+        response (llama.cpp's server does so now and then, at once) fails before any answer: the request is sent
+        again once, on a new connection, as HTTP clients do; the server never saw it. A new connection's failure
+        is the request's."""
+        reader, writer, reused = await self._connect()
+        try:
+            writer.write(request)
+            await writer.drain()
+            return reader, writer, *await _read_head(reader)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            writer.close()
+            if not reused:
+                raise
+        reader, writer = await self._open()
+        try:
+            writer.write(request)
+            await writer.drain()
+            return reader, writer, *await _read_head(reader)
+        except BaseException:
+            writer.close()
+            raise
 
     async def post_events(self, path: str, body: dict, headers: dict[str, str]) -> AsyncIterator[str]:
         payload = json.dumps(body).encode()
@@ -79,12 +103,9 @@ class EventStreamClient:
         request = (f"POST {self.prefix}{path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
                    f"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
                    f"Content-Length: {len(payload)}\r\n{head}\r\n").encode() + payload
-        reader, writer = await self._connect()
+        reader, writer, status, response_headers = await self._send(request)
         reusable = False
         try:
-            writer.write(request)
-            await writer.drain()
-            status, response_headers = await _read_head(reader)
             if status != 200:
                 body_text = b"".join([piece async for piece in _read_body(reader, response_headers)])
                 raise HTTPStatusError(status, body_text.decode(errors="replace"))

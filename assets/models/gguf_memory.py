@@ -11,7 +11,8 @@ makes a plan of it.
   latent attention (GGUF's deepseek2: DeepSeek-V2/V3/R1) it caches only K, the compressed latent and the rotary
   key, kv_lora_rank + qk_rope_head_dim per layer (src/llama-kv-cache.cpp: `has_v = !is_mla`): the figure that
   Architecture.kv_cache_bytes_per_token gives for latent attention.
-- Compute buffers: COMPUTE_BUFFER below, checked against what llama-server logs.
+- Compute buffers: activations of one micro-batch and the attention mask (compute_buffer_bytes), checked against
+  what llama-server logs; on a CPU also the server's own memory (server_host_bytes), measured.
 - Placement: every layer on the GPUs (the launcher's default), whole layers with their KV cache per device in
   proportion to --tensor-split, the token embeddings in host memory, a compute buffer on every device.
 """
@@ -24,6 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from assets.matrix import LlamaCppSettings, Variant
+from assets.models.model_config import ModelConfig, PlanError, variant_config
 
 # ggml's tensor types as (weights per block, bytes per block): ggml/src/ggml.c's type_traits, which gguf-py repeats
 # as GGML_QUANT_SIZES (the tests check that the two agree). Bits per weight = 8 × bytes ÷ weights: Q8_0 8.5, Q6_K
@@ -40,10 +44,6 @@ UBATCH_TOKENS = 512                  # llama.cpp's --ubatch-size default: the to
 # The CUDA runtime and cuBLAS workspace of one process on one GPU, which nvidia-smi counts and llama.cpp's
 # buffers do not: an estimate, to be checked when a GPU is lent.
 CUDA_CONTEXT_BYTES = 512 * 2**20
-
-
-class PlanInputError(ValueError):
-    """A GGUF file or a setting the plan cannot use."""
 
 
 def bits_per_weight(ggml_type: str) -> float:
@@ -116,13 +116,15 @@ TENSOR_MIXES = {
 
 
 class ArchitectureFacts(Protocol):
-    """What the estimate reads of memory.Architecture."""
+    """What the plan reads of memory.Architecture."""
 
     num_layers: int
     hidden_size: int
+    intermediate_size: int
     vocab_size: int
     tie_word_embeddings: bool
 
+    def parameters(self) -> int: ...
     def attention_parameters(self) -> int: ...
     def attention_output_parameters(self) -> int: ...
     def ffn_down_parameters(self, layer: int) -> list[int]: ...
@@ -133,13 +135,13 @@ class ArchitectureFacts(Protocol):
 class GgufWeights:
     total_bytes: int      # every tensor's data
     host_bytes: int       # the token embeddings: llama.cpp keeps the input layer in host memory on a GPU too
-    source: str           # "gguf" (the file's tensor table) or "config" (estimated)
+    source: str           # "checkpoint" (the GGUF file's tensor table) or "config" (estimated)
 
 
 def estimated_weights(architecture: ArchitectureFacts, scheme: str) -> GgufWeights:
     """The tensor bytes of a GGUF file of `architecture` under `scheme`, tensor by tensor kind (TENSOR_MIXES)."""
     if scheme not in TENSOR_MIXES:
-        raise PlanInputError(f"no GGUF size rule for scheme '{scheme}'; known: {', '.join(TENSOR_MIXES)}")
+        raise PlanError(f"no GGUF size rule for scheme '{scheme}'; known: {', '.join(TENSOR_MIXES)}")
     mix = TENSOR_MIXES[scheme]
     layers, hidden = architecture.num_layers, architecture.hidden_size
     embedding = architecture.vocab_size * hidden
@@ -189,12 +191,12 @@ def read_gguf(path: str | Path) -> GgufFile:
 
     path = Path(path)
     if not path.is_file():
-        raise PlanInputError(f"{path} is not a GGUF file; quantize the variant first (quantized_model)")
+        raise PlanError(f"{path} is not a GGUF file; quantize the variant first (quantized_model)")
     reader = GGUFReader(path)
     tensors = {tensor.name: tensor for tensor in reader.tensors}
     embedding = tensors.get("token_embd.weight")
     weights = GgufWeights(total_bytes=sum(int(t.n_bytes) for t in tensors.values()),
-                          host_bytes=int(embedding.n_bytes) if embedding is not None else 0, source="gguf")
+                          host_bytes=int(embedding.n_bytes) if embedding is not None else 0, source="checkpoint")
     return GgufFile(path=str(path), file_bytes=path.stat().st_size, weights=weights,
                     parameters=sum(int(t.n_elements) for t in tensors.values()),
                     tensor_types=dict(Counter(t.tensor_type.name for t in tensors.values())),
@@ -238,17 +240,35 @@ def _padded(tokens: int) -> int:
     return -(-tokens // CONTEXT_PADDING) * CONTEXT_PADDING
 
 
-def compute_buffer_bytes(vocab_size: int, hidden_size: int, intermediate_size: int, slots: int) -> int:
-    """COMPUTE_BUFFER: see its comment."""
-    return COMPUTE_BUFFER(vocab_size, hidden_size, intermediate_size, slots)
+def compute_buffer_bytes(hidden_size: int, intermediate_size: int, context_per_slot: int, slots: int) -> int:
+    """One device's compute buffer: llama.cpp sizes it for the worst forward pass, a micro-batch of --ubatch-size
+    tokens (fewer when the whole context is shorter), whose peak holds about 4 × hidden + 3 × intermediate f32
+    activations per token, and flash attention's f16 mask over one slot's context (llama.cpp's `auto` turns flash
+    attention on where the backend has it; without it the attention scores would take far more). Checked against
+    llama-server's "CPU compute buffer size" for qwen2 shapes at llama.cpp 0c1e570: 16.26 MiB logged for hidden 512,
+    intermediate 1408 and 4096 tokens per slot against 16.25 here, 36.01 for 1024 / 4096 against 36.00, 8.51 for
+    the tiny model (256 / 512) against 9.00, and 13.26 against 13.25 with four slots sharing the 4096 tokens. MoE
+    layers' routed experts, latent attention and the CUDA backend's buffers are not checked yet."""
+    tokens = min(UBATCH_TOKENS, context_per_slot * slots)
+    activations = 4 * tokens * (4 * hidden_size + 3 * intermediate_size)
+    return activations + 2 * tokens * context_per_slot
 
 
-def _compute_buffer(vocab_size: int, hidden_size: int, intermediate_size: int, slots: int) -> int:
-    tokens = UBATCH_TOKENS
-    return 4 * tokens * (vocab_size + 4 * hidden_size + 2 * intermediate_size)
+# llama-server's host memory beside the buffers it logs, from its resident memory (VmRSS) less those buffers on this
+# project's CPU host at llama.cpp 0c1e570 (short prompts, which leave most of the compute buffer untouched): about
+# 24 MiB for the process, and 336 bytes per vocabulary token for the tokenizer (38 MiB with GPT-2's 50,257 tokens,
+# 71 MiB with Qwen2's 151,936), about 0.15 MiB per slot, and 52 bytes per context token for the KV cache's cell
+# bookkeeping (src/llama-kv-cells.h: position, extension and shift, and a 256-sequence bitset per cell).
+SERVER_PROCESS_BYTES = 24 * 2**20
+SERVER_BYTES_PER_VOCABULARY_TOKEN = 336
+SERVER_BYTES_PER_SLOT = 150 * 2**10
+KV_CELL_BYTES = 52
 
 
-COMPUTE_BUFFER = _compute_buffer
+def server_host_bytes(vocab_size: int, context_per_slot: int, slots: int) -> int:
+    """llama-server's own host memory besides its weights, KV cache and compute buffers (see above)."""
+    return (SERVER_PROCESS_BYTES + SERVER_BYTES_PER_VOCABULARY_TOKEN * vocab_size + SERVER_BYTES_PER_SLOT * slots
+            + KV_CELL_BYTES * context_per_slot * slots)
 
 
 def device_shares(tensor_split: Sequence[str], rpc: Sequence[str]) -> tuple[float, ...]:
@@ -261,10 +281,44 @@ def device_shares(tensor_split: Sequence[str], rpc: Sequence[str]) -> tuple[floa
     try:
         shares = tuple(float(share) for share in tensor_split)
     except ValueError:
-        raise PlanInputError(f"tensor_split {list(tensor_split)}: each share must be a number") from None
+        raise PlanError(f"tensor_split {list(tensor_split)}: each share must be a number") from None
     if min(shares) < 0 or sum(shares) <= 0:
-        raise PlanInputError(f"tensor_split {list(tensor_split)}: shares must be positive")
+        raise PlanError(f"tensor_split {list(tensor_split)}: shares must be positive")
     if len(shares) < 1 + len(rpc):
-        raise PlanInputError(f"tensor_split has {len(shares)} shares for {1 + len(rpc)} hosts (this one and "
+        raise PlanError(f"tensor_split has {len(shares)} shares for {1 + len(rpc)} hosts (this one and "
                              f"{len(rpc)} RPC servers): give every device its share")
     return shares
+
+
+def gguf_config(variant: Variant, checkpoint: str | Path | None) -> tuple[ModelConfig, GgufFile | None]:
+    """What a llama.cpp variant is planned from: its GGUF file when `checkpoint` is one (config facts from the file's
+    metadata), else its checkpoint's or model's config.json (model_config.py) and no file."""
+    if str(checkpoint or "").endswith(".gguf"):
+        file = read_gguf(checkpoint)
+        return ModelConfig(file.config, f"GGUF metadata of {file.path}", file.weights.total_bytes), file
+    return variant_config(variant, checkpoint), None
+
+
+@dataclass(frozen=True)
+class ServerMemory:
+    """What llama-server allocates for a variant."""
+
+    weights: GgufWeights
+    parameters: int
+    slots: int
+    context_per_slot: int
+    overhead_per_device: int     # a compute buffer, and the CUDA context on a GPU or the server's own memory on a CPU
+    shares: tuple[float, ...]    # each device's share of the layers
+
+
+def server_memory(architecture: ArchitectureFacts, settings: LlamaCppSettings, scheme: str,
+                  file: GgufFile | None) -> ServerMemory:
+    """The weights (the file's, else estimated under `scheme`), slots, context and per-device overhead of a server."""
+    slots = server_slots(settings.parallel, settings.concurrency)
+    context = context_per_slot(settings.max_model_len, slots)
+    compute = compute_buffer_bytes(architecture.hidden_size, architecture.intermediate_size, context, slots)
+    beside = (server_host_bytes(architecture.vocab_size, context, slots) if settings.on_cpu else CUDA_CONTEXT_BYTES)
+    return ServerMemory(weights=file.weights if file else estimated_weights(architecture, scheme),
+                        parameters=file.parameters if file else architecture.parameters(), slots=slots,
+                        context_per_slot=context, overhead_per_device=compute + beside,
+                        shares=device_shares(settings.tensor_split, settings.rpc))

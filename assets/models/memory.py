@@ -10,6 +10,7 @@ a GPU at a tensor-parallel size.
 - Per GPU: weights ÷ (TP × PP) + KV for max_model_len × concurrent sequences ÷ (TP × PP) (÷ PP only for
   latent attention) + a fixed overhead for the CUDA context, activations and graphs, against
   memory × gpu_memory_utilization.
+- llama.cpp serving GGUF files: gguf_memory.py's weights, KV cache and buffers, split by layers (LayerSplitPlan).
 
 Everything here is arithmetic on plain inputs; where a model's config.json comes from is model_config.py.
 """
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assets.matrix import Variant, VllmSettings
+from assets.models import gguf_memory
 from assets.models.model_config import ModelConfig, PlanError, variant_config
 
 GIB = 1024**3
@@ -161,30 +163,25 @@ class Architecture:
         return h * q + 2 * h * kv + bias + self.attention_output_parameters()
 
     def attention_output_parameters(self) -> int:
-        """One layer's attention output projection (o_proj)."""
         value_dim = self.v_head_dim if self.latent_attention else self.head_dim
         return self.num_attention_heads * value_dim * self.hidden_size
 
     def ffn_down_parameters(self, layer: int) -> list[int]:
-        """A layer's down projections, one entry per tensor: the dense MLP's, or the routed experts' and the
-        shared experts' (gate and up are twice as many parameters again)."""
-        if self.n_routed_experts and layer >= self.first_k_dense_replace:
-            expert = self.hidden_size * self.moe_intermediate_size
-            return [self.n_routed_experts * expert] + ([self.n_shared_experts * expert] if self.n_shared_experts else [])
-        return [self.hidden_size * self.intermediate_size]
+        """A layer's down projections, one per tensor (dense; or routed, shared experts); gate and up are twice that."""
+        if not (self.n_routed_experts and layer >= self.first_k_dense_replace):
+            return [self.hidden_size * self.intermediate_size]
+        expert = self.hidden_size * self.moe_intermediate_size
+        return [self.n_routed_experts * expert] + ([self.n_shared_experts * expert] if self.n_shared_experts else [])
 
     def router_parameters(self, layer: int) -> int:
-        """A MoE layer's router: a weight and a score-correction bias per routed expert."""
-        if self.n_routed_experts and layer >= self.first_k_dense_replace:
-            return self.n_routed_experts * (self.hidden_size + 1)
-        return 0
-
-    def mlp_parameters(self, layer: int) -> int:
-        return 3 * sum(self.ffn_down_parameters(layer)) + self.router_parameters(layer)
+        """A MoE layer's router: a weight row and a score-correction bias per routed expert."""
+        moe = self.n_routed_experts and layer >= self.first_k_dense_replace
+        return self.n_routed_experts * (self.hidden_size + 1) if moe else 0
 
     def linear_parameters(self) -> int:
         """Parameters in the decoder's linear layers: what weight quantization compresses."""
-        return sum(self.attention_parameters() + self.mlp_parameters(i) for i in range(self.num_layers))
+        return sum(self.attention_parameters() + 3 * sum(self.ffn_down_parameters(i)) + self.router_parameters(i)
+                   for i in range(self.num_layers))
 
     def other_parameters(self) -> int:
         """Embeddings, lm_head and norms: kept in the model's dtype by the quantization schemes here."""
@@ -238,6 +235,7 @@ class MemoryPlan:
     latent_attention: bool
     overhead_per_gpu: int = DEFAULT_OVERHEAD_BYTES
     kv_heads: int = 1_000_000      # KV heads: tensor parallelism beyond them replicates the cache
+    host_weight_bytes: int = 0     # weights kept in host memory, on no GPU
 
     @property
     def kv_cache_bytes(self) -> int:
@@ -245,11 +243,11 @@ class MemoryPlan:
         return self.kv_bytes_per_token * self.max_model_len * self.concurrency
 
     def fit(self, gpu: Gpu, tensor_parallel: int, pipeline_parallel: int = 1) -> Fit:
-        shards = tensor_parallel * pipeline_parallel
+        shards = self._weight_shards(tensor_parallel, pipeline_parallel)
         kv_shards = self._kv_shards(tensor_parallel, pipeline_parallel)
         return Fit(gpu=gpu.name, tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel,
-                   weights_per_gpu=-(-self.weight_bytes // shards),
-                   kv_cache_per_gpu=-(-self.kv_cache_bytes // kv_shards),
+                   weights_per_gpu=int(-(-(self.weight_bytes - self.host_weight_bytes) // shards)),
+                   kv_cache_per_gpu=int(-(-self.kv_cache_bytes // kv_shards)),
                    overhead_per_gpu=self.overhead_per_gpu,
                    usable_per_gpu=int(gpu.memory_bytes * self.gpu_memory_utilization))
 
@@ -258,7 +256,10 @@ class MemoryPlan:
         (vLLM logs the same figure as its maximum concurrency at start-up)."""
         free = fit.usable_per_gpu - fit.weights_per_gpu - fit.overhead_per_gpu
         shards = self._kv_shards(fit.tensor_parallel, fit.pipeline_parallel)
-        return max(0, free * shards // (self.kv_bytes_per_token * self.max_model_len))
+        return max(0, int(free * shards // (self.kv_bytes_per_token * self.max_model_len)))
+
+    def _weight_shards(self, tensor_parallel: int, pipeline_parallel: int) -> float:
+        return tensor_parallel * pipeline_parallel
 
     def _kv_shards(self, tensor_parallel: int, pipeline_parallel: int) -> int:
         """Into how many parts the KV cache splits: a latent cache is not split across heads (each
@@ -278,6 +279,21 @@ class MemoryPlan:
             if self.full_length_sequences(fit) >= wanted:
                 return fit
         return None
+
+
+@dataclass(frozen=True)
+class LayerSplitPlan(MemoryPlan):
+    """llama.cpp's placement (gguf_memory.py): whole layers with their KV cache on each device by its share of
+    --tensor-split (the largest binds; a device count other than the variant's, `tensor_parallel` here, at equal
+    shares), token embeddings in host memory, no utilization cap; max_model_len is per slot, concurrency the slots."""
+
+    shares: tuple[float, ...] = (1.0,)
+
+    def _weight_shards(self, tensor_parallel: int, pipeline_parallel: int) -> float:
+        shares = self.shares if tensor_parallel == len(self.shares) else (1.0,) * tensor_parallel
+        return sum(shares) / max(shares)
+
+    _kv_shards = _weight_shards     # a layer's KV cache lives with the layer
 
 
 def plan_memory(architecture: Architecture, max_model_len: int, concurrency: int, scheme: str = "none",
@@ -339,7 +355,23 @@ def plan_variant(variant: Variant, checkpoint: str | Path | None = None) -> Vari
     config.json (the catalog of well-known models, or the hub at the pinned revision)."""
     if variant.engine.kind == "external":
         raise PlanError(f"variant '{variant.name}' is an external endpoint; its memory is not ours to plan")
+    if variant.engine.kind == "llamacpp":
+        return plan_llamacpp(variant, checkpoint)
     return plan_from_config(variant, variant_config(variant, checkpoint))
+
+
+def plan_llamacpp(variant: Variant, checkpoint: str | Path | None = None) -> VariantPlan:
+    """llama.cpp serving a GGUF file: its tensors when `checkpoint` is one, else estimated (gguf_memory.py)."""
+    model, file = gguf_memory.gguf_config(variant, checkpoint)
+    architecture = Architecture.from_config(model.config)
+    server = gguf_memory.server_memory(architecture, variant.engine.settings, variant.quantization.scheme, file)
+    plan = LayerSplitPlan(
+        weight_bytes=server.weights.total_bytes, weight_source=server.weights.source, parameters=server.parameters,
+        kv_bytes_per_token=architecture.kv_cache_bytes_per_token(gguf_memory.KV_CACHE_DTYPE),
+        max_model_len=server.context_per_slot, concurrency=server.slots, gpu_memory_utilization=1.0,
+        latent_attention=architecture.latent_attention, overhead_per_gpu=server.overhead_per_device,
+        kv_heads=architecture.num_kv_heads, host_weight_bytes=server.weights.host_bytes, shares=server.shares)
+    return VariantPlan(variant.name, model.source, plan, len(server.shares), 1, 0)
 
 
 def plan_from_config(variant: Variant, model: ModelConfig) -> VariantPlan:

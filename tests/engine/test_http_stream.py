@@ -62,3 +62,44 @@ def test_a_connection_idle_past_the_reuse_limit_is_not_used_again(monkeypatch):
     answered = asyncio.run(scenario())
     assert len(answered) == 4
     assert answered[0] == answered[1] and answered[1] != answered[2] and answered[2] == answered[3]
+
+
+async def serve_once_per_connection(answered: list[int], answer: bool = True):
+    """A server that answers one request per connection (or none) and closes the connection without a word when
+    the next request comes on it, as llama.cpp's server now and then does after a streamed reply."""
+    connections = iter(range(1000))
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = next(connections)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
+        await reader.readexactly(length)
+        if answer:
+            answered.append(connection)
+            writer.write(REPLY)
+            await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")   # the next request on this connection: dropped unanswered
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+def test_a_kept_alive_connection_closed_before_answering_is_retried_once_on_a_new_one():
+    async def scenario(answer: bool) -> tuple[list[list[str]], list[int], str | None]:
+        answered: list[int] = []
+        results, failure = [], None
+        server = await serve_once_per_connection(answered, answer)
+        port = server.sockets[0].getsockname()[1]
+        async with server, EventStreamClient(f"http://127.0.0.1:{port}/v1") as client:
+            try:
+                for _ in range(3):
+                    results.append([event async for event in client.post_events("/chat", {}, {})])
+            except ConnectionError as error:
+                failure = str(error)
+        return results, answered, failure
+
+    results, answered, failure = asyncio.run(scenario(answer=True))
+    assert failure is None and results == [['{"a":1}']] * 3 and answered == [0, 1, 2]
+    results, answered, failure = asyncio.run(scenario(answer=False))   # a new connection's failure is not retried
+    assert results == [] and answered == [] and "closed the connection before answering" in failure
