@@ -123,9 +123,10 @@ def _on_gpus(variant: Variant, hardware: Hardware | None, gpus: int) -> dict:
 
 
 def _engine_step(variant: Variant, hardware: Hardware | None, names: ClusterNames) -> dict:
-    """The engine step's pod: its GPUs on a node of its GPU, /dev/shm for vLLM, its keys, and Ray across nodes."""
+    """The engine step's pod: its GPUs on a node of its GPU, /dev/shm for vLLM, its keys, and Ray across nodes (for
+    vLLM; llama.cpp reaches its other hosts' `rpc-server`s at the addresses its `rpc` setting gives)."""
     env = _engine_secrets(variant, names)
-    if variant.engine.settings.node_count > 1:
+    if variant.engine.settings.NODES_JOIN_RAY and variant.engine.settings.node_count > 1:
         # This pod is one of the engine's nodes: it joins the Ray cluster (whose workers are the other nodes) with
         # its GPUs, and vLLM, started here, places its ranks over all of them.
         env += [{"name": "RAY_ADDRESS", "value": names.ray_address},

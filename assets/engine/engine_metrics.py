@@ -1,4 +1,5 @@
-"""What vLLM reports about itself while a load level runs, read from its Prometheus endpoint (`GET /metrics`).
+"""What the engine reports about itself while a load level runs, read from its Prometheus endpoint (`GET /metrics`):
+vLLM's series, or llama.cpp's where they mean the same thing.
 
 Counters (prefix-cache queries and hits, preemptions, the queue-time histogram's sum and count) are read as the
 level's measured requests start and again when they have finished; the level gets their deltas, so the warm-up
@@ -6,6 +7,23 @@ is not counted. Gauges (KV-cache usage, running and waiting requests) are sample
 while the requests run; the level gets their max and mean. Each series is combined over its label sets (one
 per engine core under data parallelism): counts are summed, the KV-cache fraction is averaged, so it stays a
 fraction of the whole cache.
+
+Where each figure comes from (`SERIES`; the names after `vllm:` and `llamacpp:`, llama.cpp's as its build
+0c1e57098 writes them, without labels). What llama.cpp does not report stays None in its levels:
+
+| figure                 | vLLM                                   | llama.cpp                                          |
+|------------------------|----------------------------------------|----------------------------------------------------|
+| running                | num_requests_running                   | requests_processing: slots busy with a request     |
+| waiting                | num_requests_waiting                   | requests_deferred: requests waiting for a slot     |
+| kv_cache_usage         | kv_cache_usage_perc                    | kv_cache_usage_ratio in older builds; none now     |
+| prefix_cache_queries   | prefix_cache_queries_total             | prompt_tokens_total + prompt_tokens_cached_total   |
+| prefix_cache_hits      | prefix_cache_hits_total                | prompt_tokens_cached_total: reused from a slot     |
+| preemptions            | num_preemptions_total                  | none: a request keeps its slot to the end          |
+| queue_time_s_sum/count | request_queue_time_seconds_sum/_count  | none: no per-request queue time                    |
+
+llama.cpp's other series have no column here: tokens_predicted_total and prompt_seconds_total (throughput the
+client measures itself), n_decode_total and n_busy_slots_per_decode (its mean batch since it started, not over
+a level), n_tokens_max, and the speculative-decoding counters.
 
 An endpoint without /metrics (transformers serve, paid APIs), or one that fails, leaves every figure None:
 reading metrics never fails a load test.
@@ -83,26 +101,54 @@ def _parse_labels(text: str) -> dict[str, str] | None:
     return labels
 
 
+# One source of a figure: a series' name, or several names whose values add up.
+Source = str | tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Series:
-    """Where one figure is read: the series' names, the current vLLM name first and older releases' after it
-    (an external endpoint may run an older vLLM), and how its label sets combine."""
+    """Where one figure is read: its sources in order, the first the exposition has wins. vLLM's current name
+    comes first and older releases' after it (an external endpoint may run an older vLLM), then llama.cpp's;
+    a server writes one engine's names only, so the order matters among one engine's names alone."""
 
-    names: tuple[str, ...]
+    sources: tuple[Source, ...]
     fraction: bool = False   # a share of each engine's cache: averaged over engines, not summed
 
+    def read(self, values: Mapping[str, list[float]]) -> float | None:
+        """The figure from the first source whose series all have values (each series' label sets combined,
+        the series of a sum added up); None when no source has."""
+        for source in self.sources:
+            names = _names(source)
+            if all(values.get(name) for name in names):
+                return sum(self._combined(values[name]) for name in names)
+        return None
+
+    def _combined(self, values: list[float]) -> float:
+        return sum(values) / len(values) if self.fraction else sum(values)
+
+
+def _names(source: Source) -> tuple[str, ...]:
+    return (source,) if isinstance(source, str) else source
+
+
+# llama.cpp counts apart the prompt tokens it computed and those it reused from a slot's cache; together they are
+# every prompt token looked up, which is what vLLM's prefix-cache queries count.
+LLAMACPP_PROMPT_TOKENS = ("llamacpp:prompt_tokens_total", "llamacpp:prompt_tokens_cached_total")
 
 SERIES = {
-    "kv_cache_usage": Series(("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"), fraction=True),
-    "running": Series(("vllm:num_requests_running",)),
-    "waiting": Series(("vllm:num_requests_waiting",)),
-    "prefix_cache_queries": Series(("vllm:prefix_cache_queries_total", "vllm:gpu_prefix_cache_queries_total")),
-    "prefix_cache_hits": Series(("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total")),
+    "kv_cache_usage": Series(("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc",
+                              "llamacpp:kv_cache_usage_ratio"), fraction=True),
+    "running": Series(("vllm:num_requests_running", "llamacpp:requests_processing")),
+    "waiting": Series(("vllm:num_requests_waiting", "llamacpp:requests_deferred")),
+    "prefix_cache_queries": Series(("vllm:prefix_cache_queries_total", "vllm:gpu_prefix_cache_queries_total",
+                                    LLAMACPP_PROMPT_TOKENS)),
+    "prefix_cache_hits": Series(("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total",
+                                 "llamacpp:prompt_tokens_cached_total")),
     "preemptions": Series(("vllm:num_preemptions_total",)),
     "queue_time_s_sum": Series(("vllm:request_queue_time_seconds_sum",)),
     "queue_time_count": Series(("vllm:request_queue_time_seconds_count",)),
 }
-SERIES_NAMES = frozenset(name for series in SERIES.values() for name in series.names)
+SERIES_NAMES = frozenset(name for series in SERIES.values() for source in series.sources for name in _names(source))
 
 
 def read_figures(text: str) -> dict[str, float]:
@@ -112,12 +158,8 @@ def read_figures(text: str) -> dict[str, float]:
     for sample in parse_exposition(text, SERIES_NAMES):
         if math.isfinite(sample.value):
             values.setdefault(sample.name, []).append(sample.value)
-    figures = {}
-    for figure, series in SERIES.items():
-        found = next((values[name] for name in series.names if name in values), None)
-        if found:
-            figures[figure] = sum(found) / len(found) if series.fraction else sum(found)
-    return figures
+    figures = {figure: series.read(values) for figure, series in SERIES.items()}
+    return {figure: value for figure, value in figures.items() if value is not None}
 
 
 @dataclass(frozen=True)

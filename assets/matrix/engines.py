@@ -83,6 +83,8 @@ class EngineSettings:
                                                    # output_len tokens long
     USAGE_PER_CHUNK: ClassVar[bool] = False        # reports token usage in every streamed chunk
     NEEDS_SHARED_MEMORY: ClassVar[bool] = False    # its workers exchange tensors through /dev/shm
+    NODES_JOIN_RAY: ClassVar[bool] = False         # beyond one node, its pods join a Ray cluster (vLLM); llama.cpp's
+                                                   # other hosts are RPC servers it is given the addresses of
     concurrency: int = setting(8, _number(int), "requests in flight from the client")
     per_request_seed: bool = setting(True, _flag, "send each sample's own seed (false for an API that refuses it)")
     retry: dict | None = setting(None, _optional(_mapping), "retry policy (assets.engine.retry)")
@@ -155,6 +157,7 @@ class VllmSettings(LocalEngineSettings):
     FORCES_OUTPUT_LENGTH: ClassVar[bool] = True
     USAGE_PER_CHUNK: ClassVar[bool] = True
     NEEDS_SHARED_MEMORY: ClassVar[bool] = True
+    NODES_JOIN_RAY: ClassVar[bool] = True
     cpu_kvcache_space_gib: int = setting(1, _number(int), "KV cache in RAM on vLLM's CPU build, whole GiB")
     distributed_executor_backend: str | None = setting(None, _optional(_text), "mp or ray (ray when nodes > 1)")
     enable_prefix_caching: bool = setting(True, _flag, "automatic prefix caching")

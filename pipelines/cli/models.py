@@ -15,7 +15,7 @@ def plan(args: argparse.Namespace) -> int:
     """The memory plan of a variant: weights, KV cache, and whether it fits each GPU of the catalog."""
     import pandas as pd
 
-    from assets.models.memory import GPUS, plan_variant
+    from assets.models.memory import GPUS, LayerSplitPlan, plan_variant
 
     if args.gpu and args.gpu not in GPUS:
         raise InputError(f"unknown GPU '{args.gpu}'; known: {', '.join(GPUS)}")
@@ -29,17 +29,43 @@ def plan(args: argparse.Namespace) -> int:
     print(f"variant {variant.name}: config from {planned.config_source}")
     print(f"weights {_size(memory.weight_bytes)} from the {memory.weight_source} ({memory.parameters / 1e9:.3g} B "
           f"parameters, quantization {variant.quantization.scheme})")
-    attention = "latent attention, held whole by every tensor-parallel rank" if memory.latent_attention else "MHA/GQA"
-    print(f"KV cache {memory.kv_bytes_per_token / 1024:.2f} KiB per token ({attention}); {memory.max_model_len} "
-          f"tokens × {memory.concurrency} sequences = {_size(memory.kv_cache_bytes)}")
-    print(f"per GPU: weights and KV ÷ parallel ranks + {_size(memory.overhead_per_gpu)} overhead, against memory × "
-          f"gpu_memory_utilization {memory.gpu_memory_utilization}\n")
+    if isinstance(memory, LayerSplitPlan):
+        _describe_llamacpp(memory, variant.engine.settings)
+    else:
+        attention = ("latent attention, held whole by every tensor-parallel rank" if memory.latent_attention
+                     else "MHA/GQA")
+        print(f"KV cache {memory.kv_bytes_per_token / 1024:.2f} KiB per token ({attention}); {memory.max_model_len} "
+              f"tokens × {memory.concurrency} sequences = {_size(memory.kv_cache_bytes)}")
+        print(f"per GPU: weights and KV ÷ parallel ranks + {_size(memory.overhead_per_gpu)} overhead, against memory "
+              f"× gpu_memory_utilization {memory.gpu_memory_utilization}\n")
+    if isinstance(memory, LayerSplitPlan) and variant.engine.settings.on_cpu and not args.gpu:
+        return 0
     gpus = [GPUS[args.gpu]] if args.gpu else list(GPUS.values())
     table = pd.DataFrame(planned.rows(gpus))
     table["fits"] = table["fits"].map({True: "yes", False: "no"})
     _show_tensor_parallel_sizes(table)
+    if isinstance(memory, LayerSplitPlan):   # llama.cpp splits layers over devices, not tensors
+        table = table.drop(columns="pp").rename(columns={"tp": "devices", "smallest_tp": "fewest_devices",
+                                                         "tp_to_start": "devices_to_start"})
     print(table.round(2).to_markdown(index=False))
     return 0
+
+
+def _describe_llamacpp(memory, settings) -> None:
+    """llama-server's KV cache, buffers and placement (assets/models/gguf_memory.py: where each figure comes from)."""
+    attention = "latent attention: K only, the latent and the rotary key" if memory.latent_attention else "f16 K and V"
+    print(f"KV cache {memory.kv_bytes_per_token / 1024:.2f} KiB per token ({attention}); {memory.max_model_len} "
+          f"tokens per slot × {memory.concurrency} slots = {_size(memory.kv_cache_bytes)}")
+    if settings.on_cpu:
+        total = memory.weight_bytes + memory.kv_cache_bytes + memory.overhead_per_gpu
+        print(f"on the CPU: weights + KV cache + {_size(memory.overhead_per_gpu)} of compute buffer and the server's "
+              f"own memory = {_size(total)}, what its resident memory should come to")
+        return
+    shares = ",".join(f"{share:g}" for share in memory.shares)
+    print(f"per device: its share of the layers (--tensor-split {shares}: {len(memory.shares)} devices on "
+          f"{settings.node_count} host{'s' if settings.node_count > 1 else ''}), their weights and KV cache, "
+          f"+ {_size(memory.overhead_per_gpu)} of compute buffer and CUDA context; "
+          f"{_size(memory.host_weight_bytes)} of token embeddings stay in host memory; no utilization cap\n")
 
 
 def _plan_matrix(matrix, gpu_name: str | None) -> int:
@@ -99,6 +125,12 @@ def _size(count: int) -> str:
 def _built_checkpoint(variant) -> str | None:
     """The variant's checkpoint when a run has already written it under $YARDSTICK_HOME/models."""
     models = settings.models_dir()
+    if variant.engine.kind == "llamacpp":   # a GGUF file, made from `none` too
+        from assets.models.gguf import GGUF_FILE
+        from assets.models.quantize import quantized_path
+
+        gguf = quantized_path(models, variant) / GGUF_FILE
+        return str(gguf) if gguf.is_file() else None
     if variant.quantization.scheme != "none":
         from assets.models.quantize import quantized_path
 
@@ -121,7 +153,8 @@ def add_plan(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("variant", nargs="?", help="a variant of the matrix (default: a summary of all of them)")
     parser.add_argument("--matrix", help=MATRIX_HELP)
     parser.add_argument("--gpu", help="one GPU of the catalog (default: all of them)")
-    parser.add_argument("--checkpoint", help="the checkpoint folder (default: the one a run wrote, if any)")
+    parser.add_argument("--checkpoint", help="the checkpoint folder, or a llama.cpp variant's GGUF file (default: the "
+                        "one a run wrote, if any)")
     parser.set_defaults(handler=plan)
 
 

@@ -8,6 +8,7 @@ import shlex
 
 from assets.matrix import LlamaCppSettings
 from assets.models.gguf import LlamaCppError, llamacpp_tool, llamacpp_version
+from assets.models.gguf_memory import DEFAULT_CONTEXT_PER_SLOT, server_slots
 from resources.launchers.deployment import DeployRequest, EngineError, Machine
 from resources.launchers.server import Launch
 
@@ -16,8 +17,9 @@ ALL_LAYERS = 999
 
 
 def slots(settings: LlamaCppSettings) -> int:
-    """Sequences the server batches at once: `parallel`, else as many as the client keeps in flight."""
-    return settings.parallel or max(1, settings.concurrency)
+    """Sequences the server batches at once: `parallel`, else as many as the client keeps in flight (the memory
+    plan counts the same: assets.models.gguf_memory)."""
+    return server_slots(settings.parallel, settings.concurrency)
 
 
 def argv(program: str, model_path: str, served_name: str, settings: LlamaCppSettings, host: str, port: int,
@@ -25,7 +27,7 @@ def argv(program: str, model_path: str, served_name: str, settings: LlamaCppSett
     """`llama-server` for a variant: the GGUF file, `parallel` slots of `max_model_len` tokens each (the context
     is shared among the slots), Prometheus metrics, the model's own chat template (`--jinja`), the reasoning
     split as DeepSeek's (`reasoning_content`), and on GPUs every layer offloaded unless `gpu_layers` says."""
-    context = (settings.max_model_len or 4096) * parallel
+    context = (settings.max_model_len or DEFAULT_CONTEXT_PER_SLOT) * parallel
     words = [*shlex.split(program), "-m", model_path, "--host", host, "--port", str(port), "--alias", served_name,
              "--parallel", str(parallel), "-c", str(context), "--metrics", "--jinja",
              "--reasoning-format", settings.reasoning_format, "--seed", str(settings.seed),

@@ -411,7 +411,7 @@ def test_a_vllm_level_records_the_engines_figures_in_range(vllm_deployment, tmp_
 
 # Twice the server's slots in flight, so that some requests wait for one.
 LLAMACPP_SLOTS = 2
-LLAMACPP_LEVEL = Load(num_requests=8, input_len=32, output_len=256, concurrency=2 * LLAMACPP_SLOTS,
+LLAMACPP_LEVEL = Load(num_requests=8, input_len=32, output_len=512, concurrency=2 * LLAMACPP_SLOTS,
                       exact_output_len=True)
 
 

@@ -72,6 +72,15 @@ def test_vllm_bench_side_by_side_against_the_reference_server(tiny_model):
     assert "| reference | 2 |" in out and "failed to start" not in out
 
 
+def test_llamacpp_timings_on_the_tiny_model(tiny_gguf):
+    out = _run("llamacpp_timings", str(tiny_gguf), "--concurrency", "1,4", "--parallel", "2", "--requests", "4",
+               "--input-len", "8", "--output-len", "8")
+    assert "### concurrency 1: 4 of 4 requests on both clocks, 2 slots (no request waits for a slot)" in out
+    assert "### concurrency 4: 4 of 4 requests on both clocks, 2 slots (requests wait for a slot)" in out
+    assert out.count("| TTFT vs prompt_ms | ") == 2 and out.count("| TPOT vs predicted_per_token_ms | ") == 2
+    assert out.count("token counts that differ (client usage vs engine predicted_n): 0") == 2
+
+
 def test_fault_tolerance_on_the_real_engine(tiny_model):
     out = _run("fault_tolerance", "--items", "2", "--k", "1", "--rounds", "1", "--max-tokens", "8",
                "--share", "0.5", "--stall-s", "2", "--deadline-s", "1", "--model-dir", str(tiny_model))

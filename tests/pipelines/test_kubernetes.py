@@ -51,7 +51,9 @@ PLAIN_STEP = "model_snapshot"
 
 # Written out here rather than derived, so that the generator is checked against the matrix as a person reads it.
 ENGINE_GPUS = {"r1-qwen-32b-bf16-2xh100": 2, "r1-llama-70b-bf16-4xh100": 4, "r1-llama-70b-bf16-2xh200": 2,
-               "r1-llama-70b-fp8-2xh100": 2, "r1-671b-fp8-8xh200": 8, "r1-671b-fp8-2x8xh100": 8}
+               "r1-llama-70b-fp8-2xh100": 2, "r1-671b-fp8-8xh200": 8, "r1-671b-fp8-2x8xh100": 8,
+               "r1-671b-iq1_s-llamacpp-2xh100": 2, "r1-671b-q4_k_m-llamacpp-8xh100": 8,
+               "r1-671b-q4_k_m-llamacpp-2x4xh100": 4}
 API_KEYS = {"deepseek-reasoner-api": "DEEPSEEK_API_KEY", "deepseek-reasoner-api-nightly": "DEEPSEEK_API_KEY",
             "together-r1-0528-api": "TOGETHER_API_KEY", "o4-mini-api": "OPENAI_API_KEY"}
 GPU_LABELS = {"h100": "NVIDIA-H100-80GB-HBM3", "h200": "NVIDIA-H200"}
@@ -133,8 +135,11 @@ def test_the_engine_pod_asks_for_its_gpus_on_its_gpu(variant):
     gpu = "h200" if "h200" in variant else "h100"
     assert spec.node_selector == {"nvidia.com/gpu.product": GPU_LABELS[gpu]}
     assert [(t.key, t.operator, t.effect) for t in spec.tolerations] == [("nvidia.com/gpu", "Exists", "NoSchedule")]
-    shm = {volume.name: volume.empty_dir for volume in spec.volumes}["dshm"]
-    assert (shm.medium, shm.size_limit) == ("Memory", NAMES.shm_size)
+    volumes = {volume.name: volume.empty_dir for volume in spec.volumes or []}
+    if not GPU_MATRIX.variant(variant).engine.settings.NEEDS_SHARED_MEMORY:   # llama.cpp: one process, no /dev/shm
+        assert "dshm" not in volumes
+        return
+    assert (volumes["dshm"].medium, volumes["dshm"].size_limit) == ("Memory", NAMES.shm_size)
     assert {mount.name: mount.mount_path for mount in container.volume_mounts}["dshm"] == "/dev/shm"
 
 
