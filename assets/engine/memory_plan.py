@@ -13,7 +13,10 @@ def plan_record(planned: VariantPlan, gpu: Gpu | None) -> dict:
     record = {"weight_bytes": plan.weight_bytes, "weight_source": plan.weight_source,
               "kv_bytes_per_token": plan.kv_bytes_per_token, "max_model_len": plan.max_model_len,
               "sequences": plan.concurrency, "tensor_parallel": planned.tensor_parallel,
-              "pipeline_parallel": planned.pipeline_parallel, "overhead_per_gpu": plan.overhead_per_gpu}
+              "pipeline_parallel": planned.pipeline_parallel, "overhead_per_gpu": plan.overhead_per_gpu,
+              # all of it, every sequence at full length: what the engine's measured memory is compared with
+              "planned_bytes": (plan.weight_bytes + plan.kv_bytes_per_token * plan.max_model_len * plan.concurrency
+                                + plan.overhead_per_gpu)}
     if gpu:
         fit = planned.rows([gpu])[0]
         record.update(gpu=gpu.name, needed_gib_per_gpu=round(fit["needed_gib_per_gpu"], 3),
