@@ -101,7 +101,7 @@ $(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
 # `yardstick materialize` is `dagster asset materialize` that Ctrl-C and SIGTERM always stop, cleanly; it runs as
 # many variants at once as the host has engine devices (GPUs; without one, CPU engine slots), each engine on the
 # devices it claims, and names every variant that failed.
-run: $(BIN)/yardstick $(VLLM_READY) $(DAGSTER_HOME)/dagster.yaml sandbox
+run: $(BIN)/yardstick $(VLLM_READY) $(LLAMACPP_READY) $(DAGSTER_HOME)/dagster.yaml sandbox
 	@variants="$$($(BIN)/yardstick variants $(VARIANTS))" || exit 2; \
 	$(BIN)/yardstick recover || exit 1; \
 	$(BIN)/yardstick materialize $$variants || exit $$?
@@ -112,7 +112,7 @@ run: $(BIN)/yardstick $(VLLM_READY) $(DAGSTER_HOME)/dagster.yaml sandbox
 postgres:
 	$(call system_package,ls /usr/lib/postgresql/*/bin/initdb,postgresql,the tests of a shared warehouse (its catalog))
 
-test: $(BIN)/yardstick $(VLLM_READY) sandbox postgres
+test: $(BIN)/yardstick $(VLLM_READY) $(LLAMACPP_READY) sandbox postgres
 	$(BIN)/pytest
 
 # The unit tier only: pure logic, under a minute. `make test` (and CI) runs every tier.
@@ -120,7 +120,7 @@ test-fast: $(BIN)/yardstick
 	$(BIN)/pytest -m unit
 
 UI_PORT ?= 3000
-ui: $(BIN)/yardstick $(VLLM_READY) $(DAGSTER_HOME)/dagster.yaml
+ui: $(BIN)/yardstick $(VLLM_READY) $(LLAMACPP_READY) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -m pipelines.definitions -h 127.0.0.1 -p $(UI_PORT)
 
 # Style, the layers contracts, and the house's sizes (tests/test_house.py: no module over 400 lines, no function
