@@ -76,12 +76,23 @@ def test_ready_under_its_name_with_the_version_and_commit_that_run(served):
 
 
 @pytest.mark.integration
-def test_a_seed_reproduces_a_sample_exactly(served):
+def test_a_seed_reproduces_a_sample_exactly_also_batched(served):
+    """Each sample's own seed gives the same reply alone and batched with seven others in the server's slots."""
     deployment, _ = served
     body = {**SAMPLING, "max_tokens": 48}
-    first = [chat(deployment, problem(i), seed=1000 + i, **body)["choices"][0]["message"] for i in range(3)]
-    again = [chat(deployment, problem(i), seed=1000 + i, **body)["choices"][0]["message"] for i in range(3)]
-    assert again == first
+
+    async def sample_all() -> list[dict]:
+        async with httpx.AsyncClient(timeout=300) as client:
+            async def one(index: int) -> dict:
+                response = await client.post(f"{deployment.base_url}/chat/completions", json={
+                    "model": deployment.served_model, "messages": problem(index), "seed": 1000 + index, **body})
+                return response.raise_for_status().json()["choices"][0]["message"]
+            return await asyncio.gather(*(one(index) for index in range(8)))
+
+    batched = asyncio.run(sample_all())
+    alone = [chat(deployment, problem(i), seed=1000 + i, **body)["choices"][0]["message"] for i in (0, 5)]
+    assert asyncio.run(sample_all()) == batched
+    assert alone == [batched[0], batched[5]]
 
 
 @pytest.mark.integration
