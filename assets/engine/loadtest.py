@@ -64,10 +64,17 @@ class Load:
             raise ValueError("a load level has either a concurrency or a request rate")
 
 
+# Seeds of one sweep's levels: the sweep's own seed times this, plus the level's place in it.
+LEVEL_SEEDS = 1_000
+
+
 def load_levels(concurrency: Sequence[int], request_rates: Sequence[float], **common) -> list[Load]:
-    """Closed-loop levels at each concurrency, then Poisson levels at each rate, all sharing `common`."""
-    return ([Load(concurrency=c, **common) for c in concurrency]
-            + [Load(request_rate=r, **common) for r in request_rates])
+    """Closed-loop levels at each concurrency, then Poisson levels at each rate, all sharing `common` but their
+    prompts: each level its own seed, so that no level sends a prompt an earlier one sent (an engine's prefix or
+    prompt cache, such as llama.cpp's in RAM, would otherwise skip the prefill of every level after the first)."""
+    seed = common.pop("seed", 0) * LEVEL_SEEDS
+    levels = [{"concurrency": c} for c in concurrency] + [{"request_rate": r} for r in request_rates]
+    return [Load(**level, **common, seed=seed + index) for index, level in enumerate(levels)]
 
 
 def describe_load(load: Load) -> str:
@@ -112,7 +119,9 @@ def level_prompts(load: Load) -> list[str]:
     total = load.warmup + load.num_requests
     if not load.prompts:
         return [synthetic_prompt(load.input_len, seed=load.seed * 1_000_003 + index) for index in range(total)]
-    rounds = [(index // len(load.prompts), load.prompts[index % len(load.prompts)]) for index in range(total)]
+    # Numbered on from where the levels before this one (seeds below it) stopped.
+    first = load.seed * -(-total // len(load.prompts))
+    rounds = [(first + index // len(load.prompts), load.prompts[index % len(load.prompts)]) for index in range(total)]
     return [prompt if turn == 0 else f"({turn}) {prompt}" for turn, prompt in rounds]
 
 

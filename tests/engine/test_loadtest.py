@@ -14,7 +14,7 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from assets.engine.loadtest import Endpoint, Load, level_prompts, request_body
+from assets.engine.loadtest import Endpoint, Load, level_prompts, load_levels, request_body
 from assets.engine.requests import serving_loads, serving_prompts
 from assets.matrix import load_matrix
 from pipelines.cli import main as yardstick
@@ -140,6 +140,18 @@ def test_no_request_repeats_an_earlier_prompt_so_prefix_caches_cannot_flatter():
                               prompts=("What is 1 + 1?", "What is 2 + 2?")))
     assert real == ["What is 1 + 1?", "What is 2 + 2?", "(1) What is 1 + 1?", "(1) What is 2 + 2?",
                     "(2) What is 1 + 1?", "(2) What is 2 + 2?"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("prompts", [(), ("What is 1 + 1?", "What is 2 + 2?", "What is 3 + 3?")])
+def test_no_level_of_a_sweep_repeats_a_prompt_an_earlier_level_sent(prompts):
+    """Every level's prompts are its own: an engine that keeps earlier prompts (vLLM's prefix cache, llama.cpp's
+    prompt cache in RAM) would otherwise skip the prefill of every level after the first."""
+    levels = load_levels([1, 4, 16], [2.0], num_requests=7, input_len=16, output_len=8, warmup=1, prompts=prompts)
+    sent = [prompt for level in levels for prompt in level_prompts(level)]
+    assert len(levels) == 4 and len(sent) == 4 * 8 and len(set(sent)) == len(sent)
+    assert [level.seed for level in load_levels([1, 4], [], seed=3, num_requests=1, input_len=4,
+                                                output_len=1)] == [3000, 3001]
 
 
 @pytest.mark.unit
