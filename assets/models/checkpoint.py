@@ -19,6 +19,12 @@ class CheckpointError(ValueError):
     """The directory is not a checkpoint an engine can load."""
 
 
+# What a checkpoint folder needs besides its weights to tokenize and chat as the model does: copied beside every
+# quantized checkpoint or GGUF file made from it.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
+                   "generation_config.json")
+
+
 def directory_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 

@@ -21,13 +21,12 @@ from pathlib import Path
 
 from assets.matrix import QuantizationSpec
 from assets.models.calibration import calibration_texts, parse_source
-from assets.models.checkpoint import directory_bytes
+from assets.models.checkpoint import TOKENIZER_FILES, directory_bytes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BUILD = PROJECT_ROOT / ".llama.cpp"
 TOOLS = {"server": "llama-server", "quantize": "llama-quantize", "imatrix": "llama-imatrix"}
 GGUF_FILE = "model.gguf"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
 # The converter's output types: what `none` keeps (the checkpoint's own 16-bit type), F16 and BF16.
 CONVERT_TYPES = {"none": "auto", "F16": "f16", "BF16": "bf16"}
 IMATRIX_FILE = "imatrix.gguf"

@@ -25,11 +25,9 @@ from pathlib import Path
 
 from assets.matrix import CALIBRATED_METHODS, QuantizationSpec, Variant
 from assets.models.calibration import calibration_texts, parse_source
-from assets.models.checkpoint import directory_bytes
+from assets.models.checkpoint import TOKENIZER_FILES, directory_bytes
 from assets.versions import installed_version
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
-                   "generation_config.json")
 TOOLS = ("llmcompressor", "compressed-tensors", "transformers", "torch")
 SMOOTHING_STRENGTH = 0.8
 # Written into each quantized checkpoint: what it was made from and the record of making it, so a rerun from the
