@@ -34,6 +34,8 @@ class ProcessStat:
     parent: int
     group: int
     start_ticks: int    # when it started, in clock ticks after boot: tells a reused pid from the process it had
+    cpu_ticks: int = 0  # CPU time it has used, user and system, in clock ticks (all its threads)
+    name: str = ""      # its command name (/proc/PID/comm), at most 15 characters
 
     @property
     def alive(self) -> bool:
@@ -46,7 +48,8 @@ def parse_stat(text: str) -> ProcessStat:
     itself: the fields are counted after the last closing one."""
     fields = text[text.rindex(")") + 2:].split()
     return ProcessStat(pid=int(text.split(" ", 1)[0]), state=fields[0], parent=int(fields[1]), group=int(fields[2]),
-                       start_ticks=int(fields[19]))
+                       start_ticks=int(fields[19]), cpu_ticks=int(fields[11]) + int(fields[12]),
+                       name=text[text.index("(") + 1:text.rindex(")")])
 
 
 def read_stat(pid: int | str) -> ProcessStat | None:

@@ -20,18 +20,19 @@ from assets.processes import (
 
 pytestmark = pytest.mark.unit
 
-TAIL = " 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 4242 0 0"   # fields 6 to 24: field 22, the start time, is 4242
+TAIL = " 0 0 0 0 0 0 0 0 7 5 0 0 0 0 0 0 4242 0 0"   # fields 6 to 24: utime 7, stime 5; field 22, the start, 4242
 
 
-@pytest.mark.parametrize(("line", "state", "parent", "group"), [
-    ("17 (python3) S 1 17" + TAIL, "S", 1, 17),
-    ("17 (vllm serve) R 9 9" + TAIL, "R", 9, 9),                 # a command name with a space
-    ("17 (a) b (c)) Z 3 4" + TAIL, "Z", 3, 4),                    # ... and with parentheses of its own
-    ("17 ()) X 3 4" + TAIL, "X", 3, 4),
+@pytest.mark.parametrize(("line", "name", "state", "parent", "group"), [
+    ("17 (python3) S 1 17" + TAIL, "python3", "S", 1, 17),
+    ("17 (vllm serve) R 9 9" + TAIL, "vllm serve", "R", 9, 9),           # a command name with a space
+    ("17 (a) b (c)) Z 3 4" + TAIL, "a) b (c)", "Z", 3, 4),              # ... and with parentheses of its own
+    ("17 ()) X 3 4" + TAIL, ")", "X", 3, 4),
 ])
-def test_a_stat_line_is_read_after_its_command_name(line, state, parent, group):
+def test_a_stat_line_is_read_after_its_command_name(line, name, state, parent, group):
     stat = parse_stat(line)
     assert (stat.pid, stat.state, stat.parent, stat.group, stat.start_ticks) == (17, state, parent, group, 4242)
+    assert (stat.name, stat.cpu_ticks) == (name, 12)
     assert stat.alive is (state not in ("Z", "X"))
 
 

@@ -235,6 +235,17 @@ CREATE TABLE IF NOT EXISTS serving_load_levels (
     gpu_memory_used_max_bytes   BIGINT,
     gpu_temperature_max_c       DOUBLE,
     gpu_kwh_per_million_output_tokens DOUBLE,
+    -- What else the host did during the level (assets/engine/host_load.py): a level is contended when other
+    -- processes, the hypervisor (steal) or memory stalls took more than the stated thresholds.
+    host_condition              VARCHAR,        -- clean | contended | not watched: <why>; NULL: measured before
+    host_contention             VARCHAR,        -- why it is contended, the busiest other processes named
+    host_other_cores            DOUBLE,         -- CPU used by all but the engine's processes and the load generator
+    host_engine_cores           DOUBLE,
+    host_loadgen_cores          DOUBLE,
+    host_steal_cores            DOUBLE,
+    host_memory_stall_share     DOUBLE,         -- share of the level some task waited on memory (PSI)
+    host_load_avg_1m            DOUBLE,
+    host_busiest_others         VARCHAR,
     measured_at             TIMESTAMP NOT NULL,
     PRIMARY KEY (variant, profile, load)
 );
@@ -268,7 +279,11 @@ CREATE TABLE IF NOT EXISTS cost_rollup (
     usd_spent                   DOUBLE NOT NULL,    -- what the benchmarks' samples cost
     correct_answers             INTEGER NOT NULL,
     usd_per_correct_answer      DOUBLE,             -- NULL when nothing was answered correctly
-    computed_at                 TIMESTAMP NOT NULL
+    computed_at                 TIMESTAMP NOT NULL,
+    -- The priced level's host condition: clean levels are priced before any contended one; `contended` here means
+    -- every level was measured on a busy host and these figures are not to be trusted.
+    priced_host_condition       VARCHAR,
+    priced_host_contention      VARCHAR
 );
 
 -- A variant against each of its baselines (Matrix.baselines_of): its unquantized twin on the same engine, and the

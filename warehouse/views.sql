@@ -58,6 +58,7 @@ SELECT
     c.best_profile                              AS priced_profile,   -- the load level the costs are taken at:
     c.best_load                                 AS priced_load,      -- concurrency, or requests/s
     c.meets_slo,
+    c.priced_host_condition      AS host_condition,         -- contended: every level was measured on a busy host
     c.output_tokens_per_s,
     l.ttft_ms_p99,
     l.tpot_ms_p99,

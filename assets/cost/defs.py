@@ -12,13 +12,14 @@ import dagster as dg
 import pandas as pd
 
 from assets.cost.pricing import (
+    CONTENDED,
     ApiPrice,
     Electricity,
     api_alternative,
     api_costs,
     benchmark_spend,
-    best_level,
     instance_costs,
+    priced_level,
     spend_totals,
 )
 from assets.matrix import Variant
@@ -46,8 +47,9 @@ GROUP BY g.benchmark ORDER BY g.benchmark
 """
 
 
-def _priced_level(variant: Variant, warehouse: WarehouseResource) -> tuple[dict, bool]:
-    """The serving_load_levels row a variant's hour is priced at, and whether it met the SLOs (best_level)."""
+def _priced_level(variant: Variant, warehouse: WarehouseResource) -> tuple[dict, bool, dict]:
+    """The serving_load_levels row a variant's hour is priced at, whether it met the SLOs and its host condition
+    (priced_level)."""
     levels = warehouse.query("SELECT * FROM serving_load_levels WHERE variant = ?", [variant.name])
     if levels.empty:
         raise dg.Failure(f"variant '{variant.name}' is priced by the hour on '{variant.hardware}', which needs a "
@@ -55,7 +57,7 @@ def _priced_level(variant: Variant, warehouse: WarehouseResource) -> tuple[dict,
                          "concurrency and request_rates are empty, or it was not materialized)")
     bound = variant.serving.max_failed_share
     try:
-        return best_level(levels.to_dict("records"), bound)
+        return priced_level(levels.to_dict("records"), bound)
     except ValueError as error:
         raise dg.Failure(f"variant '{variant.name}': {error}; rerun serving_benchmark, or raise serving "
                          f"max_failed_share (now {bound:.1%}) if failures are what this endpoint does") from None
@@ -64,9 +66,9 @@ def _priced_level(variant: Variant, warehouse: WarehouseResource) -> tuple[dict,
 def _instance_costs(variant: Variant, warehouse: WarehouseResource, prices: PriceCatalogResource) -> dict:
     price = prices.instance_price(variant.hardware)
     nodes = variant.engine.settings.node_count   # a multi-node deployment rents the instance n times
-    level, meets_slo = _priced_level(variant, warehouse)
-    return instance_costs(price, level, meets_slo, nodes, Electricity(prices.usd_per_kwh, prices.pue),
-                          prices.ownership(variant.hardware))
+    level, meets_slo, condition = _priced_level(variant, warehouse)
+    return {**instance_costs(price, level, meets_slo, nodes, Electricity(prices.usd_per_kwh, prices.pue),
+                             prices.ownership(variant.hardware)), **condition}
 
 
 def _api_alternatives(context: dg.AssetExecutionContext, matrix: MatrixResource, prices: PriceCatalogResource,
@@ -105,6 +107,8 @@ def _metadata(variant: Variant, row: dict, costs: pd.DataFrame, api_price: ApiPr
         "price": f"{basis} ({row['price_date']}, {row['price_source']})",
         "per_benchmark": dg.MetadataValue.md(costs.drop(columns="variant").round(6).to_markdown(index=False)),
     }
+    if row.get("priced_host_condition") == CONTENDED:
+        metadata["measured_on_a_busy_host"] = row["priced_host_contention"]
     if row.get("priced_failed_share"):
         metadata["priced_failed_share"] = round(row["priced_failed_share"], 4)
     if row.get("output_tokens_per_s"):
@@ -137,6 +141,11 @@ def cost_rollup(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
     warehouse.replace_partition("cost_rollup", variant.name, pd.DataFrame([row]))
     warehouse.replace_partition("benchmark_costs", variant.name, costs.assign(computed_at=row["computed_at"]))
     warehouse.replace_partition("api_alternatives", variant.name, alternatives)
+    if row.get("priced_host_condition") == CONTENDED:
+        context.log.warning(f"NOT TRUSTWORTHY: every serving level of '{variant.name}' was measured on a busy host, "
+                            f"so its $/M tokens are priced from a contended level ({row['best_profile']} "
+                            f"{row['best_load']:g}: {row['priced_host_contention']}); rerun serving_benchmark on a "
+                            "quiet host")
     if row.get("priced_failed_share"):
         context.log.warning(f"the priced load level ({row['best_profile']} {row['best_load']:g}) had "
                             f"{row['priced_failed_share']:.1%} of its requests fail, within the bound of "

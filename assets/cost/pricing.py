@@ -156,6 +156,21 @@ def best_level(levels: list[dict], max_failed_share: float = 0.0) -> tuple[dict,
     return max(pool, key=lambda level: level["output_throughput"]), bool(within_slo)
 
 
+CONTENDED = "contended"
+
+
+def priced_level(levels: list[dict], max_failed_share: float = 0.0) -> tuple[dict, bool, dict]:
+    """best_level among the levels measured on a quiet host (`host_condition` not contended; a level measured
+    before conditions were recorded counts as quiet), and its host condition as cost_rollup columns. Only where
+    every level was contended is the best of those priced, with `priced_host_condition` contended and why."""
+    quiet = [level for level in levels if level.get("host_condition") != CONTENDED]
+    level, meets_slo = best_level(quiet or levels, max_failed_share)
+    condition = level.get("host_condition")
+    return level, meets_slo, {
+        "priced_host_condition": condition if isinstance(condition, str) else None,
+        "priced_host_contention": level.get("host_contention") if condition == CONTENDED else None}
+
+
 def benchmark_spend(usage: Sequence[dict], api_price: ApiPrice | None, usd_per_million_output: float) -> list[dict]:
     """What each benchmark's samples cost and cost per correct answer: an API's tokens at its list prices, else the
     output tokens at the rented (or owned) $/M. `usage` rows carry the token sums and correct answers."""

@@ -19,6 +19,7 @@ import pandas as pd
 from assets.benchmarks.defs import benchmark_items
 from assets.engine.engine_metrics import ENGINE_METRIC_COLUMNS
 from assets.engine.generation import GenerationReport, SampleRequest, generate, with_token_split
+from assets.engine.host_load import BusyHostError, check_host_before_start
 from assets.engine.liveness import WORKER_TAG, this_worker
 from assets.engine.loadtest import Endpoint
 from assets.engine.memory_plan import plan_record
@@ -35,6 +36,7 @@ from assets.plots import throughput_latency_chart
 from resources.devices import DeviceResource
 from resources.engines import Deployment, EngineResource
 from resources.matrix import MatrixResource
+from resources.ports import port_listeners
 from resources.prices import PriceCatalogResource
 from resources.warehouse import WarehouseResource
 from warehouse import utc_now
@@ -151,7 +153,7 @@ def _by_error(counts: dict[str, int]) -> str:
 def _load_test(context: dg.AssetExecutionContext, deployment: Deployment, variant: Variant,
                prompts: tuple[str, ...], device_env: dict[str, str]) -> tuple[list[dict], list[dict]]:
     endpoint = Endpoint(deployment.base_url, deployment.served_model, deployment.api_key)
-    return serving_rows(endpoint, variant, prompts, {**os.environ, **device_env}, context.log.info)
+    return serving_rows(endpoint, variant, prompts, {**os.environ, **device_env}, context.log.info, port_listeners)
 
 
 @dg.multi_asset(
@@ -190,6 +192,7 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
     if recounted:
         context.log.info(f"counted the reasoning tokens of {recounted} stored samples the engine had reported as 0")
     memory_plan = _planned_memory(context, variant, plan.checkpoint, prices.gpu_label(variant.hardware))
+    _check_host(context, variant)
     served = _serve(context, plan, warehouse, engine, devices, memory_plan, count_tokens)
     now = utc_now()
     warehouse.replace_partition("serving_load_levels", variant.name,
@@ -199,6 +202,17 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
     yield _deployment_result(served.deployment, memory_plan)
     yield _generations_result(warehouse, plan, served.generation)
     yield _serving_result(variant, served.levels)
+
+
+def _check_host(context: dg.AssetExecutionContext, variant: Variant) -> None:
+    """Before an engine of this host starts: a busy host reported, and waited for or refused as the variant's
+    serving `busy_host` says (host_load.check_host_before_start)."""
+    if variant.engine.kind == "external":
+        return
+    try:
+        check_host_before_start(variant.serving.busy_host, variant.serving.busy_host_wait_s, context.log.warning)
+    except BusyHostError as error:
+        raise dg.Failure(f"variant '{variant.name}': {error}") from None
 
 
 def _read_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResource, variant: Variant) -> StepPlan:

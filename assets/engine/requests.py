@@ -13,6 +13,7 @@ from assets.benchmarks.prompts import build_messages
 from assets.engine.engine_metrics import NOT_REPORTED, EngineLevelMetrics
 from assets.engine.generation import SampleRequest
 from assets.engine.gpu_telemetry import GpuLevelTelemetry, kwh_per_million_tokens, not_measured
+from assets.engine.host_load import HostConditions, not_watched
 from assets.engine.loadtest import Load, RequestTiming, Slo, flatten_level, load_levels, summarise_level
 from assets.matrix import ExternalSettings, Variant
 
@@ -118,16 +119,18 @@ def _input_len(load: Load, timings: Sequence[RequestTiming]) -> int:
 
 def level_row(variant: Variant, load: Load, timings: Sequence[RequestTiming], duration_s: float,
               engine_metrics: EngineLevelMetrics = NOT_REPORTED,
-              gpus: GpuLevelTelemetry | None = None) -> dict:
+              gpus: GpuLevelTelemetry | None = None, host: HostConditions | None = None) -> dict:
     """One `serving_load_levels` row: the level's summary flattened, with what was asked of it, what the engine
-    reported about itself meanwhile (`engine_` columns, NULL where it reported nothing) and what the GPUs did
-    (`gpu_` columns, NULL with the reason in gpu_telemetry where they were not read)."""
+    reported about itself meanwhile (`engine_` columns, NULL where it reported nothing), what the GPUs did
+    (`gpu_` columns, NULL with the reason in gpu_telemetry where they were not read) and what else the host did
+    (`host_` columns: clean or contended, and why)."""
     slo = variant_slo(variant)
     profile, amount = _profile(load)
     return {**flatten_level(summarise_level(load, timings, duration_s, slo)), "profile": profile, "load": amount,
             "input_len": _input_len(load, timings), "output_len": load.output_len,
             "prompts": variant.serving.prompts, "slo_ttft_ms": slo.ttft_ms, "slo_tpot_ms": slo.tpot_ms,
-            **engine_metrics.row(), **gpu_columns(gpus or not_measured("not watched"), timings)}
+            **engine_metrics.row(), **gpu_columns(gpus or not_measured("not watched"), timings),
+            **(host or not_watched("not watched")).row()}
 
 
 def gpu_columns(gpus: GpuLevelTelemetry, timings: Sequence[RequestTiming]) -> dict:

@@ -14,7 +14,7 @@ from assets.leaderboard.history import (
     run_trigger,
 )
 from assets.leaderboard.printing import LEADERBOARD_SQL, engine_notes, printed_leaderboard
-from assets.leaderboard.regressions import accuracy_findings, serving_findings
+from assets.leaderboard.regressions import NOT_COMPARABLE, accuracy_findings, serving_findings
 from assets.partitions import variant_partitions
 from assets.plots import break_even_chart, pareto_chart, reasoning_chart
 from assets.scoring.defs import quantization_loss
@@ -51,12 +51,14 @@ def _regression_result(context: dg.AssetCheckExecutionContext, warehouse: Wareho
         findings = compare(connection, previous, run_id, variant)
         record_findings(connection, run_id, variant, previous, findings, utc_now())
     regressed = [finding for finding in findings if finding.regressed]
+    apart = [finding for finding in findings if finding.kind == NOT_COMPARABLE]
     table = pd.DataFrame([{"subject": f.subject, "kind": f.kind, "before": f.before, "after": f.after,
                            "regressed": f.regressed, **{k: v for k, v in f.evidence.items() if not isinstance(v, list)}}
                           for f in findings])
     return dg.AssetCheckResult(
         passed=not regressed, severity=dg.AssetCheckSeverity.WARN,
         description=(f"{len(regressed)} {kind} regression(s) against run {previous[:8]}" if regressed
+                     else f"{kind} not comparable with run {previous[:8]}: {apart[0].evidence['why']}" if apart
                      else f"no {kind} regression against run {previous[:8]}"),
         metadata={"compared_with": previous, "run": run_id,
                   "findings": dg.MetadataValue.md(table.round(4).to_markdown(index=False) if len(table) else "(none)"),

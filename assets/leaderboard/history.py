@@ -144,7 +144,8 @@ ORDER BY evaluated_at DESC LIMIT 1
 """
 SAMPLES_SQL = "SELECT benchmark, item_id, sample_index, correct FROM published_samples WHERE run_id = ? AND variant = ?"
 PRICED_LEVEL_SQL = """
-SELECT c.best_profile, c.best_load, c.output_tokens_per_s, c.usd_per_million_output_tokens, l.ttft_ms_p99, l.tpot_ms_p99
+SELECT c.best_profile, c.best_load, c.output_tokens_per_s, c.usd_per_million_output_tokens,
+       l.ttft_ms_p99, l.tpot_ms_p99, c.priced_host_condition, c.priced_host_contention
 FROM published_cost_rollup c
 LEFT JOIN published_serving_load_levels l
        ON l.run_id = c.run_id AND l.variant = c.variant AND l.profile = c.best_profile AND l.load = c.best_load

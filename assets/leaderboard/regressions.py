@@ -63,11 +63,32 @@ def _relative(before: float | None, after: float | None) -> float | None:
     return (after - before) / before
 
 
+NOT_COMPARABLE = "not comparable"
+
+
+def busy_host_finding(before: dict, after: dict) -> Finding | None:
+    """A finding that the two runs' serving figures are not comparable, where either run's priced level was
+    measured on a busy host (priced_host_condition contended, with its priced_host_contention); else None."""
+    busy = [(name, run) for name, run in (("before", before), ("after", after))
+            if run.get("priced_host_condition") == "contended"]
+    if not busy:
+        return None
+    why = "; ".join(f"the {name} run's priced level was measured on a busy host ({run.get('priced_host_contention')})"
+                    for name, run in busy)
+    return Finding(NOT_COMPARABLE, f"{after.get('best_profile')}={after.get('best_load')}", False,
+                   before.get("output_tokens_per_s"), after.get("output_tokens_per_s"), {"why": why})
+
+
 def serving_findings(before: dict, after: dict, throughput_drop: float, latency_rise: float,
                      cost_rise: float, latency_floor_ms: float = 0.0) -> list[Finding]:
     """From each run's priced level (output_tokens_per_s, ttft_ms_p99, tpot_ms_p99, usd_per_million_output_tokens,
-    best_profile, best_load): throughput down, p99 latency up (by the share and by `latency_floor_ms`), or $/M up
-    beyond the thresholds. Levels that differ between the runs are compared as they are, and said so."""
+    best_profile, best_load, priced_host_condition): throughput down, p99 latency up (by the share and by
+    `latency_floor_ms`), or $/M up beyond the thresholds. Levels that differ between the runs are compared as they
+    are, and said so; a run whose priced level was measured on a busy host is not compared at all, and the one
+    finding says why."""
+    busy = busy_host_finding(before, after)
+    if busy:
+        return [busy]
     level = f"{after.get('best_profile')}={after.get('best_load')}"
     same_level = (before.get("best_profile"), before.get("best_load")) == (after.get("best_profile"),
                                                                           after.get("best_load"))

@@ -98,10 +98,14 @@ def _cost_lines(cost: dict) -> list[str]:
     energy = cost.get("gpu_kwh_per_million_output_tokens")
     if energy is not None and not pd.isna(energy):
         latency += f", {energy:.3g} kWh/M ({cost['gpu_power_w_mean']:.0f} W)"
-    return [f"  serving    {cost['output_tokens_per_s']:.1f} out tok/s at {level}{latency}{slo}",
-            f"  cost       {cost['hardware']} {money(cost['usd_per_hour'])}/h: "
-            f"{money(cost['usd_per_million_output_tokens'])}/M out rented{owned}; "
-            f"{money(cost['usd_per_correct_answer'])}/correct"]
+    lines = [f"  serving    {cost['output_tokens_per_s']:.1f} out tok/s at {level}{latency}{slo}",
+             f"  cost       {cost['hardware']} {money(cost['usd_per_hour'])}/h: "
+             f"{money(cost['usd_per_million_output_tokens'])}/M out rented{owned}; "
+             f"{money(cost['usd_per_correct_answer'])}/correct"]
+    if cost.get("priced_host_condition") == "contended":
+        lines.append(f"  BUSY HOST  every level was measured on a busy host, so these figures are not to be trusted: "
+                     f"{cost['priced_host_contention']}")
+    return lines
 
 
 def _loss_lines(rows: list[dict]) -> list[str]:

@@ -15,6 +15,7 @@ import yaml
 from assets.matrix.engines import ENGINE_KINDS, ENGINE_SETTINGS, EngineSettingsError, ExternalSettings
 from assets.matrix.host import SCHEME_KERNELS, ProbeError, VllmCpuCapabilities, vllm_cpu_capabilities
 from assets.matrix.spec import (
+    BUSY_HOST_POLICIES,
     GGUF_SCHEMES,
     PROTOCOL_PRESETS,
     QUANTIZATION_METHODS,
@@ -40,7 +41,6 @@ def matrix_path() -> Path:
 
 
 TOP_LEVEL_KEYS = ("benchmark_mirror", "benchmark_options", "defaults", "reference", "variants")
-
 
 HostCapabilities = Callable[[], VllmCpuCapabilities | None]
 
@@ -382,17 +382,18 @@ def _parse_benchmarks(benchmarks: object, where: str) -> dict[str, int | None]:
 
 
 def _parse_serving(serving_body: dict, benchmarks: dict, where: str) -> ServingSpec:
-    if "concurrency" in serving_body:
-        serving_body["concurrency"] = tuple(int(c) for c in serving_body["concurrency"])
-    if "request_rates" in serving_body:
-        serving_body["request_rates"] = tuple(float(r) for r in serving_body["request_rates"])
-    unknown = set(serving_body) - set(ServingSpec.__dataclass_fields__)
-    if unknown:
+    for key, kind in (("concurrency", int), ("request_rates", float)):
+        if key in serving_body:
+            serving_body[key] = tuple(kind(value) for value in serving_body[key])
+    if unknown := set(serving_body) - set(ServingSpec.__dataclass_fields__):
         raise MatrixError(f"{where}: serving has unknown keys {sorted(unknown)}")
     serving = ServingSpec(**serving_body)
     if not 0 <= serving.max_failed_share < 1:
         raise MatrixError(f"{where}: serving max_failed_share is a share of a level's requests, in [0, 1), got "
                           f"{serving.max_failed_share}")
+    if serving.busy_host not in BUSY_HOST_POLICIES:
+        raise MatrixError(f"{where}: serving busy_host is one of {', '.join(BUSY_HOST_POLICIES)}, not "
+                          f"'{serving.busy_host}'")
     if serving.prompts != "synthetic" and serving.prompts not in benchmarks:
         raise MatrixError(f"{where}: serving prompts '{serving.prompts}' must be 'synthetic' or one of the "
                           f"variant's benchmarks ({', '.join(benchmarks)})")

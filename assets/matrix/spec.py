@@ -185,12 +185,18 @@ class ServingSpec:
     regression_latency_floor_ms: float = 50.0  # ... and by more than this many ms (a p99 of a few dozen requests
                                                # is their slowest one or two: smaller rises are noise)
     regression_cost_rise: float = 0.15         # $ per million output tokens up by more than this share
+    # Before the engine starts, a busy host (assets/engine/host_load.py) is reported, and then: warn (start anyway:
+    # its levels are flagged contended), wait (up to busy_host_wait_s for it to quieten, then refuse) or refuse.
+    busy_host: str = "warn"
+    busy_host_wait_s: float = 600.0
 
 
 # When a variant's finished samples are drawn again rather than reused. "daily" is for API baselines on a fixed
 # small subset: a provider can change what a model name serves at any time, and only samples asked tonight
 # measure what it serves tonight. The samples of one day are keyed by that day (see assets.variants.config_hash).
 RESAMPLE = ("never", "daily")
+# What an engine step does about a host busy before its engine starts (ServingSpec.busy_host).
+BUSY_HOST_POLICIES = ("warn", "wait", "refuse")
 
 
 @dataclass(frozen=True)

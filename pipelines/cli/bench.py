@@ -23,17 +23,21 @@ def _describe(level: dict, load_name: str) -> str:
     return (f"{load_name}: {level['completed']} done, {level['failed']} failed, "
             f"{level['output_throughput']:.1f} tok/s, TTFT p50 {'n/a' if ttft is None else f'{ttft:.1f} ms'}, "
             f"TPOT p50 {'n/a' if tpot is None else f'{tpot:.2f} ms'}"
-            + (f"; first error: {level['errors'][0]}" if level["errors"] else ""))
+            + (f"; first error: {level['errors'][0]}" if level["errors"] else "")
+            + (f"; BUSY HOST, not to be trusted: {level['host']['host_contention']}"
+               if level["host"]["host_condition"] == "contended" else ""))
 
 
 def bench(args: argparse.Namespace) -> int:
     """Load-test any OpenAI-compatible endpoint and write every level's measurements to a JSON file: each level's
-    summary, what the engine reported about itself (`engine`, where it did) and what this host's GPUs did (`gpu`,
-    with why where they were not read: the endpoint is elsewhere, or no NVML here)."""
+    summary, what the engine reported about itself (`engine`, where it did), what this host's GPUs did (`gpu`,
+    with why where they were not read: the endpoint is elsewhere, or no NVML here) and what else this host did
+    (`host`: clean, or contended and why)."""
     from assets.engine.engine_metrics import NOT_REPORTED
     from assets.engine.loadtest import Endpoint, Slo, describe_load, load_levels, summarise_level
     from assets.engine.requests import gpu_columns
-    from assets.engine.serving import endpoint_gpus, measure_levels
+    from assets.engine.serving import endpoint_gpus, engine_groups, measure_levels
+    from resources.ports import port_listeners
 
     api_key = os.environ.get(args.api_key_env, "") if args.api_key_env else "not-needed"
     if args.api_key_env and not api_key:
@@ -45,11 +49,13 @@ def bench(args: argparse.Namespace) -> int:
     loads = load_levels(_numbers(args.concurrency, int), _numbers(args.request_rate or "", float), **common)
     slo = Slo(args.slo_ttft_ms, args.slo_tpot_ms)
     levels = []
-    for measured in measure_levels(endpoint, loads, endpoint_gpus(endpoint.base_url, os.environ), lambda _: None):
+    gpus, groups = endpoint_gpus(endpoint.base_url, os.environ), engine_groups(endpoint.base_url, port_listeners)
+    for measured in measure_levels(endpoint, loads, gpus, lambda _: None, groups):
         level = summarise_level(measured.load, measured.timings, measured.duration_s, slo)
         if measured.engine != NOT_REPORTED:
             level["engine"] = measured.engine.row()
         level["gpu"] = gpu_columns(measured.gpus, measured.timings)
+        level["host"] = measured.host.row()
         levels.append(level)
         print(_describe(level, describe_load(measured.load)), file=sys.stderr)
     result = {"base_url": endpoint.base_url, "model": endpoint.model, "input_len": args.input_len,

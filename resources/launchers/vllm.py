@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shlex
 
+from assets.engine.host_load import cpu_split
 from assets.matrix import VllmSettings
 from assets.matrix.host import VLLM_SERVER_MODULE, ProbeError, default_vllm_command, vllm_cpu_capabilities
 from assets.models.checkpoint import checkpoint_scheme
@@ -78,8 +79,8 @@ def launch(machine: Machine, settings: VllmSettings, request: DeployRequest, por
     environment of its own (or a container), so the version recorded is what its server says at /version.
 
     On a CPU, a checkpoint the CPU build has no kernel for on this host (asked of it: assets.matrix.host) is refused
-    here, before anything starts; the KV cache gets `cpu_kvcache_space_gib` (VLLM_CPU_KVCACHE_SPACE); vLLM binds its
-    threads to the cores itself."""
+    here, before anything starts; the KV cache gets `cpu_kvcache_space_gib` (VLLM_CPU_KVCACHE_SPACE); the server
+    keeps to the front core and binds its compute threads to the others (host_load.CpuSplit)."""
     env = {"HF_HUB_OFFLINE": "1"}
     command = machine.vllm_command or default_vllm_command(cpu=settings.on_cpu)
     if settings.on_cpu:
@@ -89,10 +90,23 @@ def launch(machine: Machine, settings: VllmSettings, request: DeployRequest, por
         # busy-polls its worker starves the server, which then streams whole replies at once (measured on 2 cores:
         # at concurrency 8, 631 tok/s with TPOT p50 0.01 ms apart, 1,724 tok/s streamed in process).
         env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    split = cpu_split() if settings.on_cpu and _one_worker(settings) else None
+    if split and "VLLM_CPU_OMP_THREADS_BIND" not in settings.env:
+        # Compute on all cores but the front one, which its API server keeps to with the load generator
+        # (host_load.CpuSplit): the compute threads busy-poll their cores. vLLM's own `auto` reserves a core too,
+        # but picks the cores of a NUMA node whatever this process may use (taskset, a cpuset).
+        env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(str(core) for core in split.compute)
+    else:
+        split = None
     env.update(settings.env)
     words = argv(command, request.model_path, request.served_name, settings, machine.bind_host, port,
                  request.trust_remote_code)
     what = "vLLM (" + " ".join(words[:words.index("--host")]) + ")"
     # vLLM shuts its engine core down on TERM; give it the time to, so it releases its memory cleanly.
     return Launch(what, words, env, ("/health", "/v1/models"), request.served_name, None, version_path="/version",
-                  stop_grace_s=30.0, model_list_path="/v1/models")
+                  stop_grace_s=30.0, model_list_path="/v1/models", cpu_affinity=split.front if split else ())
+
+
+def _one_worker(settings: VllmSettings) -> bool:
+    """Whether vLLM runs one worker (one list of cores to bind); several on a CPU split the cores their own way."""
+    return settings.tensor_parallel_size * settings.pipeline_parallel_size == 1

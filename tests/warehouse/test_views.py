@@ -202,7 +202,8 @@ def test_current_graded_answers_are_those_of_the_items_benchmark_items_holds_now
 
 # The view's columns that are not numbers: labels and flags. Anything else it shows is a number.
 LEADERBOARD_LABELS = {"variant", "benchmark", "protocol", "quantization", "engine", "engine_version", "engine_note",
-                      "priced_as", "priced_profile", "run_id", "superseded_by_failed_run", "published_at"}
+                      "priced_as", "priced_profile", "host_condition", "run_id", "superseded_by_failed_run",
+                      "published_at"}
 
 LEADERBOARD_FLAGS = {"delta_significant", "meets_slo"}
 
