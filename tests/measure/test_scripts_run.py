@@ -81,6 +81,15 @@ def test_llamacpp_timings_on_the_tiny_model(tiny_gguf):
     assert out.count("token counts that differ (client usage vs engine predicted_n): 0") == 2
 
 
+def test_busy_host_on_the_tiny_model(tiny_model):
+    out = _run("busy_host", "--variants", "tiny-bf16-transformers-cpu", "--model", str(tiny_model), "--concurrency",
+               "2", "--requests", "8", "--idle-windows", "1", "--window-s", "0.5")
+    assert "idle host, 1 windows of 0.5 s: other processes' CPU median" in out
+    assert out.count("| tiny-bf16-transformers-cpu | quiet | concurrency 2 |") == 1
+    assert out.count("| tiny-bf16-transformers-cpu | 1 hog(s) | concurrency 2 |") == 1
+    assert "regression check, quiet run then hogged run: " in out
+
+
 def test_fault_tolerance_on_the_real_engine(tiny_model):
     out = _run("fault_tolerance", "--items", "2", "--k", "1", "--rounds", "1", "--max-tokens", "8",
                "--share", "0.5", "--stall-s", "2", "--deadline-s", "1", "--model-dir", str(tiny_model))
