@@ -235,6 +235,9 @@ CREATE TABLE IF NOT EXISTS serving_load_levels (
     gpu_memory_used_max_bytes   BIGINT,
     gpu_temperature_max_c       DOUBLE,
     gpu_kwh_per_million_output_tokens DOUBLE,
+    gpu_throttle_reasons        VARCHAR,        -- NVML's clock event reasons seen during the level
+    gpu_sm_clock_mhz_min        DOUBLE,         -- the slowest GPU's SM clock
+    gpu_other_processes         VARCHAR,        -- processes of this host on the engine's GPUs that are not the engine
     -- What else the host did during the level (assets/engine/host_load.py): a level is contended when other
     -- processes, the hypervisor (steal) or memory stalls took more than the stated thresholds.
     host_condition              VARCHAR,        -- clean | contended | not watched: <why>; NULL: measured before

@@ -11,19 +11,31 @@ says why.
 
 from __future__ import annotations
 
+import functools
+import operator
+import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from types import ModuleType
 
 from assets.engine.devices import gpus_per_host
 from assets.matrix import EngineSettings, LocalEngineSettings
+from assets.processes import read_stat
 
 SAMPLE_INTERVAL_S = 0.1
 MEASURED = "measured"
 GPU_COLUMNS = ("gpu_telemetry", "gpu_count", "gpu_samples", "gpu_energy_j", "gpu_power_w_mean", "gpu_power_w_max",
-               "gpu_utilization_mean", "gpu_memory_used_max_bytes", "gpu_temperature_max_c")
+               "gpu_utilization_mean", "gpu_memory_used_max_bytes", "gpu_temperature_max_c", "gpu_throttle_reasons",
+               "gpu_sm_clock_mhz_min", "gpu_other_processes")
+# NVML's clock event ("throttle") reasons. Those in SLOWDOWNS mean the GPU ran slower than its load asked for
+# (heat, a hardware signal, the power brake): a level with one is contended. Holding to the power cap under full
+# load is how a GPU works at its limit, and idling or a clock setting is no slowdown: recorded, not flagged.
+THROTTLE_REASONS = {0x1: "idle", 0x2: "applications clocks setting", 0x4: "software power cap",
+                    0x8: "hardware slowdown", 0x10: "sync boost", 0x20: "software thermal slowdown",
+                    0x40: "hardware thermal slowdown", 0x80: "hardware power brake", 0x100: "display clock setting"}
+SLOWDOWNS = 0x8 | 0x20 | 0x40 | 0x80
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,8 @@ class GpuSample:
     utilization: float           # percent, mean over the GPUs
     memory_used_bytes: int       # summed
     temperature_c: float         # the hottest
+    throttle: int | None = None  # the clock event reasons of any GPU (bits of THROTTLE_REASONS); None: not read
+    sm_clock_mhz: float | None = None   # the slowest GPU's SM clock
 
 
 @dataclass(frozen=True)
@@ -47,9 +61,24 @@ class GpuLevelTelemetry:
     gpu_utilization_mean: float | None = None
     gpu_memory_used_max_bytes: int | None = None
     gpu_temperature_max_c: float | None = None
+    gpu_throttle_reasons: str | None = None  # every reason seen during the level, comma-separated
+    gpu_sm_clock_mhz_min: float | None = None
+    gpu_other_processes: str | None = None   # processes of this host on the GPUs that are not the engine's
 
     def row(self) -> dict:
         return asdict(self)
+
+    @property
+    def contention(self) -> str | None:
+        """Why the GPUs were not the engine's alone at full speed during the level; None when they were."""
+        reasons = []
+        slowed = [name for bit, name in THROTTLE_REASONS.items()
+                  if bit & SLOWDOWNS and name in (self.gpu_throttle_reasons or "").split(", ")]
+        if slowed:
+            reasons.append(f"the GPUs slowed down: {', '.join(slowed)}")
+        if self.gpu_other_processes:
+            reasons.append(f"other processes used the engine's GPUs: {self.gpu_other_processes}")
+        return "; ".join(reasons) or None
 
 
 def not_measured(why: str) -> GpuLevelTelemetry:
@@ -68,10 +97,18 @@ def energy_joules(samples: list[GpuSample]) -> float | None:
                for earlier, later in zip(samples, samples[1:], strict=False))
 
 
-def summarise(samples: list[GpuSample], gpu_count: int) -> GpuLevelTelemetry:
+def throttle_names(bits: int) -> str | None:
+    return ", ".join(name for bit, name in THROTTLE_REASONS.items() if bits & bit) or None
+
+
+def summarise(samples: list[GpuSample], gpu_count: int, others: str | None = None) -> GpuLevelTelemetry:
     if len(samples) < 2:
         return not_measured(f"{len(samples)} sample(s) taken; the level was shorter than two sampling intervals")
+    throttles = [s.throttle for s in samples if s.throttle is not None]
+    clocks = [s.sm_clock_mhz for s in samples if s.sm_clock_mhz is not None]
     return GpuLevelTelemetry(
+        gpu_throttle_reasons=throttle_names(functools.reduce(operator.or_, throttles, 0)) if throttles else None,
+        gpu_sm_clock_mhz_min=min(clocks) if clocks else None, gpu_other_processes=others,
         gpu_telemetry=MEASURED, gpu_count=gpu_count, gpu_samples=len(samples), gpu_energy_j=energy_joules(samples),
         gpu_power_w_mean=sum(s.power_w for s in samples) / len(samples),
         gpu_power_w_max=max(s.power_w for s in samples),
@@ -119,8 +156,9 @@ class GpuWatch:
     `indices` picks GPUs by NVML index (default every GPU NVML sees); `nvml` stands in for pynvml in tests."""
 
     def __init__(self, indices: list[int] | str | None = None, interval_s: float = SAMPLE_INTERVAL_S,
-                 nvml: ModuleType | None = None):
+                 nvml: ModuleType | None = None, engine_pids: Callable[[], set[int]] | None = None):
         self.indices = indices   # a str: why there is nothing to read (see engine_gpus)
+        self.engine_pids = engine_pids   # the engine's processes, asked at exit; None: not known
         self.interval_s = interval_s
         self._nvml = nvml
         self.summary = not_measured("the watch was not held")
@@ -163,10 +201,38 @@ class GpuWatch:
             utilizations.append(float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu))
             memories.append(int(nvml.nvmlDeviceGetMemoryInfo(handle).used))
             temperatures.append(float(nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU)))
+        throttle, clock = self._clocks()
         return GpuSample(at_s=time.monotonic(), power_w=sum(powers),
                          energy_mj=None if None in energies else sum(energies),
                          utilization=sum(utilizations) / len(utilizations), memory_used_bytes=sum(memories),
-                         temperature_c=max(temperatures))
+                         temperature_c=max(temperatures), throttle=throttle, sm_clock_mhz=clock)
+
+    def _clocks(self) -> tuple[int | None, float | None]:
+        """The GPUs' clock event reasons (ORed) and the slowest SM clock; None where the driver has neither."""
+        nvml = self._nvml
+        reasons = (getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+                   or getattr(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None))
+        try:
+            throttle = functools.reduce(operator.or_, (int(reasons(h)) for h in self._handles), 0) if reasons else None
+            clock = (min(float(nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_SM)) for h in self._handles)
+                     if hasattr(nvml, "nvmlDeviceGetClockInfo") else None)
+        except Exception:   # NVMLError_NotSupported on some boards
+            return None, None
+        return throttle, clock
+
+    def _other_processes(self) -> str | None:
+        """The processes of this host on the watched GPUs that are not the engine's (nor this one), as `name (pid
+        N)`; a pid not in this host's /proc (another PID namespace: a container's) is not judged."""
+        lister = getattr(self._nvml, "nvmlDeviceGetComputeRunningProcesses", None)
+        if self.engine_pids is None or lister is None:
+            return None
+        try:
+            pids = {int(process.pid) for handle in self._handles for process in lister(handle)}
+        except Exception:
+            return None
+        ours = self.engine_pids() | {os.getpid()}
+        others = sorted((stat.name, stat.pid) for pid in pids - ours if (stat := read_stat(pid)) is not None)
+        return ", ".join(f"{name} (pid {pid})" for name, pid in others) or None
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -188,7 +254,7 @@ class GpuWatch:
         self._stop.set()
         self._thread.join()
         self._samples.append(self._read())
-        self.summary = summarise(self._samples, len(self._handles))
+        self.summary = summarise(self._samples, len(self._handles), self._other_processes())
         try:
             self._nvml.nvmlShutdown()
         except Exception:

@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from assets.processes import all_processes
@@ -78,6 +78,20 @@ class HostConditions:
 
 def not_watched(why: str) -> HostConditions:
     return HostConditions(host_condition=f"not watched: {why}")
+
+
+def with_gpu_contention(host: HostConditions, reason: str | None) -> HostConditions:
+    """The level's conditions with what its GPUs showed (GpuLevelTelemetry.contention): contended where they
+    were slowed down or shared, whatever the host's CPU did."""
+    if not reason:
+        return host
+    return replace(host, host_condition=CONTENDED,
+                   host_contention="; ".join(filter(None, [host.host_contention, reason])))
+
+
+def group_pids(groups: set[int]) -> set[int]:
+    """The live processes of these process groups."""
+    return {stat.pid for stat in all_processes() if stat.group in groups and stat.alive}
 
 
 def _cpu_ticks() -> tuple[int, int]:
@@ -211,19 +225,13 @@ def host_now(window_s: float, engine_groups: set[int] = frozenset(), thresholds:
 
 @dataclass(frozen=True)
 class CpuSplit:
-    """How a CPU engine and the load generator share a host's cores: the front core takes the engine's API server
-    and the load generator, the others the engine's compute threads. vLLM's CPU build busy-polls its compute
-    threads' cores; a server or a load generator scheduled there waits for the poll to yield."""
+    """How a CPU engine and the load generator share a host's cores: the front core takes the load generator (and
+    the engine's API server, which the kernel puts where the compute threads do not poll), the others the engine's
+    compute threads. vLLM's CPU build busy-polls its compute threads' cores; anything scheduled there waits for
+    the poll to yield."""
 
     front: tuple[int, ...]
     compute: tuple[int, ...]
-
-    def describe(self) -> str:
-        return f"API server and load generator on core(s) {_cores(self.front)}, compute on {_cores(self.compute)}"
-
-
-def _cores(cores: Iterable[int]) -> str:
-    return ",".join(str(core) for core in sorted(cores))
 
 
 def cpu_split(usable: Iterable[int] | None = None) -> CpuSplit | None:

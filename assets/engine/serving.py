@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from assets.engine.engine_metrics import NOT_REPORTED, EngineLevelMetrics, EngineMetricsWatch, metrics_url
 from assets.engine.gpu_telemetry import GpuLevelTelemetry, GpuWatch, engine_gpus
-from assets.engine.host_load import HostConditions, HostWatch, cpu_split, pinned
+from assets.engine.host_load import HostConditions, HostWatch, cpu_split, group_pids, pinned, with_gpu_contention
 from assets.engine.loadtest import Endpoint, Load, RequestTiming, describe_load, run_level, watching
 from assets.engine.requests import level_row, request_rows, serving_loads, shared_sampling
 from assets.engine.stopping import run_until_stopped
@@ -49,7 +49,8 @@ def measure_levels(endpoint: Endpoint, loads: Sequence[Load], gpus: list[int] | 
     for number, load in enumerate(loads, start=1):
         log(f"load level {number}/{len(loads)}: {describe_load(load)}, {load.num_requests} requests")
         engine = EngineMetricsWatch(metrics_url(endpoint.base_url))
-        gpu_watch = GpuWatch(gpus)
+        gpu_watch = GpuWatch(gpus, engine_pids=(lambda: group_pids(engine_groups())) if callable(engine_groups)
+                             else None)
         host = HostWatch(engine_groups)
         with pinned(loadgen_cores):
             timings, duration = run_until_stopped(run_level(endpoint, load, watching(engine, gpu_watch, host)))
@@ -57,10 +58,11 @@ def measure_levels(endpoint: Endpoint, loads: Sequence[Load], gpus: list[int] | 
             log(f"no engine metrics at {engine.url}: the levels' engine_ columns stay empty")
         if number == 1:
             log(f"GPU telemetry: {gpu_watch.summary.gpu_telemetry}")
-        if host.summary.contended:
+        conditions = with_gpu_contention(host.summary, gpu_watch.summary.contention)
+        if conditions.contended:
             log(f"load level {number}/{len(loads)} was measured on a busy host, flagged contended: "
-                f"{host.summary.host_contention}")
-        yield MeasuredLevel(load, timings, duration, engine.summary, gpu_watch.summary, host.summary)
+                f"{conditions.host_contention}")
+        yield MeasuredLevel(load, timings, duration, engine.summary, gpu_watch.summary, conditions)
 
 
 def serving_rows(endpoint: Endpoint, variant: Variant, prompts: tuple[str, ...], environ: Mapping[str, str],

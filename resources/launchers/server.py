@@ -55,8 +55,6 @@ class Launch:
     version_path: str | None = None
     stop_grace_s: float = 10.0      # after TERM to the group, how long before KILL
     model_list_path: str | None = None   # lists the served models (OpenAI's /v1/models); None where it cannot
-    cpu_affinity: tuple[int, ...] = ()  # the cores the server's first process keeps to (its children inherit
-                                        # them unless they bind their own); empty: wherever the kernel puts it
 
 
 # A kind's launcher: the Launch for its settings, to serve `request` on `port`.
@@ -66,10 +64,9 @@ LaunchFor = Callable[[Machine, LocalEngineSettings, DeployRequest, int], Launch]
 @contextmanager
 def server_process(
     argv: list[str], log_path: Path, ready_urls: list[str], timeout_s: float, env: dict[str, str], what: str,
-    stop_grace_s: float = 10.0, cpu_affinity: tuple[int, ...] = (),
+    stop_grace_s: float = 10.0,
 ) -> Iterator[tuple[subprocess.Popen, float]]:
-    """Start a server (kept to `cpu_affinity` from its start, before it has started anything), wait until it is
-    ready, yield it, and always stop its whole process group."""
+    """Start a server, wait until it is ready, yield it, and always stop its whole process group."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         try:
@@ -79,8 +76,6 @@ def server_process(
             raise EngineError(f"cannot start {what}: command {argv[0]!r} not found ({error})") from error
     ready = False
     try:
-        if cpu_affinity:
-            os.sched_setaffinity(process.pid, cpu_affinity)
         startup = wait_until_ready(process, ready_urls, timeout_s, log_path, what)
         ready = True
         yield process, startup
@@ -132,8 +127,7 @@ def start_server(launch_for: LaunchFor, machine: Machine, spec: EngineSpec,
     launch = launch_for(machine, settings, request, port)
     ready = [f"{base}{path}" for path in launch.ready_paths]
     with server_process(launch.argv, request.log_path, ready, settings.startup_timeout_s,
-                        {**launch.env, **request.device_env}, launch.what, launch.stop_grace_s,
-                        launch.cpu_affinity) as (process, startup):
+                        {**launch.env, **request.device_env}, launch.what, launch.stop_grace_s) as (process, startup):
         _confirm_ready_server(process, launch, machine.bind_host, port)
         version = served_version(f"{base}{launch.version_path}") if launch.version_path else None
         deployment = Deployment(engine=spec.kind, engine_version=version or launch.version, base_url=f"{base}/v1",

@@ -80,7 +80,7 @@ def launch(machine: Machine, settings: VllmSettings, request: DeployRequest, por
 
     On a CPU, a checkpoint the CPU build has no kernel for on this host (asked of it: assets.matrix.host) is refused
     here, before anything starts; the KV cache gets `cpu_kvcache_space_gib` (VLLM_CPU_KVCACHE_SPACE); the server
-    keeps to the front core and binds its compute threads to the others (host_load.CpuSplit)."""
+    binds its compute threads to all cores but the front one (host_load.CpuSplit)."""
     env = {"HF_HUB_OFFLINE": "1"}
     command = machine.vllm_command or default_vllm_command(cpu=settings.on_cpu)
     if settings.on_cpu:
@@ -92,9 +92,10 @@ def launch(machine: Machine, settings: VllmSettings, request: DeployRequest, por
         env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     split = cpu_split() if settings.on_cpu and _one_worker(settings) else None
     if split and "VLLM_CPU_OMP_THREADS_BIND" not in settings.env:
-        # Compute on all cores but the front one, which its API server keeps to with the load generator
-        # (host_load.CpuSplit): the compute threads busy-poll their cores. vLLM's own `auto` reserves a core too,
-        # but picks the cores of a NUMA node whatever this process may use (taskset, a cpuset).
+        # Compute on all cores but the front one, which the load generator keeps to (host_load.CpuSplit): the
+        # compute threads busy-poll their cores. vLLM's own `auto` reserves a core too, but picks the cores of a
+        # NUMA node whatever this process may use (taskset, a cpuset). The server is not pinned: its engine core
+        # would inherit the pin, and vLLM binds compute only within the cores a process may use.
         env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(str(core) for core in split.compute)
     else:
         split = None
@@ -104,7 +105,7 @@ def launch(machine: Machine, settings: VllmSettings, request: DeployRequest, por
     what = "vLLM (" + " ".join(words[:words.index("--host")]) + ")"
     # vLLM shuts its engine core down on TERM; give it the time to, so it releases its memory cleanly.
     return Launch(what, words, env, ("/health", "/v1/models"), request.served_name, None, version_path="/version",
-                  stop_grace_s=30.0, model_list_path="/v1/models", cpu_affinity=split.front if split else ())
+                  stop_grace_s=30.0, model_list_path="/v1/models")
 
 
 def _one_worker(settings: VllmSettings) -> bool:

@@ -2,7 +2,9 @@
 readings: this machine has no GPU); the real pynvml is checked for what it does without one."""
 
 import ctypes
+import os
 import types
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,9 +16,12 @@ from assets.engine.gpu_telemetry import (
     energy_joules,
     engine_gpus,
     kwh_per_million_tokens,
+    not_measured,
     summarise,
 )
+from assets.engine.host_load import CLEAN, HostConditions, with_gpu_contention
 from assets.matrix import EngineSpec
+from assets.processes import read_stat
 
 pytestmark = pytest.mark.unit
 
@@ -76,6 +81,48 @@ def test_the_watch_sums_power_energy_and_memory_over_the_gpus():
     assert summary.gpu_power_w_mean == 500 and summary.gpu_power_w_max == 500
     assert summary.gpu_utilization_mean == 60 and summary.gpu_temperature_max_c == 75
     assert summary.gpu_memory_used_max_bytes == 3 * 2**30
+
+
+def test_a_slowed_down_or_shared_gpu_contends_and_one_at_its_power_cap_does_not():
+    """GPU 1 reports the software power cap (0x4) then a hardware thermal slowdown (0x40); NVML lists the engine's
+    process, this one, a process of this host that is neither (a CPU hog standing for another GPU job) and a pid
+    of another PID namespace (not judged)."""
+    import subprocess
+    import sys
+    import time
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        reads = []
+
+        def reasons(handle):
+            reads.append(handle)
+            return 0x4 if handle == 0 or len(reads) < 4 else 0x44
+
+        nvml = fake_nvml()
+        nvml.NVML_CLOCK_SM = 1
+        nvml.nvmlDeviceGetCurrentClocksEventReasons = reasons
+        nvml.nvmlDeviceGetClockInfo = lambda handle, clock: (1980, 1410)[handle]
+        nvml.nvmlDeviceGetComputeRunningProcesses = lambda handle: [
+            types.SimpleNamespace(pid=pid) for pid in ((4242, os.getpid()) if handle == 0 else (other.pid, 2**22 + 7))]
+        with GpuWatch([0, 1], interval_s=0.01, nvml=nvml, engine_pids=lambda: {4242}) as watch:
+            time.sleep(0.05)
+        expected = f"{read_stat(other.pid).name} (pid {other.pid})"
+    finally:
+        other.kill()
+        other.wait()
+    summary = watch.summary
+    assert summary.gpu_throttle_reasons == "software power cap, hardware thermal slowdown"
+    assert summary.gpu_sm_clock_mhz_min == 1410 and summary.gpu_other_processes == expected
+    assert summary.contention == ("the GPUs slowed down: hardware thermal slowdown; other processes used the "
+                                  f"engine's GPUs: {summary.gpu_other_processes}")
+    at_the_cap = replace(summary, gpu_throttle_reasons="software power cap", gpu_other_processes=None)
+    assert at_the_cap.contention is None
+    assert not_measured("no NVML").contention is None
+    # Folded into the level's conditions: contended whatever the CPU did.
+    folded = with_gpu_contention(HostConditions(CLEAN), summary.contention)
+    assert folded.contended and folded.host_contention == summary.contention
+    assert with_gpu_contention(HostConditions(CLEAN), None) == HostConditions(CLEAN)
 
 
 def test_what_is_not_measured_says_why():

@@ -5,11 +5,13 @@ check would say; and before that, the noise an idle host shows over the rule's w
 
     .venv/bin/python -m tests.measure.busy_host [--variants tiny-bf16-cpu,tiny-bf16-transformers-cpu]
         [--concurrency 1,4,16] [--requests 64] [--hogs 1] [--idle-windows 10] [--window-s 2] [--model PATH]
+        [--no-split]
 
-Each variant named of the default matrix (pipelines/matrix.yaml, whatever YARDSTICK_MATRIX says) is served by its engine on the tiny model (built here if missing;
-a llama.cpp variant is not taken: it needs its GGUF file, which the pipeline makes). `--hogs` busy processes
-(tests/instruments/cpu_hog.py) run beside the second measurement. Prints per level: output tok/s, TPOT p50, the
-cores other processes used, the engine's and the load generator's, and the verdict.
+Each variant named of the default matrix (pipelines/matrix.yaml, whatever YARDSTICK_MATRIX says) is served by its
+engine on the tiny model (built here if missing; a llama.cpp variant is not taken: it needs its GGUF file, which
+the pipeline makes). `--hogs` busy processes (tests/instruments/cpu_hog.py) run beside the second measurement.
+Prints per level: output tok/s, TPOT p50, the cores other processes used, the engine's and the load generator's,
+and the verdict.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from assets.cost.pricing import priced_level
+from assets.engine import serving
 from assets.engine.host_load import Thresholds, host_now
 from assets.engine.loadtest import Endpoint
 from assets.engine.requests import shared_sampling
@@ -30,6 +33,7 @@ from assets.leaderboard.regressions import serving_findings
 from assets.matrix import load_matrix
 from assets.models.tiny import ensure_tiny_model
 from resources.engines import EngineResource
+from resources.launchers import vllm
 from resources.ports import port_listeners
 from tests.instruments.cpu_hog import cpu_hogs
 
@@ -88,7 +92,11 @@ def measure(name: str, args: argparse.Namespace, model: Path, folder: Path) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variants", default="tiny-bf16-cpu,tiny-bf16-transformers-cpu")
+    parser.add_argument("--variants", default="tiny-bf16-cpu,tiny-bf16-transformers-cpu",
+                        help="comma-separated; empty: the idle host's noise only")
+    parser.add_argument("--no-split", action="store_true",
+                        help="no core split (host_load.CpuSplit): vLLM binds by its own `auto`, the load generator "
+                             "goes wherever the kernel puts it, as before the split was made")
     parser.add_argument("--model", type=Path, default=None, help="a checkpoint (default: the tiny model)")
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--requests", type=int, default=64)
@@ -97,7 +105,11 @@ def main() -> None:
     parser.add_argument("--window-s", type=float, default=2.0)
     args = parser.parse_args()
     args.concurrency = tuple(int(value) for value in args.concurrency.split(","))
+    if args.no_split:
+        serving.cpu_split = vllm.cpu_split = lambda: None
     idle_noise(args.idle_windows, args.window_s)
+    if not args.variants:
+        return
     model = (args.model or ensure_tiny_model(TINY_MODEL_DIR)).resolve()
     print("| variant | host | level | output tok/s | TPOT p50 ms | others (cores) | engine | load generator | "
           "verdict |\n|---|---|---|---|---|---|---|---|---|")

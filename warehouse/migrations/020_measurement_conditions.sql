@@ -11,3 +11,7 @@ ALTER TABLE serving_load_levels ADD COLUMN IF NOT EXISTS host_load_avg_1m DOUBLE
 ALTER TABLE serving_load_levels ADD COLUMN IF NOT EXISTS host_busiest_others VARCHAR;
 ALTER TABLE cost_rollup ADD COLUMN IF NOT EXISTS priced_host_condition VARCHAR;
 ALTER TABLE cost_rollup ADD COLUMN IF NOT EXISTS priced_host_contention VARCHAR;
+-- On a GPU: the clock event (throttle) reasons seen, the slowest SM clock, and other processes on the engine's GPUs.
+ALTER TABLE serving_load_levels ADD COLUMN IF NOT EXISTS gpu_throttle_reasons VARCHAR;
+ALTER TABLE serving_load_levels ADD COLUMN IF NOT EXISTS gpu_sm_clock_mhz_min DOUBLE;
+ALTER TABLE serving_load_levels ADD COLUMN IF NOT EXISTS gpu_other_processes VARCHAR;

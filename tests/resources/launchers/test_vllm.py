@@ -302,20 +302,22 @@ def test_vllm_on_a_cpu_runs_eagerly_in_one_process_with_its_cache_sized_and_the_
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize(("split", "options", "bind", "affinity"), [
-    (CpuSplit(front=(0,), compute=(1, 2, 3)), {}, "1,2,3", (0,)),       # compute off the front core
-    (CpuSplit(front=(4,), compute=(5,)), {}, "5", (4,)),                 # two cores: one each
-    (None, {}, None, ()),                                                # one core: nothing to split, vLLM's auto
-    (CpuSplit(front=(0,), compute=(1,)), {"env": {"VLLM_CPU_OMP_THREADS_BIND": "0-1"}}, "0-1", ()),  # the user's
-    (CpuSplit(front=(0,), compute=(1, 2, 3)), {"tensor_parallel_size": 2}, None, ()),   # vLLM splits for 2 workers
+@pytest.mark.parametrize(("split", "options", "bind"), [
+    (CpuSplit(front=(0,), compute=(1, 2, 3)), {}, "1,2,3"),       # compute off the front core
+    (CpuSplit(front=(4,), compute=(5,)), {}, "5"),                 # two cores: one each
+    (None, {}, None),                                              # one core: nothing to split, vLLM's auto
+    (CpuSplit(front=(0,), compute=(1,)), {"env": {"VLLM_CPU_OMP_THREADS_BIND": "0-1"}}, "0-1"),   # the user's
+    (CpuSplit(front=(0,), compute=(1, 2, 3)), {"tensor_parallel_size": 2}, None),   # vLLM splits for 2 workers
 ])
-def test_vllm_on_a_cpu_computes_off_the_core_its_server_and_the_load_generator_keep_to(
-        tmp_path, monkeypatch, split, options, bind, affinity):
+def test_vllm_on_a_cpu_computes_off_the_core_the_load_generator_keeps_to(tmp_path, monkeypatch, split, options,
+                                                                          bind):
+    """The server itself is not pinned: its children would inherit the front core, and vLLM binds its compute
+    threads only within the cores the process may use (measured: pinned to core 0, its compute stayed there)."""
     monkeypatch.setattr(vllm, "cpu_split", lambda: split)
     engine = EngineResource(log_dir=str(tmp_path), vllm_command="/v/bin/python -m vllm.entrypoints.openai.api_server")
     launch = launched(engine, {"device": "cpu", **options}, str(tmp_path))
-    assert launch.env.get("VLLM_CPU_OMP_THREADS_BIND") == bind and launch.cpu_affinity == affinity
-    assert launched(engine, {}, str(tmp_path)).cpu_affinity == ()   # on a GPU nothing is pinned
+    assert launch.env.get("VLLM_CPU_OMP_THREADS_BIND") == bind
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in launched(engine, {}, str(tmp_path)).env   # on a GPU
 
 
 @pytest.mark.unit
