@@ -31,7 +31,7 @@ endif
 export YARDSTICK_HOME ?= $(CURDIR)/.yardstick
 export DAGSTER_HOME ?= $(YARDSTICK_HOME)/dagster
 
-.PHONY: run test test-fast ui lint clean sandbox postgres llama.cpp
+.PHONY: run test test-fast ui lint clean sandbox postgres chromium llama.cpp
 
 $(BIN)/yardstick: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -106,13 +106,18 @@ run: $(BIN)/yardstick $(VLLM_READY) $(LLAMACPP_READY) $(DAGSTER_HOME)/dagster.ya
 	$(BIN)/yardstick recover || exit 1; \
 	$(BIN)/yardstick materialize $$variants || exit $$?
 	@$(BIN)/yardstick report $(VARIANTS)
+	@$(BIN)/yardstick report --html $(YARDSTICK_HOME)/report.html $(VARIANTS)
 
 # The tests of a shared (DuckLake) warehouse start a PostgreSQL server of their own for its catalog, from Debian's
 # package.
 postgres:
 	$(call system_package,ls /usr/lib/postgresql/*/bin/initdb,postgresql,the tests of a shared warehouse (its catalog))
 
-test: $(BIN)/yardstick $(VLLM_READY) $(LLAMACPP_READY) sandbox postgres
+# The browser tests (the HTML report, the Dagster UI) drive Debian's Chromium through playwright.
+chromium:
+	$(call system_package,test -x /usr/bin/chromium,chromium,the browser tests (the HTML report and the Dagster UI))
+
+test: $(BIN)/yardstick $(VLLM_READY) $(LLAMACPP_READY) sandbox postgres chromium
 	$(BIN)/pytest
 
 # The unit tier only: pure logic, under a minute. `make test` (and CI) runs every tier.

@@ -40,11 +40,14 @@ BUSIEST_MIN_CORES = 0.05   # a process using less than this is not named among t
 @dataclass(frozen=True)
 class Thresholds:
     """Above any of these a level is contended. An idle 2-core VM measured 0.00–0.03 cores of others and no steal
-    (tests/measure/busy_host.py); a quarter of a core is well above that and well below a busy process."""
+    (tests/measure/busy_host.py); a quarter of a core is well above that and well below a busy process. Others'
+    CPU and steal count only from `min_cpu_s` seconds in all: /proc counts in ticks (10 ms), and over a level of
+    a tenth of a second one tick of a kernel thread would read as a tenth of a core."""
 
     other_cores: float = 0.25
     steal_cores: float = 0.10
     memory_stall_share: float = 0.10
+    min_cpu_s: float = 0.10
 
 
 @dataclass(frozen=True)
@@ -156,10 +159,10 @@ def conditions(before: HostSnapshot, after: HostSnapshot, engine_groups: set[int
              else (after.memory_stall_us - before.memory_stall_us) / 1e6 / seconds)
     busiest = _busiest(before, after, others, seconds)
     reasons = []
-    if other_cores > thresholds.other_cores:
+    if other_cores > thresholds.other_cores and other_cores * seconds >= thresholds.min_cpu_s:
         reasons.append(f"other processes used {other_cores:.2f} cores (more than {thresholds.other_cores:g})"
                        + (f": {busiest}" if busiest else ""))
-    if steal_cores > thresholds.steal_cores:
+    if steal_cores > thresholds.steal_cores and steal_cores * seconds >= thresholds.min_cpu_s:
         reasons.append(f"the hypervisor took {steal_cores:.2f} cores of steal (more than {thresholds.steal_cores:g})")
     if stall is not None and stall > thresholds.memory_stall_share:
         reasons.append(f"tasks waited on memory {stall:.0%} of the time (more than "

@@ -43,6 +43,8 @@ def report(args: argparse.Namespace) -> int:
 
     store = warehouse(args.warehouse)
     store.upgrade()
+    if args.html:
+        return html_report(store, args.html, args.variants)
     with store.connect(read_only=True) as connection:
         lines = report_lines(connection, args.variants)
         failed = connection.execute(FAILED_SQL).df()
@@ -110,6 +112,31 @@ def history(args: argparse.Namespace) -> int:
     return 0
 
 
+def html_report(store, path: str, variants: list[str]) -> int:
+    """`report --html PATH`: the self-contained page (assets.leaderboard.page) written to PATH."""
+    import time
+    from pathlib import Path
+
+    from assets.leaderboard.page import render_page
+    from assets.leaderboard.page_data import read_page_data
+
+    started = time.monotonic()
+    with store.connect(read_only=True) as connection:
+        data = read_page_data(connection, variants)
+    missing = [name for name in variants if name not in data.variants]
+    if missing:
+        raise InputError(f"no published run of {', '.join(missing)} in {store.location}; "
+                         f"`make run VARIANTS=\"{' '.join(missing)}\"` makes one")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(render_page(data, store.location), encoding="utf-8")
+    partial.replace(out)
+    print(f"wrote {out}: {len(data.variants)} variant(s), {out.stat().st_size / 1e6:.1f} MB, in "
+          f"{time.monotonic() - started:.1f} s (open it in a browser; it needs no network)")
+    return 0
+
+
 def add_history(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("history", help="a variant's evaluation runs: when, what changed, scores, cost")
     parser.add_argument("variant")
@@ -122,6 +149,8 @@ def add_report(commands: argparse._SubParsersAction) -> None:
         "report", help="a compact summary of variants' latest published runs: accuracy, tokens per correct "
                        "answer, throughput, $/M tokens, break-even volumes against APIs")
     parser.add_argument("variants", nargs="*", help="variants (default: every variant with a published run)")
+    parser.add_argument("--html", metavar="PATH", help="write the results as one self-contained HTML page "
+                                                        "(interactive charts, no network needed) instead")
     parser.add_argument("--warehouse", help=WAREHOUSE_HELP)
     parser.set_defaults(handler=report)
 

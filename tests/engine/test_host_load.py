@@ -83,6 +83,9 @@ def test_a_pid_reused_by_a_new_process_counts_from_zero_and_steal_and_memory_sta
     unknown = conditions(snapshot(0.0, 0.0, {}, stall_us=None), snapshot(2.0, 0.0, {}, stall_us=None), set(), set())
     assert unknown.host_memory_stall_share is None and unknown.host_condition == CLEAN
     assert conditions(before, after, {ENGINE}, set(), Thresholds(other_cores=0.2)).contended
+    # Over a level of 50 ms, 2 ticks of another process read as 0.4 cores, but 20 ms of CPU is no contention.
+    short = conditions(snapshot(0.0, 0.0, {OTHER: 0.0}), snapshot(0.05, 0.02, {OTHER: 0.02}), set(), set())
+    assert short.host_other_cores == pytest.approx(0.4) and short.host_condition == CLEAN
 
 
 @pytest.mark.unit
