@@ -19,13 +19,13 @@ import pandas as pd
 from assets.benchmarks.defs import benchmark_items
 from assets.engine.engine_metrics import ENGINE_METRIC_COLUMNS
 from assets.engine.generation import GenerationReport, SampleRequest, generate, with_token_split
-from assets.engine.host_load import BusyHostError, check_host_before_start
+from assets.engine.host_load import BusyHostError, HostConditions, HostWatch, check_host_before_start
 from assets.engine.liveness import WORKER_TAG, this_worker
 from assets.engine.loadtest import Endpoint
 from assets.engine.memory_plan import plan_record
 from assets.engine.requests import ServingConfigError, generation_sampling, shared_sampling
 from assets.engine.retry import RetryPolicy, RetrySettingsError
-from assets.engine.serving import serving_rows
+from assets.engine.serving import engine_groups, serving_rows
 from assets.engine.step_plan import StepPlan, plan_step
 from assets.engine.stopping import run_until_stopped
 from assets.matrix import Variant
@@ -200,7 +200,7 @@ def engine_step(context: dg.AssetExecutionContext, matrix: MatrixResource, wareh
     warehouse.replace_partition("serving_request_timings", variant.name,
                                 pd.DataFrame(served.timings).assign(variant=variant.name))
     yield _deployment_result(served.deployment, memory_plan)
-    yield _generations_result(warehouse, plan, served.generation)
+    yield _generations_result(warehouse, plan, served.generation, served.generation_host)
     yield _serving_result(variant, served.levels)
 
 
@@ -244,6 +244,7 @@ class _Served:
     generation: GenerationReport
     levels: list[dict]
     timings: list[dict]
+    generation_host: HostConditions   # what else the host did while the samples were generated
 
 
 def _serve(context: dg.AssetExecutionContext, plan: StepPlan, warehouse: WarehouseResource, engine: EngineResource,
@@ -271,12 +272,15 @@ def _serve(context: dg.AssetExecutionContext, plan: StepPlan, warehouse: Warehou
                       status="running")
         warehouse.upsert("engine_deployments", pd.DataFrame([record]))
         with _recorded_life(warehouse, record, deployment):
-            generation = _generate(context, deployment, variant, plan.requests, write_rows, plan.policy)
+            with HostWatch(engine_groups(deployment.base_url, port_listeners)) as host:
+                generation = _generate(context, deployment, variant, plan.requests, write_rows, plan.policy)
+            if host.summary.contended:
+                context.log.warning(f"the samples were generated on a busy host: {host.summary.host_contention}")
             if generation.retries:
                 context.log.warning(f"{generation.retries} retries absorbed over {generation.retried_samples} "
                                     f"samples ({_by_error(generation.retries_by_error)})")
             levels, timings = _load_test(context, deployment, variant, plan.prompts, device_env)
-    return _Served(deployment, generation, levels, timings)
+    return _Served(deployment, generation, levels, timings, host.summary)
 
 
 @contextmanager
@@ -307,8 +311,8 @@ def _deployment_result(deployment: Deployment, memory_plan: dict | None) -> dg.M
     })
 
 
-def _generations_result(warehouse: WarehouseResource, plan: StepPlan,
-                        generation: GenerationReport) -> dg.MaterializeResult:
+def _generations_result(warehouse: WarehouseResource, plan: StepPlan, generation: GenerationReport,
+                        host: HostConditions) -> dg.MaterializeResult:
     stored = warehouse.query(
         "SELECT count(*) AS n FROM benchmark_generations WHERE variant = ? AND config_hash = ?",
         [plan.variant.name, plan.sample_key]).iloc[0]["n"]
@@ -317,6 +321,7 @@ def _generations_result(warehouse: WarehouseResource, plan: StepPlan,
         "reused": plan.reused, "config_hash": plan.sample_key,
         "retries": generation.retries, "retried_samples": generation.retried_samples,
         "retries_by_error": dg.MetadataValue.json(generation.retries_by_error),
+        "host_condition": host.host_condition, "host_conditions": dg.MetadataValue.json(host.row()),
     })
 
 

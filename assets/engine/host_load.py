@@ -123,7 +123,7 @@ def snapshot() -> HostSnapshot:
 
 def _used_ticks(before: HostSnapshot, after: HostSnapshot, pid: int) -> int:
     """The ticks a process used between the snapshots: all it has used where it started after the first."""
-    name, _group, start, ticks = after.processes[pid]
+    _, _, start, ticks = after.processes[pid]
     earlier = before.processes.get(pid)
     if earlier is not None and earlier[2] == start:
         return max(0, ticks - earlier[3])
