@@ -95,7 +95,7 @@ def test_the_html_page_opens_offline_with_every_chart_drawn_and_every_variant_na
     box = point.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_selector(".hoverlayer .hovertext", timeout=5000)
-    hover = page.inner_text(".hoverlayer")
+    hover = page.text_content(".hoverlayer")   # SVG text
     assert any(variant in hover for variant in VARIANTS) and "pass@1" in hover and "per M output tokens" in hover
 
     # The leaderboard sorts by a column and keeps the rows a filter matches.
@@ -147,30 +147,60 @@ def open_page(browser, address: str, *clicks: str):
     return page
 
 
+def open_metadata(page, status: re.Pattern, key: str) -> str:
+    """The metadata entry `key` of the first check execution with `status` in the execution history on `page`:
+    the text of the dialog that shows it (a JSON or Markdown entry opens a dialog of its own)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.get_by_role("row").filter(has_text=status).first.get_by_role("button").last.click(timeout=30_000)
+    except PlaywrightTimeout:
+        page.screenshot(path=str(STATE / "ui-no-execution.png"))
+        raise AssertionError(f"no {status.pattern} execution with metadata on {page.url} (screenshot "
+                             f"{STATE / 'ui-no-execution.png'}): {page.inner_text('body')}") from None
+    metadata = page.get_by_role("dialog").last
+    entry = metadata.get_by_role("row").filter(has_text=key).first
+    for label in ("[Show JSON]", "[Show Markdown]"):
+        expander = entry.get_by_text(label, exact=True)
+        if not expander.count():
+            continue
+        expander.first.click()
+        page.wait_for_timeout(500)
+        return page.get_by_role("dialog").last.inner_text()
+    return entry.inner_text()
+
+
+GROUPS = ("models", "serving", "generation", "grading", "scoring", "cost", "leaderboard")
+
+
 def test_the_dagster_ui_shows_the_graph_charts_checks_and_runs(published, browser, ui):
     graph = open_page(browser, f"{ui}/asset-groups")
-    for asset in ("engine_deployment", "benchmark_scores", "cost_rollup", "leaderboard"):
-        graph.get_by_text(asset, exact=True).first.wait_for(timeout=30_000)
+    for group in GROUPS:   # the global lineage draws each group of assets as a node
+        graph.get_by_text(group, exact=True).first.wait_for(timeout=60_000)
 
-    # The leaderboard asset's charts: images that loaded (a broken image has no natural width).
+    # The leaderboard asset's charts: each a picture in its metadata, which loads (a broken one has no width).
     board = open_page(browser, f"{ui}/assets/leaderboard")
-    board.locator("img").first.wait_for(timeout=30_000)
-    widths = board.eval_on_selector_all("img", "images => images.map(image => image.naturalWidth)")
-    assert len(widths) >= 2 and all(width > 0 for width in widths), widths
+    board.get_by_role("row").filter(has_text="pareto_arith").get_by_text("[Show Markdown]").click()
+    board.locator("[role=dialog] img").first.wait_for(timeout=30_000)
+    widths = board.eval_on_selector_all("[role=dialog] img", "images => images.map(image => image.naturalWidth)")
+    assert widths and all(width > 0 for width in widths), widths
 
-    checks = open_page(browser, f"{ui}/assets/benchmark_scores?view=checks", "benchmark_scores_are_valid")
-    checks.get_by_text("Execution history").first.wait_for(timeout=30_000)
+    # The blocking check's evidence: the Great Expectations results of a run that passed.
+    scores = open_page(browser, f"{ui}/assets/benchmark_scores?view=checks", "benchmark_scores_are_valid",
+                       "Execution history")
+    assert "pass_at_1 in [0, 1]" in open_metadata(scores, re.compile("Succeeded|Passed"), "expectations")
 
+    # A WARN regression's findings: the second run's cost, against the first.
     serving = open_page(browser, f"{ui}/assets/published_evaluation?view=checks", "serving_did_not_regress",
                         "Execution history")
-    serving.get_by_role("row").filter(has_text="Failed").first.get_by_role("button").last.click()
-    serving.get_by_text("findings").first.wait_for(timeout=30_000)
-    assert "cost" in serving.inner_text("body")
+    findings = open_metadata(serving, re.compile("Failed|Warning"), "findings")
+    assert "cost" in findings and "regressed" in findings
 
+    # A variant's evaluation runs: both of tiny-test's are listed among the runs.
     with duckdb.connect(published["YARDSTICK_WAREHOUSE"], read_only=True) as connection:
         run_ids = [row[0] for row in connection.execute(
             "SELECT run_id FROM evaluation_runs WHERE variant = 'tiny-test' ORDER BY evaluated_at").fetchall()]
-    runs = open_page(browser, f"{ui}/runs")
+    assert len(run_ids) == 2, json.dumps(run_ids)
+    runs = open_page(browser, f"{ui}/runs?q%5B0%5D=tag%3Adagster%2Fpartition%3Dtiny-test")
     for run_id in run_ids:
         runs.get_by_text(run_id[:8]).first.wait_for(timeout=30_000)
-    assert len(run_ids) == 2, json.dumps(run_ids)
