@@ -4,6 +4,11 @@
 # of deploy/kuberay/raycluster.yaml as one of the engine's nodes, with the GPUs the pod was given, and then becomes
 # vLLM (exec: same process, so the engine step supervises, measures and stops vLLM as on one machine). vLLM, told
 # `--distributed-executor-backend ray`, places its ranks on this pod's GPUs and the Ray workers'.
+#
+# Ray's node is started once per pod and outlives the engine: `ray start` leaves its daemons (the raylet and the agents)
+# running, and they are started in a session of their own (setsid), outside the engine's process group, which the
+# engine step ends whole when it stops the engine. An engine started again in the same step finds the raylet alive and
+# reuses the node; when it is not (it died), the node's remains are stopped and the node is started anew.
 set -eu
 
 if [ -z "${RAY_ADDRESS:-}" ]; then
@@ -12,8 +17,24 @@ if [ -z "${RAY_ADDRESS:-}" ]; then
     exit 2
 fi
 
-# Once per pod: an engine started again in the same step finds this node already in the cluster.
-if [ ! -e /tmp/ray/session_latest ]; then
-    ray start --address="$RAY_ADDRESS" --disable-usage-stats
+# Whether this pod's raylet runs: a process whose command name is `raylet` and that is not a zombie (nothing may reap
+# it in a pod). Read from /proc: the image need not have pgrep.
+raylet_alive() {
+    for process in /proc/[0-9]*; do
+        if [ "$(cat "$process/comm" 2>/dev/null)" = raylet ] \
+                && ! grep -qs '^State:[[:space:]]*Z' "$process/status"; then
+            return 0
+        fi
+    done
+    return 1
+}
+
+if ! raylet_alive; then
+    ray stop --force >/dev/null 2>&1 || true
+    setsid -w ray start --address="$RAY_ADDRESS" --disable-usage-stats
+    if ! raylet_alive; then
+        echo "vllm-on-ray: ray start returned but no raylet runs in this pod; see /tmp/ray/session_latest/logs" >&2
+        exit 1
+    fi
 fi
 exec vllm "$@"

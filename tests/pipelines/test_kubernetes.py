@@ -1,9 +1,11 @@
 """Each variant's step pods on Kubernetes (pipelines/kubernetes.py), as dagster-k8s's own job builder makes them.
 
 The golden files (tests/golden/k8s/<variant>.yaml) are the Kubernetes Jobs the k8s_job_executor would create for a
-variant's steps, built from the variant's executor config the way the executor merges it; after a deliberate change,
-regenerate them with `YARDSTICK_UPDATE_GOLDEN=1 .venv/bin/pytest tests/pipelines/test_kubernetes.py` and review the
-diff.
+variant's steps on the cluster of deploy/: the run launcher the instance builds from the Helm chart's dagster.yaml and
+the code location's container context (both as the chart renders deploy/helm/values.yaml, reconstructed in
+tests/deploy/dagster_chart.py), then the variant's executor config, merged in the order dagster-k8s's step handler
+merges them. After a deliberate change, regenerate them with
+`YARDSTICK_UPDATE_GOLDEN=1 .venv/bin/pytest tests/pipelines/test_kubernetes.py` and review the diff.
 """
 
 import dataclasses
@@ -13,16 +15,19 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from unittest import mock
 
 import kubernetes
 import pytest
 import yaml
+from dagster_k8s import K8sRunLauncher
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import UserDefinedDagsterK8sConfig, construct_dagster_k8s_job, get_k8s_job_name
 
 from assets.matrix import EngineSpec, load_matrix
 from pipelines.cli import main
 from pipelines.kubernetes import (
+    ENGINE_CPUS_PER_GPU,
     ENGINE_STEP,
     QUANTIZE_STEP,
     ClusterNames,
@@ -33,6 +38,7 @@ from pipelines.kubernetes import (
     step_pod_config,
 )
 from tests.conftest import ROOT
+from tests.deploy import dagster_chart
 
 pytestmark = pytest.mark.unit
 
@@ -42,9 +48,9 @@ VARIANTS = sorted(GPU_MATRIX.variants)
 CONFIGS = matrix_pod_configs(GPU_MATRIX)
 GOLDEN = ROOT / "tests" / "golden" / "k8s"
 NAMES = ClusterNames()
-# What the chart's K8sRunLauncher hands every step pod (deploy/helm/values.yaml); the image the user deployment runs.
-LAUNCHER = SimpleNamespace(job_image=None, dagster_home="/opt/dagster/dagster_home",
-                           instance_config_map="dagster-instance", postgres_password_secret="dagster-postgresql-secret")
+CHART_INSTANCE, CODE_LOCATION = dagster_chart.rendered(
+    dagster_chart.values_file(ROOT / "deploy" / "helm" / "values.yaml"), "yardstick")
+# The image the user deployment runs, which the run's code origin names.
 IMAGE = "registry.example/yardstick:golden"
 # A step with no config of its own stands for every such step (benchmark_items, graded_answers, ...).
 PLAIN_STEP = "model_snapshot"
@@ -57,13 +63,33 @@ ENGINE_GPUS = {"r1-qwen-32b-bf16-2xh100": 2, "r1-llama-70b-bf16-4xh100": 4, "r1-
 API_KEYS = {"deepseek-reasoner-api": "DEEPSEEK_API_KEY", "deepseek-reasoner-api-nightly": "DEEPSEEK_API_KEY",
             "together-r1-0528-api": "TOGETHER_API_KEY", "o4-mini-api": "OPENAI_API_KEY"}
 GPU_LABELS = {"h100": "NVIDIA-H100-80GB-HBM3", "h200": "NVIDIA-H200"}
+GPU_MEMORY_GIB = {"h100": 80, "h200": 141}
+# What every step pod inherits from the chart's run launcher and code location (deploy/helm/values.yaml).
+INHERITED_REQUESTS = {"cpu": "500m", "memory": "2Gi"}
+
+
+def chart_run_launcher() -> K8sRunLauncher:
+    """The K8sRunLauncher an instance builds from the chart's dagster.yaml; here outside a cluster, so its loading of
+    the in-cluster client config is skipped (nothing here talks to a cluster)."""
+    with mock.patch("kubernetes.config.load_incluster_config"):
+        return K8sRunLauncher(**CHART_INSTANCE["run_launcher"]["config"])
+
+
+LAUNCHER = chart_run_launcher()
+# A run of the `evaluation` job as dagster-k8s reads it: launched from the code location, so its code origin carries
+# the location's container context; no run tags reach step pods.
+RUN = SimpleNamespace(
+    job_code_origin=SimpleNamespace(repository_origin=SimpleNamespace(container_context=CODE_LOCATION)), tags={})
 
 
 def step_job(variant: str, step: str) -> kubernetes.client.V1Job:
-    """The Job the k8s_job_executor makes for `step` of a run of `variant`: its run config's `step_k8s_config`, then
-    the op's `per_step_k8s_config`, merged as the executor merges them, built by dagster-k8s's job builder."""
+    """The Job the k8s_job_executor makes for `step` of a run of `variant`, merged as its step handler merges it: the
+    run launcher's settings and the code location's, then the run config's `step_k8s_config`, then the op's
+    `per_step_k8s_config`; built by dagster-k8s's job builder."""
     config = CONFIGS[variant]
-    context = K8sContainerContext(run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(config["step_k8s_config"]))
+    context = K8sContainerContext.create_for_run(RUN, LAUNCHER, include_run_tags=False)
+    context = context.merge(K8sContainerContext(
+        run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(config["step_k8s_config"])))
     context = context.merge(K8sContainerContext(run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(
         config["per_step_k8s_config"].get(step, {}))))
     job_name = f"dagster-step-{get_k8s_job_name(f'golden-{variant}', step)}"
@@ -74,7 +100,10 @@ def step_job(variant: str, step: str) -> kubernetes.client.V1Job:
         pod_name=job_name,
         component="step_worker",
         user_defined_k8s_config=context.run_k8s_config,
-        labels={"dagster/job": "evaluation", "dagster/op": step},
+        # The step handler's labels and env, less what only a real run has (its id, its serialized step arguments).
+        labels={"dagster/job": "evaluation", "dagster/op": step, "dagster/code-location": "yardstick"},
+        env_vars=[{"name": "DAGSTER_RUN_JOB_NAME", "value": "evaluation"},
+                  {"name": "DAGSTER_RUN_STEP_KEY", "value": step}],
     )
 
 
@@ -122,6 +151,44 @@ def test_every_step_mounts_the_model_cache_and_may_read_the_hub_token(variant):
         assert (token.name, token.key, token.optional) == ("yardstick-keys", "HF_TOKEN", True)
     spec, container = pod(variant, PLAIN_STEP)
     assert not (container.resources.limits or {}) and not spec.node_selector
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_step_pods_carry_what_the_chart_gives_every_pod(variant):
+    """The launcher's and the code location's settings, which a step pod inherits: the image pull policy, the
+    service account, the warehouse secret and the location's env, and the 500m CPU / 2 GiB requests."""
+    for step in (PLAIN_STEP, ENGINE_STEP):
+        spec, container = pod(variant, step)
+        assert container.image_pull_policy == "IfNotPresent"
+        assert spec.service_account_name == "dagster-dagster-user-deployments-user-deployments"
+        assert spec.automount_service_account_token is True
+        assert [source.secret_ref.name for source in container.env_from if source.secret_ref] == ["yardstick-warehouse"]
+        env = env_of(container)
+        assert env["YARDSTICK_EXECUTOR"].value == "k8s"
+        assert env["YARDSTICK_MATRIX"].value == "/opt/yardstick/app/pipelines/matrix.gpu.yaml"
+    assert pod(variant, PLAIN_STEP)[1].resources.requests == INHERITED_REQUESTS
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_engine_pod_requests_cpu_and_memory_for_its_gpus(variant):
+    """Not the 500m CPU and 2 GiB every pod inherits: ENGINE_CPUS_PER_GPU cores and the GPUs' memory in host memory."""
+    requests = pod(variant, ENGINE_STEP)[1].resources.requests
+    if variant in API_KEYS:
+        assert requests == INHERITED_REQUESTS
+        return
+    gpus = ENGINE_GPUS.get(variant, 1)
+    memory = GPU_MEMORY_GIB["h200" if "h200" in variant else "h100"] * gpus
+    assert requests == {"cpu": str(ENGINE_CPUS_PER_GPU * gpus), "memory": f"{memory}Gi"}
+
+
+def test_the_ray_workers_ask_what_the_engine_pod_asks():
+    """The RayCluster's workers are the other nodes of r1-671b-fp8-2x8xh100's engine: the same requests per node."""
+    cluster = yaml.safe_load((ROOT / "deploy" / "kuberay" / "raycluster.yaml").read_text())
+    (workers,) = cluster["spec"]["workerGroupSpecs"]
+    worker = workers["template"]["spec"]["containers"][0]["resources"]
+    engine = pod("r1-671b-fp8-2x8xh100", ENGINE_STEP)[1].resources
+    assert worker["requests"] == engine.requests
+    assert worker["limits"]["nvidia.com/gpu"] == int(engine.limits["nvidia.com/gpu"])
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
