@@ -16,6 +16,7 @@ from assets.engine.loadtest import Endpoint
 from assets.engine.serving import endpoint_gpus, serving_rows
 from assets.matrix import load_matrix
 from pipelines.cli import main as yardstick
+from resources.ports import port_listeners
 from tests.engine.test_gpu_telemetry import fake_nvml
 from tests.instruments.reference_server import running_reference_server
 
@@ -61,7 +62,7 @@ def test_bench_and_serving_benchmark_measure_through_the_same_loop(server, tmp_p
                                                requests_per_level=4, warmup_requests=0, input_len=8, output_len=64))
     logged = []
     levels, requests = serving_rows(Endpoint(server, "reference"), variant, (), {"CUDA_VISIBLE_DEVICES": "0,1"},
-                                    logged.append)
+                                    logged.append, port_listeners)
 
     assert set(bench_gpus) == GPU_ROW_COLUMNS <= set(levels[0])
     for row in (bench_gpus, levels[0]):

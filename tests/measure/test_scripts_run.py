@@ -4,7 +4,6 @@ what it prints is checked for the figures it exists to give. The numbers themsel
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -108,15 +107,6 @@ def test_guidellm_side_by_side(tiny_model):
     out = _run("guidellm_side_by_side", "--guidellm", shutil.which("guidellm"), "--tokenizer", str(tiny_model),
                "--levels", "1:4", "--output-len", "4")
     assert "| guidellm | 1 |" in out and "| yardstick | 1 |" in out
-
-
-@pytest.mark.skipif(importlib.util.find_spec("playwright") is None or not Path("/usr/bin/chromium").exists(),
-                    reason="ui_history drives a headless Chromium through playwright over what `make run` wrote; "
-                           "Chromium or playwright is not installed here (`apt-get install chromium`, "
-                           "`.venv/bin/pip install playwright`)")
-def test_ui_history(tmp_path):
-    out = _run("ui_history", "--out", str(tmp_path))
-    assert "screenshot" in out and any(tmp_path.iterdir())
 
 
 def test_every_script_has_a_smoke_test():
